@@ -1,0 +1,3 @@
+"""character."""
+
+from __future__ import annotations

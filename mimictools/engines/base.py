@@ -1,0 +1,118 @@
+"""The narrow Engine protocol every physics backend implements (mujoco CPU, mjwarp GPU, isaacgym).
+
+Tasks see only this protocol and torch tensors; they never import an engine module, and an engine
+never imports a task. All conversions of conventions (quaternion order, body/DoF order, hinge angles
+vs exponential maps) happen inside the engine adapter.
+
+State conventions (same as the motion files and `mimictools.character.kinematics`):
+- world frame, Z-up, metres, radians, seconds; quaternions (w, x, y, z);
+- ``dof_pos`` is in *motion DoF space*: for a 3-DoF (spherical) joint the three values are an
+  exponential map of the joint's local rotation, for a 1-DoF joint the hinge angle;
+- ``dof_vel`` for a spherical joint is the joint's angular velocity expressed in the child body frame
+  (rad/s), for a hinge the hinge rate — the same definition MotionLib uses for reference velocities;
+- bodies are in the Character's depth-first order (body 0 = root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mimictools.character.model import Character
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How to build an engine. Frequencies in Hz; ``control_mode`` 'pos' = PD position targets."""
+
+    num_envs: int
+    """Number of parallel simulated characters."""
+    control_freq: float = 30.0
+    """Policy / action rate (Hz)."""
+    sim_freq: float = 240.0
+    """Physics rate (Hz); must be an integer multiple of ``control_freq``."""
+    control_mode: str = "pos"
+    """Only 'pos' (PD targets in motion DoF space) is supported."""
+    device: str = "cpu"
+    """torch device of the tensors the engine returns."""
+    num_threads: int = 0
+    """CPU engines: worker threads (0 = all cores)."""
+    ground: bool = True
+    """Add a ground plane at z = 0."""
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per control step."""
+        return int(round(self.sim_freq / self.control_freq))
+
+
+@dataclass
+class SimState:
+    """Batched root + DoF state. Shapes: (n, 3), (n, 4), (n, 3), (n, 3), (n, num_dofs), (n, num_dofs)."""
+
+    root_pos: Tensor
+    root_rot: Tensor
+    root_vel: Tensor
+    root_ang_vel: Tensor
+    dof_pos: Tensor
+    dof_vel: Tensor
+
+    def index(self, ids: Tensor) -> "SimState":
+        """The sub-batch ``ids`` (a 1-D index tensor)."""
+        return SimState(*(t[ids] for t in self.fields()))
+
+    def fields(self) -> Sequence[Tensor]:
+        return (self.root_pos, self.root_rot, self.root_vel, self.root_ang_vel, self.dof_pos, self.dof_vel)
+
+
+class Engine(Protocol):
+    """What a task needs from physics. All tensors live on ``device``; shapes name ``num_envs`` = n."""
+
+    character: "Character"
+    num_envs: int
+    device: torch.device
+    control_dt: float
+    """Seconds per control step (1 / control_freq)."""
+    sim_dt: float
+    """Seconds per physics step."""
+
+    def set_state(self, env_ids: Tensor, state: SimState) -> None:
+        """Teleport envs ``env_ids`` (1-D long tensor) to ``state`` (batch len(env_ids)); forward kinematics is refreshed."""
+        ...
+
+    def get_state(self) -> SimState:
+        """Root and DoF state of all envs."""
+        ...
+
+    def body_pos(self) -> Tensor:
+        """World body origins. Shape (n, num_bodies, 3), metres."""
+        ...
+
+    def body_rot(self) -> Tensor:
+        """World body orientations. Shape (n, num_bodies, 4), wxyz."""
+        ...
+
+    def contact_forces(self) -> Tensor:
+        """Net ground-contact force on each body summed over the last control step. Shape (n, num_bodies, 3), newtons."""
+        ...
+
+    def step(self, dof_targets: Tensor) -> None:
+        """Advance one control step: PD towards ``dof_targets`` (n, num_dofs, motion DoF space) for ``substeps`` physics steps."""
+        ...
+
+    def close(self) -> None:
+        """Release native resources."""
+        ...
+
+
+def check_env_ids(env_ids: Optional[Tensor], num_envs: int, device: torch.device) -> Tensor:
+    """Validate/normalise an env-id index: None means all envs. Returns a 1-D long tensor on ``device``."""
+    if env_ids is None:
+        return torch.arange(num_envs, device=device)
+    if env_ids.dim() != 1:
+        raise ValueError(f"env_ids must be 1-D, got shape {tuple(env_ids.shape)}")
+    return env_ids.to(device=device, dtype=torch.long)

@@ -1,0 +1,48 @@
+"""One error hierarchy for the whole library.
+
+Messages say what was wrong, where (file, frame, column, joint name) and what is valid.
+The CLI turns any `MimicToolsError` into a one-line red message and exit code 2 (bad input);
+library code validates with `raise`, never `assert`.
+"""
+
+from __future__ import annotations
+
+
+class MimicToolsError(Exception):
+    """Base class: bad input or an unsupported request. CLI exit code 2."""
+
+    exit_code = 2
+
+
+class MotionFormatError(MimicToolsError):
+    """A motion file (pkl/txt/bvh/yaml) is malformed, truncated or unsafe."""
+
+
+class UnsafePickleError(MotionFormatError):
+    """A pickle tried to load a class or call a function outside the allow-list."""
+
+
+class CharacterError(MimicToolsError):
+    """An MJCF character is malformed or uses a construct we do not support."""
+
+
+class ConfigError(MimicToolsError):
+    """A config file or --set override has an unknown key or an invalid value."""
+
+
+class NotSupportedError(MimicToolsError):
+    """A valid request for a feature that is not built yet."""
+
+
+class EngineError(MimicToolsError):
+    """A simulation engine is unavailable or was used incorrectly."""
+
+
+class CheckpointError(MimicToolsError):
+    """A checkpoint is missing, corrupt or incompatible."""
+
+
+class TrainingDivergedError(MimicToolsError):
+    """NaN/inf appeared in observations, actions or losses during training."""
+
+    exit_code = 1

@@ -1,0 +1,3 @@
+"""eval."""
+
+from __future__ import annotations

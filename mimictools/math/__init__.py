@@ -1,0 +1,3 @@
+"""math."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""motion."""
+
+from __future__ import annotations

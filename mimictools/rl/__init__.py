@@ -1,0 +1,3 @@
+"""rl."""
+
+from __future__ import annotations

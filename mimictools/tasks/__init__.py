@@ -1,0 +1,3 @@
+"""tasks."""
+
+from __future__ import annotations
