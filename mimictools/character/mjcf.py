@@ -1,0 +1,491 @@
+"""Parse an MJCF (MuJoCo XML) character into a ``Character``, with ``xml.etree`` only (no MuJoCo needed).
+
+What is supported, and how it maps to the DoF layout (see ``mimictools.character.model``):
+
+- one root body under ``<worldbody>`` with a free joint (``<freejoint/>`` or ``<joint type="free"/>``);
+- per non-root body: no joint (welded), one ``hinge`` (1 DoF), three ``hinge`` joints with orthonormal
+  axes (a 3-DoF spherical joint, composed ``R(axis1, q1) R(axis2, q2) R(axis3, q3)`` as MuJoCo does),
+  or one ``ball`` joint (3 DoF);
+- body/geom orientation from ``quat``, ``euler`` (``<compiler eulerseq>``), ``axisangle``, ``xyaxes``,
+  ``zaxis``; angles in ``<compiler angle="degree|radian">`` units (MuJoCo's default is degree);
+- ``<default>`` classes (nested, ``class`` and ``childclass``); joint ``limited``/``range`` (converted to
+  radians), ``stiffness``/``damping`` (read as PD gains), ``armature``, ``actuatorfrcrange`` (effort limit);
+- geoms with ``fromto`` resolved to centre + orientation + half-length.
+
+Anything else that changes the kinematics (``<include>``, ``<frame>``, slide joints, joint ``pos``/``ref``
+offsets, two hinges on one body, ...) raises ``CharacterError`` naming the file, the body or joint and
+what is supported. Elements that do not affect kinematics (sites, cameras, inertials, actuators, assets)
+are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from mimictools.character.model import Character, Geom, Joint
+from mimictools.errors import CharacterError
+
+__all__ = ["load_character", "load_character_from_string"]
+
+_ORIENT_ATTRS = ("quat", "axisangle", "euler", "xyaxes", "zaxis")
+_REJECTED_ELEMENTS = {
+    "include": "<include> is not supported: inline the included file into one MJCF",
+    "frame": "<frame> is not supported: fold its pos/orientation into the child bodies",
+    "replicate": "<replicate> is not supported: write the copies out explicitly",
+    "attach": "<attach> is not supported: merge the attached model into one MJCF",
+    "composite": "<composite> is not supported (soft bodies have no place in a character)",
+    "flexcomp": "<flexcomp> is not supported (soft bodies have no place in a character)",
+}
+_ORTHO_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class _Compiler:
+    angle_scale: float
+    """Multiply angle attributes by this to get radians (pi/180 for degree)."""
+    eulerseq: str
+    autolimits: bool
+
+
+class _Ctx:
+    """Parse context: source name, compiler settings, default classes."""
+
+    def __init__(self, source: str, compiler: _Compiler, defaults: Dict[str, Dict[str, Dict[str, str]]]):
+        self.source = source
+        self.compiler = compiler
+        self.defaults = defaults
+
+    def error(self, msg: str) -> CharacterError:
+        return CharacterError(f"{self.source}: {msg}")
+
+    def lookup(self, elem: ET.Element, cls: str) -> Callable[[str], Optional[str]]:
+        """Attribute getter: the element's own value, else its default class's value, else None."""
+        own_cls = elem.get("class", cls)
+        if own_cls not in self.defaults:
+            raise self.error(
+                f"<{elem.tag} name={elem.get('name', '')!r}> uses class {own_cls!r}, which is not defined; "
+                f"defined classes: {', '.join(sorted(self.defaults))}"
+            )
+        dflt = self.defaults[own_cls].get(elem.tag, {})
+
+        def get(attr: str) -> Optional[str]:
+            value = elem.get(attr)
+            return value if value is not None else dflt.get(attr)
+
+        return get
+
+
+# ---- public API ------------------------------------------------------------------------------------
+
+
+def load_character(path: Union[str, Path]) -> Character:
+    """Load an MJCF file as a ``Character`` (raises ``CharacterError`` for unsupported models)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CharacterError(f"{p}: character file not found (expected an MJCF .xml)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CharacterError(f"{p}: cannot read character file: {exc}") from None
+    return load_character_from_string(text, source=str(p), default_name=p.stem)
+
+
+def load_character_from_string(xml: str, source: str = "<string>", default_name: str = "character") -> Character:
+    """Parse MJCF text; ``source`` names it in error messages and ``Character.source``."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise CharacterError(f"{source}: not valid XML: {exc}") from None
+    if root.tag != "mujoco":
+        raise CharacterError(f"{source}: root element is <{root.tag}>, expected <mujoco> (an MJCF file)")
+    for elem in root.iter():
+        if elem.tag in _REJECTED_ELEMENTS:
+            raise CharacterError(f"{source}: {_REJECTED_ELEMENTS[elem.tag]}")
+
+    compiler = _parse_compiler(root, source)
+    defaults: Dict[str, Dict[str, Dict[str, str]]] = {"main": {}}
+    for d in root.findall("default"):
+        _parse_default(d, "main", defaults, source, top=True)
+    ctx = _Ctx(source, compiler, defaults)
+
+    worldbody = root.findall("worldbody")
+    bodies = [b for wb in worldbody for b in wb.findall("body")]
+    if not bodies:
+        raise ctx.error("<worldbody> has no <body>; a character needs one root body with a free joint")
+    if len(bodies) > 1:
+        names = ", ".join(repr(b.get("name", "")) for b in bodies)
+        raise ctx.error(
+            f"<worldbody> has {len(bodies)} root bodies ({names}); exactly one root body (the character) is supported"
+        )
+
+    builder = _Builder(ctx)
+    builder.visit(bodies[0], parent=-1, cls="main")
+    name = root.get("model") or default_name
+    return Character(
+        name=name,
+        source=source,
+        body_names=tuple(builder.body_names),
+        parents=tuple(builder.parents),
+        local_pos=np.array(builder.local_pos, dtype=np.float64).reshape(-1, 3),
+        local_quat=np.array(builder.local_quat, dtype=np.float64).reshape(-1, 4),
+        joints=tuple(builder.joints),
+        geoms=tuple(builder.geoms),
+    )
+
+
+# ---- compiler and defaults ----------------------------------------------------------------------------
+
+
+def _parse_compiler(root: ET.Element, source: str) -> _Compiler:
+    angle, eulerseq, autolimits = "degree", "xyz", "true"
+    for c in root.findall("compiler"):
+        angle = c.get("angle", angle)
+        eulerseq = c.get("eulerseq", eulerseq)
+        autolimits = c.get("autolimits", autolimits)
+        if c.get("coordinate", "local") != "local":
+            raise CharacterError(f"{source}: <compiler coordinate={c.get('coordinate')!r}> is not supported; use 'local'")
+    if angle not in ("degree", "radian"):
+        raise CharacterError(f"{source}: <compiler angle={angle!r}> is invalid; use 'degree' or 'radian'")
+    if len(eulerseq) != 3 or any(ch not in "xyzXYZ" for ch in eulerseq):
+        raise CharacterError(f"{source}: <compiler eulerseq={eulerseq!r}> is invalid; use 3 of x y z X Y Z (e.g. 'xyz')")
+    return _Compiler(
+        angle_scale=math.pi / 180.0 if angle == "degree" else 1.0,
+        eulerseq=eulerseq,
+        autolimits=autolimits == "true",
+    )
+
+
+def _parse_default(
+    elem: ET.Element, parent: str, out: Dict[str, Dict[str, Dict[str, str]]], source: str, top: bool = False
+) -> None:
+    name = elem.get("class", "main" if top else None)
+    if name is None:
+        raise CharacterError(f"{source}: a nested <default> has no class attribute")
+    if name in out and not (top and name == "main"):
+        raise CharacterError(f"{source}: default class {name!r} is defined twice")
+    inherited = out.get(parent, {}) if not (top and name == "main") else out.get("main", {})
+    merged = {tag: dict(attrs) for tag, attrs in inherited.items()}
+    for child in elem:
+        if child.tag == "default":
+            continue
+        merged.setdefault(child.tag, {}).update(child.attrib)
+    out[name] = merged
+    for child in elem.findall("default"):
+        _parse_default(child, name, out, source)
+
+
+# ---- attribute helpers ----------------------------------------------------------------------------------
+
+
+def _floats(ctx: _Ctx, value: Optional[str], n: Optional[int], what: str) -> Optional[np.ndarray]:
+    if value is None:
+        return None
+    try:
+        arr = np.array([float(v) for v in value.split()], dtype=np.float64)
+    except ValueError:
+        raise ctx.error(f"{what}: cannot parse {value!r} as numbers") from None
+    if n is not None and arr.size != n:
+        raise ctx.error(f"{what}: expected {n} numbers, got {arr.size} ({value!r})")
+    return arr
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return np.array(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ]
+    )
+
+
+def _axis_angle_quat(axis: np.ndarray, angle: float) -> np.ndarray:
+    return np.concatenate([[math.cos(0.5 * angle)], axis * math.sin(0.5 * angle)])
+
+
+def _mat_to_quat(m: np.ndarray) -> np.ndarray:
+    """Rotation matrix (3, 3) -> unit quaternion wxyz with w >= 0."""
+    tr = m[0, 0] + m[1, 1] + m[2, 2]
+    if tr > 0:
+        s = 2.0 * math.sqrt(1.0 + tr)
+        q = np.array([0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s])
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = np.array([(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s])
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = np.array([(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s])
+    else:
+        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = np.array([(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s])
+    q = q / np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def _z_to_quat(ctx: _Ctx, vec: np.ndarray, what: str) -> np.ndarray:
+    """Shortest rotation taking +z onto ``vec`` (MuJoCo's zaxis / fromto convention)."""
+    n = np.linalg.norm(vec)
+    if n < 1e-12:
+        raise ctx.error(f"{what}: zero-length direction")
+    v = vec / n
+    axis = np.cross([0.0, 0.0, 1.0], v)
+    s = np.linalg.norm(axis)
+    if s < 1e-12:
+        return np.array([1.0, 0.0, 0.0, 0.0]) if v[2] > 0 else np.array([0.0, 1.0, 0.0, 0.0])
+    return _axis_angle_quat(axis / s, math.atan2(s, v[2]))
+
+
+def _orientation(ctx: _Ctx, get: Callable[[str], Optional[str]], what: str) -> np.ndarray:
+    """Unit quaternion (wxyz) from whichever single orientation attribute is present (identity if none)."""
+    present = [a for a in _ORIENT_ATTRS if get(a) is not None]
+    if len(present) > 1:
+        raise ctx.error(f"{what}: has {' and '.join(present)}; MJCF allows only one orientation attribute")
+    if not present:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    attr = present[0]
+    scale = ctx.compiler.angle_scale
+    if attr == "quat":
+        q = _floats(ctx, get("quat"), 4, f"{what} quat")
+        n = np.linalg.norm(q)
+        if n < 1e-12:
+            raise ctx.error(f"{what}: quat is zero")
+        return q / n
+    if attr == "axisangle":
+        aa = _floats(ctx, get("axisangle"), 4, f"{what} axisangle")
+        n = np.linalg.norm(aa[:3])
+        if n < 1e-12:
+            raise ctx.error(f"{what}: axisangle has a zero axis")
+        return _axis_angle_quat(aa[:3] / n, aa[3] * scale)
+    if attr == "euler":
+        angles = _floats(ctx, get("euler"), 3, f"{what} euler") * scale
+        q = np.array([1.0, 0.0, 0.0, 0.0])
+        for ch, ang in zip(ctx.compiler.eulerseq, angles):
+            axis = np.zeros(3)
+            axis["xyz".index(ch.lower())] = 1.0
+            r = _axis_angle_quat(axis, ang)
+            # lower case: axes move with the frame (post-multiply); upper case: fixed axes (pre-multiply)
+            q = _quat_mul(q, r) if ch.islower() else _quat_mul(r, q)
+        return q / np.linalg.norm(q)
+    if attr == "xyaxes":
+        xy = _floats(ctx, get("xyaxes"), 6, f"{what} xyaxes")
+        x = xy[:3] / max(np.linalg.norm(xy[:3]), 1e-12)
+        y = xy[3:] - x * np.dot(x, xy[3:])
+        ny = np.linalg.norm(y)
+        if ny < 1e-12:
+            raise ctx.error(f"{what}: xyaxes x and y are parallel")
+        y = y / ny
+        return _mat_to_quat(np.stack([x, y, np.cross(x, y)], axis=1))
+    return _z_to_quat(ctx, _floats(ctx, get("zaxis"), 3, f"{what} zaxis"), f"{what} zaxis")
+
+
+def _limits(
+    ctx: _Ctx, get: Callable[[str], Optional[str]], limited_attr: str, range_attr: str, what: str, angular: bool
+) -> Optional[np.ndarray]:
+    """(low, high) if limited (angles converted to radians), else None. MuJoCo's 'auto' rule applies."""
+    rng = _floats(ctx, get(range_attr), 2, f"{what} {range_attr}")
+    limited = get(limited_attr) or "auto"
+    if limited not in ("true", "false", "auto"):
+        raise ctx.error(f"{what}: {limited_attr}={limited!r} is invalid; use true, false or auto")
+    on = limited == "true" or (limited == "auto" and ctx.compiler.autolimits and rng is not None)
+    if not on:
+        return None
+    if rng is None:
+        raise ctx.error(f"{what}: {limited_attr}='true' but no {range_attr} is given")
+    if rng[0] > rng[1]:
+        raise ctx.error(f"{what}: {range_attr} lower bound {rng[0]} is above the upper bound {rng[1]}")
+    return rng * ctx.compiler.angle_scale if angular else rng
+
+
+# ---- the body tree ---------------------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, ctx: _Ctx):
+        self.ctx = ctx
+        self.body_names: List[str] = []
+        self.parents: List[int] = []
+        self.local_pos: List[np.ndarray] = []
+        self.local_quat: List[np.ndarray] = []
+        self.joints: List[Joint] = []
+        self.geoms: List[Geom] = []
+        self.dof_offset = 0
+
+    def visit(self, body: ET.Element, parent: int, cls: str) -> None:
+        ctx = self.ctx
+        index = len(self.body_names)
+        name = body.get("name") or f"body{index}"
+        if name in self.body_names:
+            raise ctx.error(f"body name {name!r} is used twice")
+        cls = body.get("childclass", cls)
+        if cls not in ctx.defaults:
+            raise ctx.error(f"body {name!r}: childclass {cls!r} is not defined")
+        where = f"body {name!r}"
+        pos = _floats(ctx, body.get("pos"), 3, f"{where} pos")
+        self.body_names.append(name)
+        self.parents.append(parent)
+        self.local_pos.append(pos if pos is not None else np.zeros(3))
+        self.local_quat.append(_orientation(ctx, body.get, where))
+
+        joint_elems = [e for e in body if e.tag in ("joint", "freejoint")]
+        if parent < 0:
+            self._root_joint(joint_elems, name, cls)
+        else:
+            self._body_joints(joint_elems, index, name, cls)
+        for k, g in enumerate(e for e in body if e.tag == "geom"):
+            self.geoms.append(self._geom(g, index, name, k, cls))
+        for child in body.findall("body"):
+            self.visit(child, index, cls)
+
+    # root: exactly one free joint
+    def _root_joint(self, elems: List[ET.Element], body_name: str, cls: str) -> None:
+        ctx = self.ctx
+        kinds = []
+        for e in elems:
+            kinds.append("free" if e.tag == "freejoint" else (ctx.lookup(e, cls)("type") or "hinge"))
+        if kinds != ["free"]:
+            got = ", ".join(kinds) if kinds else "no joint"
+            raise ctx.error(
+                f"root body {body_name!r} has {got}; the root body must have exactly one free joint "
+                "(<freejoint/>): fixed-base or partially actuated roots are not supported"
+            )
+        e = elems[0]
+        if e.tag == "joint":
+            jpos = _floats(ctx, ctx.lookup(e, cls)("pos"), 3, f"root joint of {body_name!r} pos")
+            if jpos is not None and np.any(jpos != 0):
+                raise ctx.error(f"root free joint of body {body_name!r} has pos={e.get('pos')!r}; only pos='0 0 0' is supported")
+
+    def _body_joints(self, elems: List[ET.Element], body: int, body_name: str, cls: str) -> None:
+        ctx = self.ctx
+        if not elems:
+            return  # welded to the parent
+        parsed = []
+        for k, e in enumerate(elems):
+            get = ctx.lookup(e, cls) if e.tag == "joint" else (lambda attr, e=e: e.get(attr))
+            jtype = "free" if e.tag == "freejoint" else (get("type") or "hinge")
+            jname = e.get("name") or f"{body_name}_joint{k}"
+            where = f"joint {jname!r} (body {body_name!r})"
+            if jtype == "free":
+                raise ctx.error(f"{where}: a free joint is only supported on the root body")
+            if jtype == "slide":
+                raise ctx.error(
+                    f"{where}: slide joints are not supported; joints must be hinge (1 or 3 per body) or ball"
+                )
+            if jtype not in ("hinge", "ball"):
+                raise ctx.error(f"{where}: unknown joint type {jtype!r}; supported: hinge, ball (and free on the root)")
+            jpos = _floats(ctx, get("pos"), 3, f"{where} pos")
+            if jpos is not None and np.any(jpos != 0):
+                raise ctx.error(
+                    f"{where}: joint pos={get('pos')!r} is not supported; joints must sit at the body origin "
+                    "(move the offset into the body pos)"
+                )
+            ref = get("ref")
+            if ref is not None and float(ref) != 0.0:
+                raise ctx.error(f"{where}: ref={ref!r} is not supported; only ref=0")
+            axis = _floats(ctx, get("axis"), 3, f"{where} axis")
+            axis = np.array([0.0, 0.0, 1.0]) if axis is None else axis
+            n = np.linalg.norm(axis)
+            if n < 1e-12:
+                raise ctx.error(f"{where}: axis is zero")
+            if jtype == "hinge":
+                lim = _limits(ctx, get, "limited", "range", where, angular=True)
+            else:
+                lim = _limits(ctx, get, "limited", "range", where, angular=True)
+                if lim is not None:
+                    lim = np.array([0.0, lim[1]])
+            frc = _limits(ctx, get, "actuatorfrclimited", "actuatorfrcrange", where, angular=False)
+            parsed.append(
+                dict(
+                    name=jname,
+                    type=jtype,
+                    axis=axis / n,
+                    low=-math.inf if lim is None else lim[0],
+                    high=math.inf if lim is None else lim[1],
+                    stiffness=float(get("stiffness") or 0.0),
+                    damping=float(get("damping") or 0.0),
+                    armature=float(get("armature") or 0.0),
+                    effort=math.inf if frc is None else float(max(abs(frc[0]), abs(frc[1]))),
+                )
+            )
+        types = [p["type"] for p in parsed]
+        names = [p["name"] for p in parsed]
+        if "ball" in types:
+            if len(parsed) != 1:
+                raise ctx.error(
+                    f"body {body_name!r} has joints {names} ({', '.join(types)}); a ball joint must be the only joint "
+                    "on its body"
+                )
+            kind, axes = "spherical", np.eye(3)
+        elif len(parsed) == 1:
+            kind, axes = "hinge", parsed[0]["axis"][None, :]
+        elif len(parsed) == 3:
+            kind = "spherical"
+            axes = np.stack([p["axis"] for p in parsed])
+            gram = axes @ axes.T
+            if np.max(np.abs(gram - np.eye(3))) > _ORTHO_TOL:
+                raise ctx.error(
+                    f"body {body_name!r}: hinge axes of {names} are not orthogonal ({axes.round(6).tolist()}); "
+                    "three hinges on one body must have orthonormal axes"
+                )
+        else:
+            raise ctx.error(
+                f"body {body_name!r} has {len(parsed)} hinge joints {names}; supported per body: none (welded), "
+                "1 hinge, 3 hinges with orthonormal axes, or 1 ball joint"
+            )
+        is_triple = len(parsed) == 3
+        joint_name = body_name if is_triple else parsed[0]["name"]
+        count = 3 if kind == "spherical" else 1
+        self.joints.append(
+            Joint(
+                name=joint_name,
+                body=body,
+                kind=kind,
+                dof_offset=self.dof_offset,
+                dof_count=count,
+                mjcf_joints=tuple(names),
+                axes=axes,
+                range_low=np.array([p["low"] for p in parsed]),
+                range_high=np.array([p["high"] for p in parsed]),
+                stiffness=np.array([p["stiffness"] for p in parsed]),
+                damping=np.array([p["damping"] for p in parsed]),
+                effort_limit=np.array([p["effort"] for p in parsed]),
+                armature=np.array([p["armature"] for p in parsed]),
+            )
+        )
+        self.dof_offset += count
+
+    def _geom(self, g: ET.Element, body: int, body_name: str, k: int, cls: str) -> Geom:
+        ctx = self.ctx
+        get = ctx.lookup(g, cls)
+        gname = g.get("name") or f"{body_name}_geom{k}"
+        where = f"geom {gname!r} (body {body_name!r})"
+        gtype = get("type") or "sphere"
+        size = _floats(ctx, get("size"), None, f"{where} size")
+        size = np.zeros(0) if size is None else size
+        fromto = _floats(ctx, get("fromto"), 6, f"{where} fromto")
+        if fromto is not None and gtype in ("capsule", "cylinder", "box", "ellipsoid"):
+            a, b = fromto[:3], fromto[3:]
+            half = 0.5 * float(np.linalg.norm(b - a))
+            pos = 0.5 * (a + b)
+            quat = _z_to_quat(ctx, b - a, f"{where} fromto")
+            if gtype in ("capsule", "cylinder"):
+                if size.size < 1:
+                    raise ctx.error(f"{where}: {gtype} with fromto needs size='radius'")
+                size = np.array([size[0], half])
+            else:
+                if size.size < 2:
+                    raise ctx.error(f"{where}: {gtype} with fromto needs two sizes")
+                size = np.array([size[0], size[1], half])
+        else:
+            pos = _floats(ctx, get("pos"), 3, f"{where} pos")
+            pos = np.zeros(3) if pos is None else pos
+            quat = _orientation(ctx, get, where)
+        return Geom(name=gname, body=body, type=gtype, size=size, pos=pos, quat=quat)

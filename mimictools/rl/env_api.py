@@ -1,0 +1,107 @@
+"""The vectorized-environment interface the RL code is written against, and MimicKit's done flags.
+
+Any env (DeepMimic on MuJoCo, MJWarp or Isaac Gym, or a toy env in a test) that has these
+attributes and methods can be trained by `mimictools.rl.runner.Runner`. Nothing here imports an
+engine or a task.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Dict, Optional, Protocol, Tuple
+
+import torch
+from torch import Tensor
+
+from mimictools.errors import MimicToolsError
+
+__all__ = ["DoneFlag", "VecEnv", "check_env"]
+
+
+class DoneFlag(enum.IntEnum):
+    """Per-env episode status after a step, as MimicKit's ``envs/base_env.py`` ``DoneFlags``.
+
+    How each is bootstrapped is documented in `mimictools.rl.returns`.
+    """
+
+    NULL = 0  #: not done
+    FAIL = 1  #: early termination (fell, drifted off the reference)
+    SUCC = 2  #: task completed, e.g. the end of a clamp (non-looping) clip
+    TIME = 3  #: episode length reached (truncation)
+
+
+class VecEnv(Protocol):
+    """A batch of `num_envs` environments stepped together, all tensors on `device`.
+
+    Attributes:
+        num_envs: number of parallel envs.
+        obs_dim: observation size.
+        action_dim: action size.
+        device: where every tensor in and out lives.
+        action_low, action_high: action bounds, Shape (action_dim,), finite with low < high.
+            The policy works in normalized units: [low, high] maps to [-1, 1].
+    """
+
+    num_envs: int
+    obs_dim: int
+    action_dim: int
+    device: torch.device
+    action_low: Tensor
+    action_high: Tensor
+
+    def reset(self, env_ids: Optional[Tensor] = None) -> Tensor:
+        """Reset envs `env_ids` (Shape (k,), long) or all when None.
+
+        Returns:
+            Observations of the reset envs, Shape (k, obs_dim) (all: (num_envs, obs_dim)).
+        """
+        ...
+
+    def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        """Advance every env one control step with `actions`, Shape (num_envs, action_dim).
+
+        Returns:
+            next_obs: Shape (num_envs, obs_dim); for envs that are done this is the terminal
+                observation: envs are NOT reset automatically (the runner resets them).
+            reward: Shape (num_envs,).
+            done: Shape (num_envs,), integer `DoneFlag` values.
+            info: per-env diagnostics for logging, e.g. tracking errors ``{"root_pos_err": (num_envs,)}``;
+                may be empty. Keys become log columns (``root_pos_err`` -> ``Root_Pos_Err``).
+        """
+        ...
+
+    def set_mode(self, test: bool) -> None:
+        """Switch between training (False) and deterministic evaluation (True), e.g. rand_reset off."""
+        ...
+
+
+def check_env(env: VecEnv) -> None:
+    """Validate the static parts of an env before training.
+
+    Raises:
+        MimicToolsError: a missing attribute, a bad dimension, or action bounds that are not
+            finite with low < high (a joint without limits in the character model, typically).
+    """
+    for name in ("num_envs", "obs_dim", "action_dim", "device", "action_low", "action_high"):
+        if not hasattr(env, name):
+            raise MimicToolsError(f"env {type(env).__name__} has no attribute {name!r} (see rl.env_api.VecEnv)")
+    for name in ("reset", "step", "set_mode"):
+        if not callable(getattr(env, name, None)):
+            raise MimicToolsError(f"env {type(env).__name__} has no method {name}() (see rl.env_api.VecEnv)")
+    for name in ("num_envs", "obs_dim", "action_dim"):
+        v = getattr(env, name)
+        if not isinstance(v, int) or v < 1:
+            raise MimicToolsError(f"env.{name} must be a positive int, got {v!r}")
+    low = torch.as_tensor(env.action_low).detach().cpu().double()
+    high = torch.as_tensor(env.action_high).detach().cpu().double()
+    if low.shape != (env.action_dim,) or high.shape != (env.action_dim,):
+        raise MimicToolsError(
+            f"env.action_low/high must have Shape ({env.action_dim},), got {tuple(low.shape)} and {tuple(high.shape)}"
+        )
+    bad = ~(torch.isfinite(low) & torch.isfinite(high) & (high > low))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise MimicToolsError(
+            f"action bounds of action {i} are [{low[i].item()}, {high[i].item()}]: need finite low < high "
+            "(joints must have limits in the character model)"
+        )

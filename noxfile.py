@@ -1,0 +1,32 @@
+"""nox sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`.
+
+Install the pinned CPU torch first (`pip install torch==2.13.0`): an unpinned torch pulls CUDA wheels.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+TORCH = "torch==2.13.0"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install(TORCH)
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "mimictools", "tests", "scripts")
+    session.run("ruff", "format", "--check", "mimictools", "tests", "scripts")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install(TORCH)
+    session.install("-e", ".[test]", "isaacgym-stubs")
+    session.run("mypy", "--ignore-missing-imports", "mimictools")
