@@ -21,11 +21,11 @@ Paths inside configs (``motion_file``, ``char_file``) are relative to the MimicK
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import dataclasses
 import difflib
 import math
 import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -43,6 +43,7 @@ from mimictools.config.schema import (
     mlp_hidden_sizes,
 )
 from mimictools.errors import ConfigError, NotSupportedError
+from mimictools.io_util import atomic_write_text
 
 __all__ = [
     "apply_overrides",
@@ -74,7 +75,16 @@ _UNSUPPORTED_KEYS: Dict[type, Dict[str, str]] = {
     },
 }
 
-_MIMICKIT_ENVS = ("amp", "ase", "add", "char", "task_location", "task_steering", "view_motion", "static_objects")
+_MIMICKIT_ENVS = (
+    "amp",
+    "ase",
+    "add",
+    "char",
+    "task_location",
+    "task_steering",
+    "view_motion",
+    "static_objects",
+)
 _MIMICKIT_AGENTS = ("AMP", "ASE", "ADD", "AWR", "BC", "DM", "HRL")
 _ENGINES = ("mujoco", "mjwarp", "isaacgym")
 _MIMICKIT_ONLY_ENGINES = ("isaac_lab", "warp", "ovphysx")
@@ -94,9 +104,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=deep)
     return out
 
@@ -127,7 +135,9 @@ def read_yaml(path: PathLike) -> Dict[str, Any]:
     if data is None:
         raise ConfigError(f"{p}: config file is empty")
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of key: value at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{p}: expected a mapping of key: value at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -347,7 +357,9 @@ def _validate_model(m: ModelConfig, source: str, prefix: str) -> None:
             f"{source}: {prefix}actor_std_type {m.actor_std_type!r} is not supported yet (built: 'FIXED')"
         )
     _require(m.actor_std_type == "FIXED", source, prefix + "actor_std_type", m.actor_std_type, "'FIXED'")
-    _require(m.action_std > 0 and math.isfinite(m.action_std), source, prefix + "action_std", m.action_std, "> 0")
+    _require(
+        m.action_std > 0 and math.isfinite(m.action_std), source, prefix + "action_std", m.action_std, "> 0"
+    )
     _require(
         m.actor_init_output_scale >= 0,
         source,
@@ -411,7 +423,9 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
             + _suggest(e.engine_name, list(_ENGINES) + list(ENGINE_ALIASES))
         )
     if e.control_mode in _CONTROL_MODES_NOT_BUILT:
-        raise NotSupportedError(f"{source}: control_mode {e.control_mode!r} is not supported yet (built: 'pos')")
+        raise NotSupportedError(
+            f"{source}: control_mode {e.control_mode!r} is not supported yet (built: 'pos')"
+        )
     _require(e.control_mode == "pos", source, "control_mode", e.control_mode, "'pos'")
     _require(e.control_freq >= 1, source, "control_freq", e.control_freq, ">= 1 Hz")
     _require(
@@ -555,28 +569,11 @@ def to_dict(cfg: Any) -> Dict[str, Any]:
     return plain(cfg)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, str(path))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class _Dumper(yaml.SafeDumper):
     """Sections as blocks, lists on one line (``tar_obs_steps: [1, 2, 3]``) as MimicKit writes them."""
 
 
-_Dumper.add_representer(
-    list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
-)
+_Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 
 
 def dump_resolved(cfg: Any, path: PathLike, header: Optional[str] = None) -> Path:
@@ -592,7 +589,7 @@ def dump_resolved(cfg: Any, path: PathLike, header: Optional[str] = None) -> Pat
     if header:
         lines += ["# " + line for line in header.splitlines()]
     body = yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110)
-    _atomic_write_text(p, "\n".join(lines) + "\n" + body)
+    atomic_write_text(p, "\n".join(lines) + "\n" + body)
     return p
 
 

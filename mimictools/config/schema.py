@@ -15,6 +15,7 @@ Validation of values that are valid YAML but not something we build is done by t
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ __all__ = [
     "mlp_hidden_sizes",
 ]
 
+
 def _f(default: Any, doc: str) -> Any:
     """A dataclass field with a default and its documentation (units included)."""
     if isinstance(default, (list, dict, set)):
@@ -45,7 +47,9 @@ def _nested(factory: Any, doc: str) -> Any:
 
 
 # MimicKit humanoid rest pose: root pos (3, m), root rot expmap (3), 28 joint dofs (rad).
-_HUMANOID_INIT_POSE = (0.0, 0.0, 0.882416, 0.0, 0.0, 0.0) + (0.0,) * 6 + (1.5708, 0.0, 0.0, 0.0, -1.5708) + (0.0,) * 17
+_HUMANOID_INIT_POSE = (
+    (0.0, 0.0, 0.882416, 0.0, 0.0, 0.0) + (0.0,) * 6 + (1.5708, 0.0, 0.0, 0.0, -1.5708) + (0.0,) * 17
+)
 
 # ----------------------------------------------------------------------------------- env
 

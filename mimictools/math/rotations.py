@@ -217,19 +217,34 @@ def quat_to_euler_xyz(q: Tensor) -> Tensor:
     """Quaternion (..., 4) -> intrinsic x-y-z angles (..., 3), inverse of ``euler_xyz_to_quat``.
 
     Middle angle in [-pi/2, pi/2]; the others in (-pi, pi]. At the singularity (|b| = pi/2) the
-    split between the first and third angle is arbitrary but the rotation is exact.
+    rotation only fixes a + c (b = pi/2) or a - c (b = -pi/2); all of it goes into a (c = 0).
+
+    Works on the quaternion's half angles (no rotation matrix): for q = qx(a) qy(b) qz(c),
+    w + y = k+ cos((a+c)/2), x + z = k+ sin((a+c)/2), w - y = k- cos((a-c)/2), x - z = k- sin((a-c)/2)
+    with k+ = cos(b/2) + sin(b/2) >= 0 and k- = cos(b/2) - sin(b/2) >= 0. Each angle pair is then an
+    atan2, so the rotation rebuilt from the result is accurate to rounding everywhere, including
+    near the lock (where a matrix-based extraction loses ~eps / cos(b)).
     """
-    m = quat_to_matrix(q)
-    sb = m[..., 0, 2].clamp(-1.0, 1.0)
-    b = torch.asin(sb)
-    a = torch.atan2(-m[..., 1, 2], m[..., 2, 2])
-    c = torch.atan2(-m[..., 0, 1], m[..., 0, 0])
-    # Gimbal lock: R = Rx(a) Ry(+-pi/2) Rz(c) depends only on a +- c; put it all in a.
-    lock = sb.abs() > 1.0 - 1e-7
-    a_lock = torch.atan2(m[..., 2, 1], m[..., 1, 1])
-    a = torch.where(lock, a_lock, a)
-    c = torch.where(lock, torch.zeros_like(c), c)
+    w, x, y, z = quat_normalize(q).unbind(-1)
+    sp, cp = x + z, w + y
+    sm, cm = x - z, w - y
+    kp = torch.sqrt(sp * sp + cp * cp)
+    km = torch.sqrt(sm * sm + cm * cm)
+    b = 2.0 * torch.atan2(kp, km) - 0.5 * math.pi
+    half_sum = torch.atan2(sp, cp)  # (a + c) / 2
+    half_diff = torch.atan2(sm, cm)  # (a - c) / 2
+    tiny = 4.0 * torch.finfo(q.dtype).eps
+    half_diff = torch.where(km < tiny, half_sum, half_diff)  # b = +pi/2: c = 0, a = a + c
+    half_sum = torch.where(kp < tiny, half_diff, half_sum)  # b = -pi/2: c = 0, a = a - c
+    a = _wrap_pi(half_sum + half_diff)
+    c = _wrap_pi(half_sum - half_diff)
     return torch.stack([a, b, c], dim=-1)
+
+
+def _wrap_pi(x: Tensor) -> Tensor:
+    """Wrap angles in (-2pi, 2pi] to (-pi, pi]."""
+    two_pi = 2.0 * math.pi
+    return torch.where(x > math.pi, x - two_pi, torch.where(x <= -math.pi, x + two_pi, x))
 
 
 def quat_to_tan_norm(q: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ engine or a task.
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import enum
 from typing import Dict, Optional, Protocol, Tuple
 
@@ -84,7 +85,9 @@ def check_env(env: VecEnv) -> None:
     """
     for name in ("num_envs", "obs_dim", "action_dim", "device", "action_low", "action_high"):
         if not hasattr(env, name):
-            raise MimicToolsError(f"env {type(env).__name__} has no attribute {name!r} (see rl.env_api.VecEnv)")
+            raise MimicToolsError(
+                f"env {type(env).__name__} has no attribute {name!r} (see rl.env_api.VecEnv)"
+            )
     for name in ("reset", "step", "set_mode"):
         if not callable(getattr(env, name, None)):
             raise MimicToolsError(f"env {type(env).__name__} has no method {name}() (see rl.env_api.VecEnv)")

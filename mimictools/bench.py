@@ -1,0 +1,226 @@
+"""Throughput measurements behind ``mimic bench`` (library side; the CLI only formats).
+
+What is measured, per engine and env count (never asserted in tests; recorded in docs/performance.md):
+
+- **raw physics steps/s**: envs x physics steps per second of the engine's own stepping with fixed PD targets,
+  no tensor conversions (``engine.step_raw()`` where the engine has it, else ``engine.step``). The ceiling.
+- **control steps/s**: envs x control steps per second of what a task does every step: ``step(targets)`` from a
+  torch tensor, then ``get_state``, ``body_pos``, ``body_rot``, ``contact_forces``.
+- hooks, filled by other parts later: ``samples_per_s`` (the training loop: env + task + PPO update, see
+  ``measure_training``) and ``peak_memory_mb`` (GPU engines, see ``peak_memory_mb``).
+
+Every env starts standing in the character's rest pose (root lifted so the lowest geom touches the ground) and
+holds it with PD targets = that pose; all envs are reset to it every ``reset_every`` control steps
+(MimicKit's 10 s episode at 30 Hz), so contacts stay representative of a standing humanoid.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from mimictools.errors import NotSupportedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mimictools.character.model import Character
+    from mimictools.engines.base import EngineSpec, SimState
+
+__all__ = [
+    "BenchResult",
+    "measure_engine",
+    "measure_training",
+    "peak_memory_mb",
+    "run_bench",
+    "standing_state",
+]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One row of ``mimic bench``: one engine at one env count. Rates are summed over envs."""
+
+    engine: str
+    num_envs: int
+    substeps: int
+    """Physics steps per control step."""
+    device: str
+    num_threads: int
+    """CPU worker threads the engine used (0 when not applicable)."""
+    raw_physics_steps_per_s: float
+    """envs x physics steps / s of the engine's stepping alone (the ceiling)."""
+    control_steps_per_s: float
+    """envs x control steps / s including target conversion and the state reads a task does."""
+    physics_steps_per_s: float
+    """``control_steps_per_s * substeps``: physics throughput seen through the full control step."""
+    raw_seconds: float
+    """Wall time the raw measurement ran (s)."""
+    control_seconds: float
+    """Wall time the control measurement ran (s)."""
+    samples_per_s: Optional[float] = None
+    """Training loop (env + task + PPO update) samples / s; None until ``measure_training`` exists."""
+    peak_memory_mb: Optional[float] = None
+    """Peak device memory of a GPU engine (MiB); None on the CPU."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def standing_state(character: Character, num_envs: int, dtype: Any = None) -> SimState:
+    """Rest pose (all DoFs 0), identity root rotation, root lifted so the lowest geom is at z = 0; at rest."""
+    import torch
+
+    from mimictools.character import kinematics
+    from mimictools.engines.base import SimState
+
+    dt = dtype if dtype is not None else torch.float64
+    n, nd = num_envs, character.num_dofs
+    root_rot = torch.zeros(n, 4, dtype=dt)
+    root_rot[:, 0] = 1.0
+    root_pos = torch.zeros(n, 3, dtype=dt)
+    dof = torch.zeros(n, nd, dtype=dt)
+    body_pos, body_rot = kinematics.forward_kinematics(
+        character, root_pos, root_rot, kinematics.dof_to_local_rot(character, dof)
+    )
+    lowest = kinematics.geom_lowest_z(character, body_pos, body_rot)
+    finite = lowest[torch.isfinite(lowest)]
+    if finite.numel():
+        root_pos[:, 2] = -float(finite.min())
+    zero3 = torch.zeros(n, 3, dtype=dt)
+    return SimState(root_pos, root_rot, zero3, zero3.clone(), dof, torch.zeros(n, nd, dtype=dt))
+
+
+def _sync(engine: Any) -> None:
+    """Wait for queued device work (GPU engines) so wall time covers it."""
+    dev = getattr(engine, "device", None)
+    if dev is not None and getattr(dev, "type", "cpu") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(dev)
+
+
+def _timed(fn: Callable[[int], None], seconds: float, min_iters: int = 3) -> Tuple[int, float]:
+    """Call ``fn(i)`` until ``seconds`` of wall time (at least ``min_iters`` calls); returns (calls, seconds)."""
+    t0 = time.perf_counter()
+    i = 0
+    while i < min_iters or time.perf_counter() - t0 < seconds:
+        fn(i)
+        i += 1
+    return i, time.perf_counter() - t0
+
+
+def peak_memory_mb(engine: Any) -> Optional[float]:
+    """Peak device memory (MiB) of a GPU engine, None on the CPU.
+
+    Hook: a GPU engine may define ``peak_memory_mb()`` (e.g. Warp's allocations that torch does not see);
+    otherwise torch's CUDA allocator peak is reported.
+    """
+    own = getattr(engine, "peak_memory_mb", None)
+    if callable(own):
+        value = own()
+        return None if value is None else float(value)
+    dev = getattr(engine, "device", None)
+    if dev is not None and getattr(dev, "type", "cpu") == "cuda":
+        import torch
+
+        return float(torch.cuda.max_memory_allocated(dev)) / 2**20
+    return None
+
+
+def measure_engine(
+    engine_name: str,
+    character: Character,
+    spec: EngineSpec,
+    seconds: float = 5.0,
+    warmup_steps: int = 5,
+    reset_every: int = 300,
+) -> BenchResult:
+    """Build ``engine_name`` for ``spec`` and measure raw physics and control throughput (module docstring)."""
+    from mimictools.engines.registry import make_engine
+
+    engine = make_engine(engine_name, character, spec)
+    try:
+        start = standing_state(character, spec.num_envs)
+        engine.set_state(None, start)
+        targets = start.dof_pos.to(device=engine.device, dtype=getattr(engine, "dtype", start.dof_pos.dtype))
+        for _ in range(warmup_steps):  # first-call costs (GPU kernel compilation, thread start-up)
+            engine.step(targets)
+        _sync(engine)
+        raw_step = getattr(engine, "step_raw", None)
+
+        def raw(i: int) -> None:
+            if i % reset_every == reset_every - 1:
+                engine.set_state(None, start)
+            if callable(raw_step):
+                raw_step()
+            else:
+                engine.step(targets)
+
+        engine.set_state(None, start)
+        engine.step(targets)
+        raw_iters, raw_s = _timed(raw, seconds)
+        _sync(engine)
+        raw_s = max(raw_s, 1e-9)
+
+        def control(i: int) -> None:
+            if i % reset_every == reset_every - 1:
+                engine.set_state(None, start)
+            engine.step(targets)
+            engine.get_state()
+            engine.body_pos()
+            engine.body_rot()
+            engine.contact_forces()
+
+        engine.set_state(None, start)
+        ctrl_iters, ctrl_s = _timed(control, seconds)
+        _sync(engine)
+        ctrl_s = max(ctrl_s, 1e-9)
+        n, sub = spec.num_envs, spec.substeps
+        control_rate = n * ctrl_iters / ctrl_s
+        return BenchResult(
+            engine=engine_name,
+            num_envs=n,
+            substeps=sub,
+            device=str(engine.device),
+            num_threads=int(getattr(engine, "num_threads", 0)),
+            raw_physics_steps_per_s=n * sub * raw_iters / raw_s,
+            control_steps_per_s=control_rate,
+            physics_steps_per_s=control_rate * sub,
+            raw_seconds=raw_s,
+            control_seconds=ctrl_s,
+            peak_memory_mb=peak_memory_mb(engine),
+        )
+    finally:
+        engine.close()
+
+
+def measure_training(engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0) -> float:
+    """Samples / s of the full training loop (env stepping + DeepMimic task + PPO update).
+
+    Hook for the lead: build the DeepMimic env on ``engine_name`` with ``spec``, run rollouts + PPO updates for
+    ``seconds`` and return collected samples per second; ``run_bench(train=True)`` stores it in
+    ``BenchResult.samples_per_s``.
+    """
+    raise NotSupportedError("the training-loop benchmark (mimic bench --train) is not built yet")
+
+
+def run_bench(
+    engine_name: str,
+    character: Character,
+    env_counts: Sequence[int],
+    base_spec: EngineSpec,
+    seconds: float = 5.0,
+    train: bool = False,
+    on_result: Optional[Callable[[BenchResult], None]] = None,
+) -> List[BenchResult]:
+    """``measure_engine`` (and ``measure_training`` when ``train``) for each env count; ``on_result`` sees each row."""
+    results = []
+    for n in env_counts:
+        spec = replace(base_spec, num_envs=int(n))
+        row = measure_engine(engine_name, character, spec, seconds=seconds)
+        if train:
+            row = replace(row, samples_per_s=measure_training(engine_name, character, spec, seconds=seconds))
+        results.append(row)
+        if on_result is not None:
+            on_result(row)
+    return results

@@ -1,0 +1,160 @@
+"""`mimic bench`: engine throughput (raw physics steps/s, control steps/s) for a list of env counts."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typing_extensions import Annotated
+
+
+def _parse_counts(text: str) -> List[int]:
+    from mimictools.errors import ConfigError
+
+    counts = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise ConfigError(
+                f"--num-envs: {part!r} is not an integer; give a comma-separated list like 1,8,32"
+            ) from None
+        if value < 1:
+            raise ConfigError(f"--num-envs: {value} must be >= 1")
+        counts.append(value)
+    if not counts:
+        raise ConfigError("--num-envs: give at least one env count, e.g. 1,8,32")
+    return counts
+
+
+def _rate(x: Optional[float]) -> str:
+    if x is None:
+        return "-"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} M"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f} K"
+    return f"{x:.0f}"
+
+
+def bench(
+    engine: Annotated[
+        str, typer.Option("--engine", help="Engine: mujoco (CPU), mjwarp (GPU), isaacgym.")
+    ] = "mujoco",
+    num_envs: Annotated[
+        str, typer.Option("--num-envs", help="Comma-separated env counts, one measurement each.")
+    ] = "1,8,32,128",
+    seconds: Annotated[
+        float, typer.Option("--seconds", help="Wall time per measurement (s); two per env count.")
+    ] = 5.0,
+    char: Annotated[
+        Optional[Path], typer.Option("--char", help="Character MJCF. Default: the bundled data/humanoid.xml.")
+    ] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", help="CPU engines: worker threads (0 = all cores).")
+    ] = 0,
+    sim_freq: Annotated[float, typer.Option("--sim-freq", help="Physics rate (Hz).")] = 240.0,
+    control_freq: Annotated[float, typer.Option("--control-freq", help="Control rate (Hz).")] = 30.0,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device", help="torch device of the engine's tensors (default: cpu; cuda:0 for GPU engines)."
+        ),
+    ] = None,
+    train: Annotated[
+        bool,
+        typer.Option("--train", help="Also measure the training loop (env + task + PPO update) samples/s."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (no table).")] = False,
+) -> None:
+    """Measure engine throughput: raw physics steps/s (the ceiling) and control steps/s (step + state reads).
+
+    Each env count builds a fresh engine, stands the character in its rest pose and holds it with PD targets.
+    Rates are summed over envs. Timings depend on the machine and its load: record them with the machine,
+    date and commit (docs/performance.md).
+    """
+    from mimictools.bench import run_bench
+    from mimictools.character.mjcf import load_character
+    from mimictools.engines.base import EngineSpec
+    from mimictools.errors import ConfigError
+    from mimictools.paths import bundled_humanoid_xml
+
+    counts = _parse_counts(num_envs)
+    if seconds <= 0:
+        raise ConfigError(f"--seconds must be > 0, got {seconds}")
+    char_path = char if char is not None else bundled_humanoid_xml()
+    character = load_character(char_path)
+    dev = device if device is not None else ("cuda:0" if engine == "mjwarp" else "cpu")
+    spec = EngineSpec(
+        num_envs=counts[0], control_freq=control_freq, sim_freq=sim_freq, device=dev, num_threads=threads
+    )
+
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    table = Table(title=f"mimic bench: {engine} on {char_path.name}", title_justify="left")
+    for col in (
+        "envs",
+        "threads",
+        "substeps",
+        "raw physics steps/s",
+        "control steps/s",
+        "physics steps/s (via control)",
+    ):
+        table.add_column(col, justify="right")
+    if train:
+        table.add_column("samples/s (train)", justify="right")
+    show_mem = engine != "mujoco"
+    if show_mem:
+        table.add_column("peak mem MiB", justify="right")
+
+    def progress(row: Any) -> None:
+        if not as_json:
+            err.print(
+                f"[dim]{row.num_envs} envs: raw {_rate(row.raw_physics_steps_per_s)} physics steps/s, "
+                f"{_rate(row.control_steps_per_s)} control steps/s[/]"
+            )
+
+    rows = run_bench(engine, character, counts, spec, seconds=seconds, train=train, on_result=progress)
+
+    if as_json:
+        doc = {
+            "engine": engine,
+            "character": str(char_path),
+            "sim_freq": sim_freq,
+            "control_freq": control_freq,
+            "seconds": seconds,
+            "machine": {
+                "processor": platform.processor() or platform.machine(),
+                "python": platform.python_version(),
+            },
+            "results": [r.to_dict() for r in rows],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    for r in rows:
+        cells = [
+            str(r.num_envs),
+            str(r.num_threads) if r.num_threads else "-",
+            str(r.substeps),
+            _rate(r.raw_physics_steps_per_s),
+            _rate(r.control_steps_per_s),
+            _rate(r.physics_steps_per_s),
+        ]
+        if train:
+            cells.append(_rate(r.samples_per_s))
+        if show_mem:
+            cells.append("-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}")
+        table.add_row(*cells)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

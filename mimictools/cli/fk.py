@@ -1,0 +1,222 @@
+"""`mimic fk-check`: prove that our kinematics and the physics engine agree on every frame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typing_extensions import Annotated
+
+_ENGINES = ("mujoco",)
+
+
+def fk_check(
+    motions: Annotated[
+        Optional[List[Path]],
+        typer.Argument(
+            help="Clips (.pkl/.txt), folders (searched recursively) or dataset .yaml files. "
+            "None: check --random random poses instead.",
+            show_default=False,
+        ),
+    ] = None,
+    char: Annotated[
+        Optional[Path], typer.Option("--char", help="Character MJCF. Default: the bundled data/humanoid.xml.")
+    ] = None,
+    tol_mm: Annotated[float, typer.Option("--tol-mm", help="Max allowed body position error (mm).")] = 0.1,
+    tol_deg: Annotated[
+        float, typer.Option("--tol-deg", help="Max allowed body rotation and round-trip error (deg).")
+    ] = 0.01,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Write a PNG of the per-frame max position error.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (no table).")] = False,
+    engine: Annotated[
+        Optional[str],
+        typer.Option(
+            "--engine",
+            help="Reference: default MuJoCo's mj_kinematics on the MJCF; 'mujoco' = the MuJoCo CPU engine "
+            "through the Engine protocol (set_state, body_pos/body_rot).",
+        ),
+    ] = None,
+    random: Annotated[int, typer.Option("--random", help="Random poses to check when no MOTION is given.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --random.")] = 0,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on clips with NaN/inf frames too.")] = False,
+) -> None:
+    """Compare our batched FK (float64) with the engine's kinematics on every frame; exit 1 over tolerance.
+
+    Reports per-body max/mean position (mm) and rotation (deg) error, and the DoF -> rotation -> DoF and
+    hinge-angle round trips. Frames with NaN/inf are reported as bad frames and skipped.
+    """
+    from mimictools.character import fkcheck
+    from mimictools.character.mjcf import load_character
+    from mimictools.errors import MimicToolsError, NotSupportedError
+    from mimictools.paths import bundled_humanoid_xml
+
+    if tol_mm <= 0 or tol_deg <= 0:
+        raise MimicToolsError(f"tolerances must be > 0 (got --tol-mm {tol_mm}, --tol-deg {tol_deg})")
+    char_path = char if char is not None else bundled_humanoid_xml()
+    character = load_character(char_path)
+
+    if engine is None:
+        reference: Any = fkcheck.MujocoKinematicsReference(character)
+        ref_name = "MuJoCo mj_kinematics"
+    elif engine == "mujoco":
+        from mimictools.engines.base import EngineSpec
+        from mimictools.engines.mujoco import MuJoCoEngine
+
+        eng = MuJoCoEngine(character, EngineSpec(num_envs=256, ground=False, num_threads=1))
+        reference = fkcheck.EngineReference(eng, "mujoco")
+        ref_name = "MuJoCo CPU engine (Engine protocol)"
+    else:
+        raise NotSupportedError(f"--engine {engine!r} is not supported by fk-check; available: {', '.join(_ENGINES)}")
+
+    results = []
+    err = Console(stderr=True, highlight=False)
+    try:
+        if motions:
+            clips = _load_clips(motions, character)
+            with err.status("checking...") if (not as_json and err.is_terminal) else _Null():
+                for source, frames in clips:
+                    results.append(fkcheck.check_frames(character, frames, reference, source=source))
+        else:
+            frames = fkcheck.random_frames(character, random, seed=seed)
+            source = f"<{random} random poses, seed {seed}>"
+            results.append(fkcheck.check_frames(character, frames, reference, source=source))
+    finally:
+        if engine is not None:
+            reference.engine.close()
+
+    summary = fkcheck.summarize(results, tol_mm, tol_deg, strict)
+    code = 0 if summary["passed"] else 1
+    if plot is not None:
+        from mimictools.io_util import save_figure
+
+        save_figure(fkcheck.plot_fk_errors(results, tol_mm), plot)
+    if as_json:
+        doc = {
+            "char": str(char_path),
+            "reference": ref_name,
+            "tol_mm": tol_mm,
+            "tol_deg": tol_deg,
+            "strict": strict,
+            "summary": summary,
+            "clips": [r.to_dict(tol_mm, tol_deg, strict) for r in results],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        raise typer.Exit(code)
+
+    out = Console(highlight=False)
+    out.print(f"character [bold]{character.name}[/] ({char_path}), reference: {ref_name}")
+    if len(results) == 1:
+        _print_bodies(out, results[0])
+    _print_clips(out, results, tol_mm, tol_deg, strict)
+    verdict = "[bold green]PASS[/]" if code == 0 else "[bold red]FAIL[/]"
+    out.print(
+        f"{verdict}: {summary['num_clips']} clip(s), {summary['num_checked']} frames checked, "
+        f"max position error {_num(summary['max_pos_err_mm'])} mm (tol {tol_mm:g}), max rotation error "
+        f"{_num(summary['max_rot_err_deg'])} deg, max round trip {_num(summary['max_roundtrip_deg'])} deg "
+        f"(tol {tol_deg:g})"
+    )
+    if summary["num_bad_frames"]:
+        out.print(
+            f"[yellow]warning:[/] {summary['num_bad_frames']} bad frame(s) with NaN/inf were skipped"
+            + (" (--strict: counted as failures)" if strict else " (use --strict to fail on them)")
+        )
+    if plot is not None:
+        out.print(f"wrote {plot}")
+    raise typer.Exit(code)
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def _load_clips(paths: List[Path], character: Any) -> List[Tuple[str, Any]]:
+    """(source, frames) for every clip; folders recursively (.pkl, and .txt files that are DeepMimic JSON)."""
+    from mimictools.errors import MotionFormatError
+    from mimictools.motion.io import expand_motion_paths, load_motion
+
+    clips = []
+    for p in paths:
+        if p.is_dir():
+            files = [f for f, _ in expand_motion_paths(p) if f.suffix.lower() != ".txt" or _looks_like_json(f)]
+            if not files:
+                raise MotionFormatError(f"{p}: folder has no motion clips")
+        else:
+            files = [f for f, _ in expand_motion_paths(p)]
+        for f in files:
+            motion = load_motion(f, char=character, warn=False)
+            clips.append((str(f), motion.frames))
+    return clips
+
+
+def _looks_like_json(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(256).lstrip()[:1] == b"{"
+    except OSError:
+        return False
+
+
+def _print_bodies(out: Console, r: Any) -> None:
+    t = Table(title=f"per body: {r.source}", expand=False)
+    for col in ("body", "max pos (mm)", "mean pos (mm)", "max rot (deg)", "mean rot (deg)"):
+        t.add_column(col, justify="left" if col == "body" else "right")
+    for row in r.per_body():
+        t.add_row(
+            row["body"],
+            f"{row['max_pos_err_mm']:.2e}",
+            f"{row['mean_pos_err_mm']:.2e}",
+            f"{row['max_rot_err_deg']:.2e}",
+            f"{row['mean_rot_err_deg']:.2e}",
+        )
+    out.print(t)
+
+
+def _print_clips(out: Console, results: List[Any], tol_mm: float, tol_deg: float, strict: bool) -> None:
+    t = Table(title="per clip", expand=False)
+    for col in ("clip", "frames", "bad", "max pos (mm)", "mean pos (mm)", "max rot (deg)", "round trip (deg)", ""):
+        t.add_column(col, justify="left" if col == "clip" else "right")
+    common = _common_parent([r.source for r in results])
+    for r in results:
+        ok = r.passed(tol_mm, tol_deg, strict)
+        name = r.source[len(common) :] if common else r.source
+        t.add_row(
+            name,
+            str(r.num_frames),
+            f"[yellow]{r.bad_frames.size}[/]" if r.bad_frames.size else "0",
+            f"{r.max_pos_err_mm:.2e}",
+            f"{r.mean_pos_err_mm:.2e}",
+            f"{r.max_rot_err_deg:.2e}",
+            f"{r.max_roundtrip_deg:.2e}",
+            "[green]ok[/]" if ok else "[bold red]FAIL[/]",
+        )
+    out.print(t)
+
+
+def _common_parent(sources: List[str]) -> str:
+    if len(sources) < 2:
+        return ""
+    import os
+
+    try:
+        common = os.path.commonpath(sources)
+    except ValueError:
+        return ""
+    return common + os.sep if common else ""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fk-check")(fk_check)

@@ -1,0 +1,419 @@
+"""MuJoCo Warp: thousands of characters stepped on the GPU, state shared with torch without copies.
+
+Needs Python >= 3.11 (mujoco-warp 4.0), ``pip install 'mimictools[gpu]'``. Runs on a CUDA GPU
+(``EngineSpec.device = "cuda"``) or, slowly, on Warp's CPU device (``device = "cpu"``, used by the
+parity tests in CI).
+
+The model is the CPU engine's (``mimictools.engines.mjcf_build.build_sim_model``: PD ``general``
+actuators, no passive springs, implicitfast, ground plane), moved to the device once with
+``mujoco_warp.put_model``; ``put_data(..., nworld=num_envs)`` holds every env's state. MuJoCo's contact
+sensors are switched off in the Warp copy (``mjDSBL_SENSOR``): the ground-contact force per body is
+computed by our own kernel from the same contact forces, which is cheaper than MJWarp's sensor matching
+(it allocates and sorts per sensor and step) and gives the same number (checked against the CPU
+engine's sensors in ``tests/engines/test_mjwarp_parity.py``).
+
+What is captured (one Warp graph per control step; CUDA graph on a GPU, Warp's CPU graph replay on CPU):
+``contact accumulator = 0``; ``substeps`` x (``mjw.step``, ``mjw.contact_force`` of every contact,
+``_ground_force_kernel`` adding the ground's force on each body into the accumulator / substeps);
+``mjw.kinematics`` (``mj_step`` leaves body poses one physics step behind ``qpos``, as the CPU engine
+refreshes them too). ``set_state`` writes qpos/qvel rows with torch ``index_copy_`` and replays a second
+small graph (``mjw.kinematics`` for all worlds). ``step`` writes ``ctrl`` with torch ops and replays the
+step graph on torch's current stream, so torch and Warp work is ordered without any host sync.
+
+Tensors the task sees are ``wp.to_torch`` views of the Warp arrays (``body_pos``/``body_rot`` return
+views: valid until the next ``step``/``set_state``, clone to keep them). float32 throughout.
+No host<->device transfer and no Python loop over envs or bodies on the hot path; ``set_state``/``step``
+do no validation that would need a host sync (shapes only; NaNs are the task's ``TrainingDivergedError``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mimictools.character import kinematics
+from mimictools.character.model import Character
+from mimictools.engines.base import EngineSpec, SimState, check_env_ids
+from mimictools.engines.mjcf_build import SimModel, build_sim_model
+from mimictools.errors import EngineError
+
+__all__ = ["MjWarpEngine", "import_warp"]
+
+INSTALL_HINT = "pip install 'mimictools[gpu]' (mujoco-warp and warp-lang, Python >= 3.11)"
+
+_KERNELS: Dict[str, Any] = {}
+
+
+def import_warp() -> Tuple[Any, Any]:
+    """``(warp, mujoco_warp)``, imported on first use; EngineError with the install hint when absent."""
+    try:
+        import mujoco_warp as mjw
+        import warp as wp
+    except ImportError as exc:
+        raise EngineError(f"engine 'mjwarp' is unavailable: {exc}. Install: {INSTALL_HINT}") from None
+    if "ground_force" not in _KERNELS:
+        wp.init()
+        wp.config.log_level = max(int(wp.config.log_level), int(wp.LOG_WARNING))  # no per-module load lines
+        _KERNELS["ground_force"] = _make_ground_force_kernel(wp)
+    return wp, mjw
+
+
+def _make_ground_force_kernel(wp: Any) -> Any:
+    """Kernel over all contact slots: add the ground's force on each body (world frame) into ``out``."""
+
+    @wp.kernel(module="unique")
+    def ground_force(
+        nacon: wp.array(dtype=wp.int32),
+        contact_geom: wp.array(dtype=wp.vec2i),
+        contact_worldid: wp.array(dtype=wp.int32),
+        force_world: wp.array(dtype=wp.spatial_vector),
+        geom_char_body: wp.array(dtype=wp.int32),
+        ground_geom: int,
+        scale: float,
+        out: wp.array2d(dtype=wp.vec3),
+    ):
+        c = wp.tid()
+        if c >= nacon[0]:
+            return
+        g = contact_geom[c]
+        # mjw.contact_force (world frame) is the force geom[0] exerts on geom[1]
+        f = wp.spatial_top(force_world[c]) * scale
+        if g[0] == ground_geom:
+            b = geom_char_body[g[1]]
+            if b >= 0:
+                wp.atomic_add(out, contact_worldid[c], b, f)
+        elif g[1] == ground_geom:
+            b = geom_char_body[g[0]]
+            if b >= 0:
+                wp.atomic_add(out, contact_worldid[c], b, -f)
+
+    return ground_force
+
+
+class MjWarpEngine:
+    """The ``Engine`` protocol on MuJoCo Warp (see the module docstring).
+
+    Args:
+        character, spec: as every engine (``spec.device`` "cuda"/"cuda:N" or "cpu" = Warp's CPU device).
+        nconmax: contact slots per world; MJWarp pools them over all worlds (``naconmax = nconmax *
+            num_envs``), so this is the *average* number of contacts a world may have.
+        njmax: constraint rows per world (a hard per-world cap). Contacts against the ground are
+            pyramidal condim-3 (4 rows each); joint limits 1 row each.
+        deterministic: MJWarp's deterministic mode (sorted contacts, ordered atomics); slower.
+        integrator: as ``build_sim_model``.
+    """
+
+    name = "mjwarp"
+
+    def __init__(
+        self,
+        character: Character,
+        spec: EngineSpec,
+        nconmax: int = 32,
+        njmax: int = 96,
+        deterministic: bool = False,
+        integrator: str = "implicitfast",
+    ):
+        wp, mjw = import_warp()
+        import mujoco
+
+        self._wp, self._mjw = wp, mjw
+        self.character = character
+        self.spec = spec
+        self.num_envs = spec.num_envs
+        self.control_dt = 1.0 / spec.control_freq
+        self.sim_dt = 1.0 / spec.sim_freq
+        self.substeps = spec.substeps
+        self.dtype = torch.float32
+        self.device = _torch_device(spec.device)
+        self._closed = False
+        if nconmax < 1 or njmax < 1:
+            raise EngineError(f"nconmax and njmax must be >= 1, got {nconmax} and {njmax}")
+
+        self._sim: SimModel = build_sim_model(character, spec, integrator)
+        mjm = copy.copy(self._sim.model)
+        mjm.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_SENSOR)  # contact forces: our kernel below
+        mjd = mujoco.MjData(mjm)
+        mujoco.mj_kinematics(mjm, mjd)
+        self._mj_model = mjm
+        char_geoms = np.isin(mjm.geom_bodyid, self._sim.body_ids)
+        lowest = float((mjd.geom_xpos[char_geoms, 2] - mjm.geom_rbound[char_geoms]).min()) if char_geoms.any() else 0.0
+        self._warmup_lift_m = max(0.0, 0.5 - lowest)
+
+        n = self.num_envs
+        try:
+            self._wp_device = wp.device_from_torch(self.device)
+        except Exception as exc:
+            raise EngineError(f"Warp cannot use device {spec.device!r}: {exc}") from None
+        self.is_cuda = bool(self._wp_device.is_cuda)
+        with wp.ScopedDevice(self._wp_device):
+            self._m = mjw.put_model(mjm)
+            self._m.opt.deterministic = bool(deterministic)
+            self._m.opt.warn_overflow = 0  # no device printf on stdout (it would corrupt --json); see overflow_report()
+            self._d = mjw.put_data(mjm, mjd, nworld=n, nconmax=nconmax, njmax=njmax)
+            d = self._d
+            naconmax = int(d.naconmax)
+            geom_char_body = np.full(mjm.ngeom, -1, dtype=np.int32)
+            mj_to_char = {int(bid): b for b, bid in enumerate(self._sim.body_ids)}
+            for g in range(mjm.ngeom):
+                geom_char_body[g] = mj_to_char.get(int(mjm.geom_bodyid[g]), -1)
+            self._geom_char_body = wp.array(geom_char_body, dtype=wp.int32)
+            self._contact_ids = wp.array(np.arange(naconmax, dtype=np.int32), dtype=wp.int32)
+            self._contact_frc = wp.zeros(naconmax, dtype=wp.spatial_vector)
+            self._ground_frc = wp.zeros((n, character.num_bodies), dtype=wp.vec3)
+
+        # zero-copy torch views of the simulation state
+        to_torch = wp.to_torch
+        self._qpos = to_torch(d.qpos)  # (n, nq)
+        self._qvel = to_torch(d.qvel)  # (n, nv)
+        self._ctrl = to_torch(d.ctrl)  # (n, nu)
+        self._qacc_warmstart = to_torch(d.qacc_warmstart)  # (n, nv)
+        self._time = to_torch(d.time)  # (n,)
+        self._contact = to_torch(self._ground_frc)  # (n, num_bodies, 3)
+        xpos, xquat = to_torch(d.xpos), to_torch(d.xquat)  # (n, nbody, 3) / (n, nbody, 4) wxyz
+        body_ids = self._sim.body_ids
+        nb = character.num_bodies
+        if np.array_equal(body_ids, np.arange(1, nb + 1)):
+            self._xpos, self._xquat = xpos[:, 1 : nb + 1], xquat[:, 1 : nb + 1]
+            self._body_index: Optional[Tensor] = None
+        else:  # not expected for a single character (MuJoCo keeps MJCF body order): gather per call
+            self._xpos, self._xquat = xpos, xquat
+            self._body_index = torch.as_tensor(body_ids, device=self.device)
+        # Character layouts <-> MuJoCo layouts (identity for a single-character model: slicing, no gather)
+        self._qpos_adr = _maybe_index(self._sim.qpos_adr, mjm.nq, self.device)
+        self._qvel_adr = _maybe_index(self._sim.qvel_adr, mjm.nv, self.device)
+        self._ctrl_src = torch.as_tensor(self._sim.ctrl_src, device=self.device)
+        self._ctrl_identity = bool(np.array_equal(self._sim.ctrl_src, np.arange(7, 7 + mjm.nu)))
+        f32 = dict(device=self.device, dtype=torch.float32)
+        self._zero3 = torch.zeros(3, **f32)
+        self._ident4 = torch.tensor([1.0, 0.0, 0.0, 0.0], **f32)
+
+        self._torch_streams: Dict[int, Any] = {}
+        self._step_graph = self._capture(self._step_body)
+        self._kin_graph = self._capture(self._kinematics_body)
+
+    # ---- captured bodies ----------------------------------------------------------------------------
+    def _step_body(self) -> None:
+        wp, mjw, m, d = self._wp, self._mjw, self._m, self._d
+        self._ground_frc.zero_()
+        kernel = _KERNELS["ground_force"]
+        scale = 1.0 / self.substeps
+        for _ in range(self.substeps):
+            mjw.step(m, d)
+            mjw.contact_force(m, d, self._contact_ids, True, self._contact_frc)
+            wp.launch(
+                kernel,
+                dim=int(d.naconmax),
+                inputs=[
+                    d.nacon,
+                    d.contact.geom,
+                    d.contact.worldid,
+                    self._contact_frc,
+                    self._geom_char_body,
+                    int(self._sim.ground_geom),
+                    scale,
+                ],
+                outputs=[self._ground_frc],
+            )
+        mjw.kinematics(m, d)
+
+    def _kinematics_body(self) -> None:
+        self._mjw.kinematics(self._m, self._d)
+
+    def _capture(self, body: Any) -> Any:
+        """Run ``body`` once eagerly (compiles and creates every kernel), restore the state, capture it."""
+        wp = self._wp
+        saved = [t.clone() for t in (self._qpos, self._qvel, self._ctrl, self._qacc_warmstart, self._time)]
+        self._qpos[:, 2] += self._warmup_lift_m  # the MJCF default pose may sit in the ground: warm up in the air
+        with wp.ScopedDevice(self._wp_device):
+            body()
+            wp.synchronize_device(self._wp_device)
+            for t, s in zip((self._qpos, self._qvel, self._ctrl, self._qacc_warmstart, self._time), saved):
+                t.copy_(s)
+            self._contact.zero_()
+            self._d.overflow.zero_()
+            if self.is_cuda:
+                torch.cuda.synchronize(self.device)
+            with wp.ScopedCapture(device=self._wp_device, force_module_load=False) as cap:
+                body()
+            self._mjw.kinematics(self._m, self._d)
+            wp.synchronize_device(self._wp_device)
+        return cap.graph
+
+    def _replay(self, graph: Any) -> None:
+        """Launch ``graph`` on torch's current stream (ordered after the torch writes before it)."""
+        if self.is_cuda:
+            ts = torch.cuda.current_stream(self.device)
+            stream = self._torch_streams.get(ts.cuda_stream)
+            if stream is None:
+                stream = self._wp.stream_from_torch(ts)
+                self._torch_streams[ts.cuda_stream] = stream
+            self._wp.capture_launch(graph, stream=stream)
+        else:
+            self._wp.capture_launch(graph)
+
+    # ---- accessors beyond the protocol (bench, tests) ------------------------------------------------
+    @property
+    def sim_model(self) -> SimModel:
+        """The compiled (host) model and its Character <-> MuJoCo index tables."""
+        return self._sim
+
+    @property
+    def mjw_model(self) -> Any:
+        return self._m
+
+    @property
+    def mjw_data(self) -> Any:
+        return self._d
+
+    def overflow_report(self, reset: bool = False) -> Dict[str, Any]:
+        """Contact/constraint capacity use since the last reset (reads the device: call it between rollouts,
+        not per step). ``max_nefc`` is the current step's; an overflow drops contacts/constraints silently."""
+        d = self._d
+        ovf = int(np.bitwise_or.reduce(d.overflow.numpy())) if d.overflow.shape[0] else 0
+        out = {
+            "nacon": int(d.nacon.numpy()[0]),
+            "naconmax": int(d.naconmax),
+            "max_nefc": int(d.nefc.numpy().max()),
+            "njmax": int(d.njmax),
+            "overflow_bits": ovf,
+            "overflow": [f.name for f in self._mjw.OverflowType if f.value and not (f.value & (f.value - 1)) and ovf & f.value],
+        }
+        if reset:
+            d.overflow.zero_()
+        return out
+
+    # ---- protocol -----------------------------------------------------------------------------------
+    def set_state(self, env_ids: Optional[Tensor], state: SimState) -> None:
+        """Teleport envs ``env_ids`` to ``state`` on the device; solver warm start, ctrl and contact forces of
+        those envs are zeroed (as ``mj_resetData``) and body poses of all envs recomputed."""
+        self._check_open()
+        ids = check_env_ids(env_ids, self.num_envs, self.device)
+        k = int(ids.numel())
+        if k == 0:
+            return
+        nd = self.character.num_dofs
+        want = ((k, 3), (k, 4), (k, 3), (k, 3), (k, nd), (k, nd))
+        names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
+        for name, shape, t in zip(names, want, state.fields()):
+            if tuple(t.shape) != shape:
+                raise EngineError(f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids")
+        dt = state.dof_pos.dtype if state.dof_pos.is_floating_point() else torch.float32
+        root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = (
+            t.detach().to(device=self.device, dtype=dt) for t in state.fields()
+        )
+        root_rot = root_rot / root_rot.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        char = self.character
+        qpos = kinematics.dof_to_qpos(char, root_pos, root_rot, dof_pos).to(torch.float32)
+        qvel = kinematics.dof_vel_to_qvel(char, root_rot, dof_pos, root_vel, root_ang_vel, dof_vel).to(torch.float32)
+        if self._qpos_adr is not None:
+            qpos = torch.zeros(k, self._qpos.shape[1], device=self.device).index_copy_(1, self._qpos_adr, qpos)
+            qvel = torch.zeros(k, self._qvel.shape[1], device=self.device).index_copy_(1, self._qvel_adr, qvel)
+        self._qpos.index_copy_(0, ids, qpos)
+        self._qvel.index_copy_(0, ids, qvel)
+        self._qacc_warmstart.index_fill_(0, ids, 0.0)
+        self._ctrl.index_fill_(0, ids, 0.0)
+        self._time.index_fill_(0, ids, 0.0)
+        self._contact.index_fill_(0, ids, 0.0)
+        self._replay(self._kin_graph)
+
+    def get_state(self) -> SimState:
+        """Root and DoF state of all envs (float32, ``device``; fresh tensors)."""
+        self._check_open()
+        qpos, qvel = self._qpos, self._qvel
+        if self._qpos_adr is not None:
+            qpos, qvel = qpos.index_select(1, self._qpos_adr), qvel.index_select(1, self._qvel_adr)
+        root_pos, root_rot, dof_pos = kinematics.qpos_to_dof(self.character, qpos)
+        root_vel, root_ang_vel, dof_vel = kinematics.qvel_to_dof_vel(self.character, qpos, qvel)
+        fields = (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel)
+        return SimState(*(t.clone() if t._is_view() else t for t in fields))
+
+    def body_pos(self) -> Tensor:
+        """World body origins, Shape (num_envs, num_bodies, 3), metres. A view of the device state."""
+        self._check_open()
+        if self._body_index is not None:
+            return self._xpos.index_select(1, self._body_index)
+        return self._xpos
+
+    def body_rot(self) -> Tensor:
+        """World body orientations, Shape (num_envs, num_bodies, 4), wxyz. A view of the device state."""
+        self._check_open()
+        if self._body_index is not None:
+            return self._xquat.index_select(1, self._body_index)
+        return self._xquat
+
+    def contact_forces(self) -> Tensor:
+        """Net ground-contact force on each body, world frame, newtons, averaged over the last control step's
+        physics steps. Shape (num_envs, num_bodies, 3); zero after ``set_state``. A view of the device state."""
+        self._check_open()
+        return self._contact
+
+    def step(self, dof_targets: Tensor) -> None:
+        """One control step: PD towards ``dof_targets`` (num_envs, num_dofs), motion DoF space, ``substeps`` physics steps."""
+        self._check_open()
+        nd = self.character.num_dofs
+        if tuple(dof_targets.shape) != (self.num_envs, nd):
+            raise EngineError(f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})")
+        self.set_targets(dof_targets)
+        self.step_raw()
+
+    def close(self) -> None:
+        """Drop the graphs and device arrays (memory returns to Warp's pool)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.is_cuda:
+            self._wp.synchronize_device(self._wp_device)
+        self._step_graph = self._kin_graph = None
+        self._torch_streams = {}
+        self._m = self._d = None
+
+    # ---- lower-level stepping (benchmarks) ------------------------------------------------------------
+    def set_targets(self, dof_targets: Tensor) -> None:
+        """Write actuator ``ctrl`` from motion-DoF targets (num_envs, num_dofs): hinge angles / ball exp maps."""
+        t = dof_targets.detach().to(device=self.device, dtype=torch.float32)
+        tq = kinematics.dof_to_qpos(self.character, self._zero3, self._ident4, t)
+        if self._ctrl_identity:
+            self._ctrl.copy_(tq[:, 7:])
+        else:
+            self._ctrl.copy_(torch.cat([tq, t], dim=-1).index_select(1, self._ctrl_src))
+
+    def step_raw(self) -> None:
+        """Advance every env one control step with the current ``ctrl`` (one graph replay)."""
+        self._check_open()
+        self._replay(self._step_graph)
+
+    def synchronize(self) -> None:
+        """Wait for the device (timing)."""
+        if self.is_cuda:
+            torch.cuda.synchronize(self.device)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("the MJWarp engine was closed")
+
+
+def _torch_device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise EngineError(f"invalid device {name!r}: {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {name!r}: torch sees no CUDA GPU (use device 'cpu' for Warp's CPU device)")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    elif dev.type != "cpu":
+        raise EngineError(f"device {name!r}: the mjwarp engine runs on 'cuda[:N]' or 'cpu'")
+    return dev
+
+
+def _maybe_index(adr: np.ndarray, size: int, device: torch.device) -> Optional[Tensor]:
+    """None when ``adr`` is the identity (slicing suffices), else the index tensor."""
+    if adr.shape[0] == size and np.array_equal(adr, np.arange(size)):
+        return None
+    return torch.as_tensor(adr, device=device)

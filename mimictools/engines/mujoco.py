@@ -1,0 +1,533 @@
+"""MuJoCo on the CPU: N characters, one ``MjModel``, N ``MjData``, stepped by a thread pool.
+
+Stepping: the envs are split into one contiguous chunk per worker thread; each worker steps its envs
+``substeps`` times with ``mujoco.mj_step`` (which releases the GIL), adds the ground-contact sensor values
+after every physics step, runs ``mj_kinematics`` once at the end (``mj_step`` leaves ``xpos``/``xquat`` one
+physics step behind ``qpos``) and copies qpos/qvel/body poses/contact forces into shared numpy buffers. The
+torch tensors the task sees are built from those buffers, once per control step, on first use.
+
+Why a thread pool over ``MjData`` and not ``mujoco.rollout``: on this humanoid both scale the same
+(docs/performance.md, "MuJoCo CPU engine"), but rollout copies the full state in and out every call, does
+not carry the solver warm start between calls, and still needs a per-env pass for body poses; keeping one
+``MjData`` per env keeps the warm start, makes subset resets trivial and keeps results bitwise
+deterministic regardless of thread scheduling (each env is only ever touched by one thread at a time).
+
+Conventions (``mimictools.engines.base``): tensors float32 on ``spec.device``; quaternions wxyz; bodies in
+Character order (MuJoCo body ids are mapped by name, the world body is skipped); DoFs in motion DoF space.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Tuple
+
+import mujoco
+import numpy as np
+import torch
+from torch import Tensor
+
+from mimictools.character import kinematics
+from mimictools.character.model import Character
+from mimictools.engines.base import EngineSpec, SimState, check_env_ids
+from mimictools.engines.mjcf_build import SimModel, build_sim_model
+from mimictools.errors import EngineError
+
+__all__ = ["MuJoCoEngine", "mujoco_body_poses"]
+
+_F64 = torch.float64
+
+
+class MuJoCoEngine:
+    """The ``Engine`` protocol on MuJoCo CPU (see the module docstring)."""
+
+    name = "mujoco"
+
+    def __init__(self, character: Character, spec: EngineSpec, integrator: str = "implicitfast"):
+        self.character = character
+        self.spec = spec
+        self._sim: SimModel = build_sim_model(character, spec, integrator)
+        self.num_envs = spec.num_envs
+        try:
+            self.device = torch.device(spec.device)
+        except RuntimeError as exc:
+            raise EngineError(f"invalid device {spec.device!r}: {exc}") from None
+        self.dtype = torch.float32
+        self.control_dt = 1.0 / spec.control_freq
+        self.sim_dt = 1.0 / spec.sim_freq
+        self.substeps = spec.substeps
+
+        m = self._sim.model
+        n = self.num_envs
+        self._model = m
+        self._datas: List[mujoco.MjData] = [mujoco.MjData(m) for _ in range(n)]
+        nb = character.num_bodies
+        # Buffers written by the workers (float64, MuJoCo layouts).
+        self._qpos = np.zeros((n, m.nq))
+        self._qvel = np.zeros((n, m.nv))
+        self._xpos = np.zeros((n, nb, 3))
+        self._xquat = np.zeros((n, nb, 4))
+        self._ctrl = np.zeros((n, m.nu))
+        sensor_bodies = self._sim.contact_sensor_bodies
+        self._sensor_bodies = sensor_bodies
+        if len(sensor_bodies):
+            adr = self._sim.contact_sensor_adr[sensor_bodies]
+            lo, hi = int(adr.min()), int(adr.max()) + 3
+            self._sensor_slice = slice(lo, hi)
+            self._sensor_cols = (adr[:, None] - lo + np.arange(3)[None, :]).reshape(-1)
+        else:
+            self._sensor_slice = slice(0, 0)
+            self._sensor_cols = np.zeros(0, dtype=np.int64)
+        self._contact_sum = np.zeros((n, self._sensor_slice.stop - self._sensor_slice.start))
+
+        threads = spec.num_threads if spec.num_threads > 0 else (os.cpu_count() or 1)
+        self.num_threads = max(1, min(threads, n))
+        bounds = np.linspace(0, n, self.num_threads + 1).round().astype(int)
+        self._chunks: List[Tuple[int, int]] = [
+            (int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a
+        ]
+        self._pool: Optional[ThreadPoolExecutor] = (
+            ThreadPoolExecutor(max_workers=len(self._chunks), thread_name_prefix="mimic-mujoco")
+            if len(self._chunks) > 1
+            else None
+        )
+        self._closed = False
+        self._cache: Dict[str, Tensor] = {}
+        self._body_ids = self._sim.body_ids
+        self._qpos_adr = torch.as_tensor(self._sim.qpos_adr)
+        self._qvel_adr = torch.as_tensor(self._sim.qvel_adr)
+        self._ctrl_src = torch.as_tensor(self._sim.ctrl_src)
+
+        for i, d in enumerate(self._datas):  # the MJCF's default pose, kinematics fresh
+            mujoco.mj_kinematics(m, d)
+            self._copy_out(i, d)
+
+    # ---- accessors beyond the protocol (rendering, fk-check, tests) ----------------------------------
+    @property
+    def sim_model(self) -> SimModel:
+        """The compiled model and its Character <-> MuJoCo index tables."""
+        return self._sim
+
+    @property
+    def mj_model(self) -> mujoco.MjModel:
+        return self._model
+
+    def mj_data(self, env_id: int) -> mujoco.MjData:
+        """The ``MjData`` of one env (read it; writing it bypasses the engine's buffers)."""
+        return self._datas[env_id]
+
+    # ---- protocol -----------------------------------------------------------------------------------
+    def set_state(self, env_ids: Optional[Tensor], state: SimState) -> None:
+        """Teleport envs ``env_ids`` to ``state``; data is reset (warm start, ctrl, time) and kinematics refreshed."""
+        self._check_open()
+        ids = check_env_ids(env_ids, self.num_envs, torch.device("cpu"))
+        k = int(ids.numel())
+        if k == 0:
+            return
+        if int(ids.min()) < 0 or int(ids.max()) >= self.num_envs:
+            raise EngineError(
+                f"env_ids must lie in [0, {self.num_envs}), got min {int(ids.min())} max {int(ids.max())}"
+            )
+        nd = self.character.num_dofs
+        want = ((k, 3), (k, 4), (k, 3), (k, 3), (k, nd), (k, nd))
+        names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
+        fields = []
+        for name, shape, t in zip(names, want, state.fields()):
+            if tuple(t.shape) != shape:
+                raise EngineError(
+                    f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
+                )
+            fields.append(t.detach().to(device="cpu", dtype=_F64))
+        root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = fields
+        root_rot = root_rot / root_rot.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        qpos = kinematics.dof_to_qpos(self.character, root_pos, root_rot, dof_pos).numpy()
+        qvel = kinematics.dof_vel_to_qvel(
+            self.character, root_rot, dof_pos, root_vel, root_ang_vel, dof_vel
+        ).numpy()
+        if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
+            raise EngineError("set_state: the state has NaN or inf values")
+        m = self._model
+        qpos_adr, qvel_adr = self._sim.qpos_adr, self._sim.qvel_adr
+        for row, i in enumerate(ids.tolist()):
+            d = self._datas[i]
+            mujoco.mj_resetData(m, d)
+            d.qpos[qpos_adr] = qpos[row]
+            d.qvel[qvel_adr] = qvel[row]
+            mujoco.mj_kinematics(m, d)
+            self._copy_out(i, d)
+            self._contact_sum[i] = 0.0
+        self._cache.clear()
+
+    def get_state(self) -> SimState:
+        """Root and DoF state of all envs (float32, ``device``)."""
+        self._check_open()
+        if "state" not in self._cache:
+            qpos = torch.from_numpy(self._qpos).index_select(1, self._qpos_adr)
+            qvel = torch.from_numpy(self._qvel).index_select(1, self._qvel_adr)
+            root_pos, root_rot, dof_pos = kinematics.qpos_to_dof(self.character, qpos)
+            root_vel, root_ang_vel, dof_vel = kinematics.qvel_to_dof_vel(self.character, qpos, qvel)
+            for key, t in zip(
+                ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel"),
+                (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel),
+            ):
+                self._cache[key] = self._out(t)
+            self._cache["state"] = torch.empty(0)
+        c = self._cache
+        return SimState(
+            c["root_pos"], c["root_rot"], c["root_vel"], c["root_ang_vel"], c["dof_pos"], c["dof_vel"]
+        )
+
+    def body_pos(self) -> Tensor:
+        """World body origins, Shape (num_envs, num_bodies, 3), metres."""
+        self._check_open()
+        if "body_pos" not in self._cache:
+            self._cache["body_pos"] = self._out(torch.from_numpy(self._xpos))
+        return self._cache["body_pos"]
+
+    def body_rot(self) -> Tensor:
+        """World body orientations, Shape (num_envs, num_bodies, 4), wxyz."""
+        self._check_open()
+        if "body_rot" not in self._cache:
+            self._cache["body_rot"] = self._out(torch.from_numpy(self._xquat))
+        return self._cache["body_rot"]
+
+    def contact_forces(self) -> Tensor:
+        """Net ground-contact force on each body, world frame, newtons, averaged over the last control step's
+        physics steps. Shape (num_envs, num_bodies, 3); zero after ``set_state`` and for bodies without geoms."""
+        self._check_open()
+        if "contact" not in self._cache:
+            out = np.zeros((self.num_envs, self.character.num_bodies, 3))
+            if len(self._sensor_bodies):
+                mean = self._contact_sum[:, self._sensor_cols] / self.substeps
+                out[:, self._sensor_bodies, :] = mean.reshape(self.num_envs, -1, 3)
+            self._cache["contact"] = self._out(torch.from_numpy(out))
+        return self._cache["contact"]
+
+    def step(self, dof_targets: Tensor) -> None:
+        """One control step: PD towards ``dof_targets`` (num_envs, num_dofs), motion DoF space, ``substeps`` physics steps."""
+        self._check_open()
+        nd = self.character.num_dofs
+        if tuple(dof_targets.shape) != (self.num_envs, nd):
+            raise EngineError(
+                f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})"
+            )
+        self.set_targets(dof_targets)
+        self.step_raw()
+
+    def close(self) -> None:
+        """Stop the worker threads and drop the MuJoCo data."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._datas = []
+        self._cache.clear()
+
+    # ---- lower-level stepping (benchmarks) ------------------------------------------------------------
+    def set_targets(self, dof_targets: Tensor) -> None:
+        """Convert motion-DoF targets (num_envs, num_dofs) to actuator ``ctrl`` (hinge angles / ball exp maps)."""
+        t = dof_targets.detach().to(device="cpu", dtype=_F64)
+        n = t.shape[0]
+        zero = t.new_zeros((n, 3))
+        ident = t.new_zeros((n, 4))
+        ident[:, 0] = 1.0
+        tq = kinematics.dof_to_qpos(self.character, zero, ident, t)
+        ctrl = torch.cat([tq, t], dim=-1).index_select(1, self._ctrl_src)
+        if not bool(torch.isfinite(ctrl).all()):
+            raise EngineError("step: dof_targets has NaN or inf values")
+        self._ctrl[:] = ctrl.numpy()
+
+    def step_raw(self) -> None:
+        """Advance every env one control step with the current ``ctrl`` (the physics part of ``step``)."""
+        self._check_open()
+        if self._pool is None:
+            for lo, hi in self._chunks:
+                self._step_chunk(lo, hi)
+        else:
+            for fut in [self._pool.submit(self._step_chunk, lo, hi) for lo, hi in self._chunks]:
+                fut.result()
+        self._cache.clear()
+
+    def _step_chunk(self, lo: int, hi: int) -> None:
+        m = self._model
+        sub = self.substeps
+        sl = self._sensor_slice
+        has_sensors = sl.stop > sl.start
+        step = mujoco.mj_step
+        for i in range(lo, hi):
+            d = self._datas[i]
+            d.ctrl[:] = self._ctrl[i]
+            acc = self._contact_sum[i]
+            if has_sensors:
+                acc[:] = 0.0
+                for _ in range(sub):
+                    step(m, d)
+                    acc += d.sensordata[sl]
+            else:
+                step(m, d, sub)
+            mujoco.mj_kinematics(m, d)
+            self._copy_out(i, d)
+
+    def _copy_out(self, i: int, d: mujoco.MjData) -> None:
+        self._qpos[i] = d.qpos
+        self._qvel[i] = d.qvel
+        self._xpos[i] = d.xpos[self._body_ids]
+        self._xquat[i] = d.xquat[self._body_ids]
+
+    def _out(self, t: Tensor) -> Tensor:
+        return t.to(device=self.device, dtype=self.dtype)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("the MuJoCo engine was closed")
+
+    def __del__(self) -> None:  # best effort: never leave worker threads behind
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+
+# ---- numpy DoF <-> qpos/qvel maps (the per-step hot path) ------------------------------------------------
+#
+# The same formulas as ``mimictools.character.kinematics`` (dof_to_qpos, qpos_to_dof, qvel_to_dof_vel,
+# dof_vel_to_qvel), written in numpy float64: for the few-env batches of a CPU engine, torch's per-op
+# dispatch made these conversions cost several times the physics of a control step. Parity with
+# ``kinematics`` is tested to 1e-12 (tests/engines/test_engine_mujoco.py::test_numpy_dof_map_matches_kinematics).
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return np.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        axis=-1,
+    )
+
+
+def _qconj(q: np.ndarray) -> np.ndarray:
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def _qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate v (..., 3) by unit q (..., 4)."""
+    u = q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + q[..., :1] * t + np.cross(u, t)
+
+
+def _qnormalize(q: np.ndarray) -> np.ndarray:
+    return q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-8)
+
+
+def _exp_to_quat(e: np.ndarray) -> np.ndarray:
+    angle = np.linalg.norm(e, axis=-1, keepdims=True)
+    small = angle < 1e-4
+    safe = np.where(small, 1.0, angle)
+    k = np.where(small, 0.5 - angle * angle / 48.0, np.sin(0.5 * safe) / safe)
+    return np.concatenate([np.cos(0.5 * angle), e * k], axis=-1)
+
+
+def _quat_to_exp(q: np.ndarray) -> np.ndarray:
+    q = _qnormalize(q)
+    q = np.where(q[..., :1] < 0, -q, q)
+    v = q[..., 1:]
+    s = np.linalg.norm(v, axis=-1, keepdims=True)
+    w = q[..., :1]
+    angle = 2.0 * np.arctan2(s, w)
+    k = np.where(s < 1e-6, 2.0 / np.maximum(w, 1e-8), angle / np.maximum(s, 1e-8))
+    return v * k
+
+
+def _wrap_pi(x: np.ndarray) -> np.ndarray:
+    two_pi = 2.0 * np.pi
+    return np.where(x > np.pi, x - two_pi, np.where(x <= -np.pi, x + two_pi, x))
+
+
+def _euler_xyz_to_quat(angles: np.ndarray) -> np.ndarray:
+    half = 0.5 * angles
+    c, s = np.cos(half), np.sin(half)
+    zero = np.zeros_like(c[..., 0])
+    qx = np.stack([c[..., 0], s[..., 0], zero, zero], axis=-1)
+    qy = np.stack([c[..., 1], zero, s[..., 1], zero], axis=-1)
+    qz = np.stack([c[..., 2], zero, zero, s[..., 2]], axis=-1)
+    return _qmul(_qmul(qx, qy), qz)
+
+
+def _quat_to_euler_xyz(q: np.ndarray) -> np.ndarray:
+    q = _qnormalize(q)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    sp, cp, sm, cm = x + z, w + y, x - z, w - y
+    kp = np.sqrt(sp * sp + cp * cp)
+    km = np.sqrt(sm * sm + cm * cm)
+    b = 2.0 * np.arctan2(kp, km) - 0.5 * np.pi
+    half_sum = np.arctan2(sp, cp)
+    half_diff = np.arctan2(sm, cm)
+    tiny = 4.0 * _EPS
+    half_diff = np.where(km < tiny, half_sum, half_diff)
+    half_sum = np.where(kp < tiny, half_diff, half_sum)
+    return np.stack([_wrap_pi(half_sum + half_diff), b, _wrap_pi(half_sum - half_diff)], axis=-1)
+
+
+class _DofMap:
+    """Character DoF space <-> Character-layout qpos/qvel (``kinematics``' layouts), numpy float64."""
+
+    def __init__(self, char: Character):
+        from mimictools.math.rotations import matrix_to_quat
+
+        self.num_dofs = char.num_dofs
+        self.num_qpos = char.num_qpos
+        hinge_dof, hinge_q, triple_dof, triple_q, ball_dof, ball_q = [], [], [], [], [], []
+        qa, sign, axes, low, high = [], [], [], [], []
+        col = 7
+        for j in char.joints:
+            dofs = list(range(j.dof_offset, j.dof_offset + j.dof_count))
+            if j.kind == "hinge":
+                hinge_dof.append(j.dof_offset)
+                hinge_q.append(col)
+            elif j.is_ball:
+                ball_dof.append(dofs)
+                ball_q.append(list(range(col, col + 4)))
+            else:
+                a = np.array(j.axes, dtype=np.float64)
+                sgn = 1.0 if np.linalg.det(a) > 0 else -1.0
+                frame = np.stack([a[0], a[1], sgn * a[2]], axis=1)
+                qa.append(matrix_to_quat(torch.as_tensor(frame, dtype=_F64)).numpy())
+                sign.append([1.0, 1.0, sgn])
+                axes.append(a)
+                low.append(np.asarray(j.range_low, dtype=np.float64))
+                high.append(np.asarray(j.range_high, dtype=np.float64))
+                triple_dof.append(dofs)
+                triple_q.append(list(range(col, col + 3)))
+            col += j.qpos_count
+        i64 = lambda x, *shape: np.asarray(x, dtype=np.int64).reshape(shape)  # noqa: E731
+        f64 = lambda x, *shape: np.asarray(x, dtype=np.float64).reshape(shape)  # noqa: E731
+        self.hinge_dof, self.hinge_q = i64(hinge_dof, -1), i64(hinge_q, -1)
+        self.triple_dof, self.triple_q = i64(triple_dof, -1, 3), i64(triple_q, -1, 3)
+        self.ball_dof, self.ball_q = i64(ball_dof, -1, 3), i64(ball_q, -1, 4)
+        self.qa, self.sign = f64(qa, -1, 4), f64(sign, -1, 3)
+        self.axes, self.low, self.high = f64(axes, -1, 3, 3), f64(low, -1, 3), f64(high, -1, 3)
+
+    def _triple_euler(self, q: np.ndarray) -> np.ndarray:
+        """Hinge angles (n, nt, 3) of joint rotations q (n, nt, 4), limit-aware branch (as kinematics)."""
+        qe = _qmul(_qmul(_qconj(self.qa), q), self.qa)
+        raw = _quat_to_euler_xyz(qe)
+        alt = np.stack([raw[..., 0] + np.pi, np.pi - raw[..., 1], raw[..., 2] + np.pi], axis=-1)
+        e = _wrap_pi(raw * self.sign)
+        alt = _wrap_pi((np.remainder(alt + np.pi, 2.0 * np.pi) - np.pi) * self.sign)
+
+        def violation(x: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore"):
+                v = np.maximum(self.low - x, 0.0) + np.maximum(x - self.high, 0.0)
+            return v.sum(-1, keepdims=True)
+
+        return np.where(violation(alt) < violation(e) - 1e-9, alt, e)
+
+    def _triple_quat(self, angles: np.ndarray) -> np.ndarray:
+        qe = _euler_xyz_to_quat(angles * self.sign)
+        return _qmul(_qmul(self.qa, qe), _qconj(self.qa))
+
+    def _triple_jacobian(self, angles: np.ndarray) -> np.ndarray:
+        """J (n, nt, 3, 3): child-frame angular velocity = J @ hinge rates."""
+        a = self.axes
+        h2, h3 = 0.5 * angles[..., 1:2], 0.5 * angles[..., 2:3]
+        q2 = np.concatenate([np.cos(h2), np.sin(h2) * a[:, 1]], axis=-1)
+        q3 = np.concatenate([np.cos(h3), np.sin(h3) * a[:, 2]], axis=-1)
+        shape = angles.shape
+        col1 = _qrot(_qconj(_qmul(q2, q3)), np.broadcast_to(a[:, 0], shape))
+        col2 = _qrot(_qconj(q3), np.broadcast_to(a[:, 1], shape))
+        col3 = np.broadcast_to(a[:, 2], shape)
+        return np.stack([col1, col2, col3], axis=-1)
+
+    def joint_qpos(self, dof: np.ndarray) -> np.ndarray:
+        """Character-layout qpos (n, num_qpos) with root = 0 / identity, from dof (n, num_dofs)."""
+        n = dof.shape[0]
+        out = np.zeros((n, self.num_qpos))
+        out[:, 3] = 1.0
+        out[:, self.hinge_q] = dof[:, self.hinge_dof]
+        if self.triple_dof.size:
+            out[:, self.triple_q] = self._triple_euler(_exp_to_quat(dof[:, self.triple_dof]))
+        if self.ball_dof.size:
+            out[:, self.ball_q] = _exp_to_quat(dof[:, self.ball_dof])
+        return out
+
+    def to_qpos_qvel(
+        self,
+        root_pos: np.ndarray,
+        root_rot: np.ndarray,
+        root_vel: np.ndarray,
+        root_ang_vel: np.ndarray,
+        dof: np.ndarray,
+        dof_vel: np.ndarray,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """``kinematics.dof_to_qpos`` + ``dof_vel_to_qvel``: Character-layout (qpos (n, nq), qvel (n, 6 + nd))."""
+        qpos = self.joint_qpos(dof)
+        qpos[:, 0:3] = root_pos
+        qpos[:, 3:7] = root_rot
+        qvel = np.concatenate([root_vel, _qrot(_qconj(root_rot), root_ang_vel), dof_vel], axis=-1)
+        if self.triple_dof.size:
+            m = self._triple_jacobian(qpos[:, self.triple_q])
+            v = dof_vel[:, self.triple_dof]
+            a, b, c = m[..., 0, :], m[..., 1, :], m[..., 2, :]
+            r0, r1, r2 = np.cross(b, c), np.cross(c, a), np.cross(a, b)
+            det = (a * r0).sum(-1, keepdims=True)
+            det = np.where(np.abs(det) < 1e-9, np.where(det < 0, -1e-9, 1e-9), det)
+            rates = (r0 * v[..., 0:1] + r1 * v[..., 1:2] + r2 * v[..., 2:3]) / det
+            qvel[:, 6 + self.triple_dof] = rates
+        return qpos, qvel
+
+    def from_qpos_qvel(self, qpos: np.ndarray, qvel: np.ndarray) -> Tuple[np.ndarray, ...]:
+        """``kinematics.qpos_to_dof`` + ``qvel_to_dof_vel``: (root_pos, root_rot, root_vel, root_ang_vel, dof, dof_vel)."""
+        n = qpos.shape[0]
+        root_rot = qpos[:, 3:7] / np.maximum(np.linalg.norm(qpos[:, 3:7], axis=-1, keepdims=True), 1e-12)
+        dof = np.zeros((n, self.num_dofs))
+        dof[:, self.hinge_dof] = qpos[:, self.hinge_q]
+        dof_vel = qvel[:, 6:].copy()
+        if self.triple_dof.size:
+            ang = qpos[:, self.triple_q]
+            dof[:, self.triple_dof] = _quat_to_exp(self._triple_quat(ang))
+            rates = qvel[:, 6 + self.triple_dof]
+            dof_vel[:, self.triple_dof] = (self._triple_jacobian(ang) @ rates[..., None])[..., 0]
+        if self.ball_dof.size:
+            dof[:, self.ball_dof] = _quat_to_exp(qpos[:, self.ball_q])
+        root_ang_vel = _qrot(root_rot, qvel[:, 3:6])
+        return qpos[:, 0:3], root_rot, qvel[:, 0:3], root_ang_vel, dof, dof_vel
+
+
+def mujoco_body_poses(
+    character: Character, root_pos: Tensor, root_rot: Tensor, dof_pos: Tensor, chunk: int = 256
+) -> Tuple[Tensor, Tensor]:
+    """MuJoCo's body poses for a batch of poses (e.g. every frame of a clip), via the engine's ``set_state``.
+
+    root_pos (F, 3), root_rot (F, 4) wxyz, dof_pos (F, num_dofs) -> (body_pos (F, nb, 3) m, body_rot (F, nb, 4)),
+    float64, CPU. Uses one engine of ``chunk`` envs without ground; the same path as training's resets.
+    """
+    f = int(root_pos.shape[0])
+    nd = character.num_dofs
+    spec = EngineSpec(num_envs=max(1, min(chunk, f)), ground=False, num_threads=1)
+    engine = MuJoCoEngine(character, spec)
+    try:
+        out_pos = np.zeros((f, character.num_bodies, 3))
+        out_rot = np.zeros((f, character.num_bodies, 4))
+        for lo in range(0, f, spec.num_envs):
+            hi = min(f, lo + spec.num_envs)
+            k = hi - lo
+            z3 = torch.zeros(k, 3, dtype=_F64)
+            zd = torch.zeros(k, nd, dtype=_F64)
+            state = SimState(root_pos[lo:hi], root_rot[lo:hi], z3, z3, dof_pos[lo:hi], zd)
+            engine.set_state(torch.arange(k), state)
+            out_pos[lo:hi] = engine._xpos[:k]
+            out_rot[lo:hi] = engine._xquat[:k]
+    finally:
+        engine.close()
+    return torch.from_numpy(out_pos), torch.from_numpy(out_rot)

@@ -1,0 +1,91 @@
+"""Engine names -> implementations, imported lazily: only the chosen engine's module (and its package) loads.
+
+Each engine module exposes one class built as ``cls(character, spec)``; adding an engine is one entry in
+``_ENGINES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Dict, NamedTuple, Tuple
+
+from mimictools.errors import EngineError, NotSupportedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mimictools.character.model import Character
+    from mimictools.engines.base import Engine, EngineSpec
+
+
+class _EngineEntry(NamedTuple):
+    module: str
+    cls: str
+    packages: Tuple[str, ...]
+    """Top-level third-party packages the module imports (an ImportError naming one -> install hint)."""
+    install_hint: str
+
+
+_ENGINES: Dict[str, _EngineEntry] = {
+    "mujoco": _EngineEntry(
+        "mimictools.engines.mujoco",
+        "MuJoCoEngine",
+        ("mujoco",),
+        "pip install 'mujoco>=3.2' (a core dependency of mimictools)",
+    ),
+    "mjwarp": _EngineEntry(
+        "mimictools.engines.mjwarp",
+        "MjWarpEngine",
+        ("mujoco_warp", "warp", "mujoco"),
+        "pip install 'mimictools[gpu]' (mujoco-warp and warp-lang; needs a CUDA GPU)",
+    ),
+    "isaacgym": _EngineEntry(
+        "mimictools.engines.isaacgym",
+        "IsaacGymEngine",
+        ("isaacgym",),
+        "Isaac Gym Preview 4 is not on PyPI: install it yourself into a Python 3.8 env (see docs/isaacgym.md)",
+    ),
+}
+
+
+def engine_names() -> Tuple[str, ...]:
+    """Valid engine names, in preference order."""
+    return tuple(_ENGINES)
+
+
+def engine_class(name: str) -> type:
+    """Import and return the engine class for ``name``.
+
+    Raises ``EngineError`` for an unknown name (listing the valid ones) and, with the install hint, when the
+    engine's package is missing; ``NotSupportedError`` when the engine module is not part of this build.
+    """
+    entry = _ENGINES.get(name)
+    if entry is None:
+        raise EngineError(f"unknown engine {name!r}; valid engines: {', '.join(_ENGINES)}")
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as exc:
+        missing = (getattr(exc, "name", None) or "").split(".")[0]
+        if missing in entry.packages:
+            raise EngineError(
+                f"engine {name!r} is unavailable: Python package {missing!r} cannot be imported ({exc}). "
+                f"Install: {entry.install_hint}"
+            ) from None
+        if getattr(exc, "name", None) == entry.module:
+            raise NotSupportedError(
+                f"engine {name!r} is not built yet in this version of mimictools"
+            ) from None
+        raise
+    return getattr(module, entry.cls)
+
+
+def make_engine(name: str, character: Character, spec: EngineSpec) -> Engine:
+    """Build engine ``name`` ("mujoco", "mjwarp", "isaacgym") for ``character`` with ``spec``."""
+    return engine_class(name)(character, spec)  # type: ignore[no-any-return]
+
+
+def is_available(name: str) -> bool:
+    """True when engine ``name`` imports (its package is installed and the module exists)."""
+    try:
+        engine_class(name)
+    except (EngineError, NotSupportedError):
+        return False
+    return True

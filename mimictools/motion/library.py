@@ -1,0 +1,342 @@
+"""``MotionLib``: all clips of a motion set as flat torch tensors, sampled and interpolated in batches.
+
+This is what training reads every control step, so everything here is batched and lives on ``device``;
+nothing loops over environments. At construction the frames of every clip are concatenated
+(per-clip ``start`` offsets) and per-frame quantities are precomputed once (in float64, then cast):
+
+- root position (m), root rotation (quaternion wxyz), DoF positions and joint local rotations
+  (``kinematics.dof_to_local_rot``);
+- velocities by forward finite differences: root linear velocity (world, m/s), root angular velocity
+  (world, rad/s, from ``q1 q0^-1``), DoF velocity (hinge: angle rate; spherical: angular velocity in the
+  child frame from ``q0^-1 q1``, rad/s). A clip's last frame repeats the previous frame's velocity;
+- body positions/rotations by forward kinematics when a ``Character`` is given.
+
+``calc_motion_frame(ids, times)`` turns times into a frame index and blend (clamp: time clamped to
+[0, length]; wrap: time modulo length, and the root/body positions advanced in xy by the number of whole
+cycles times the clip's (last - first) root displacement, as MimicKit does), then lerps positions and
+velocities and slerps rotations. Body poses are interpolated from the precomputed FK (not recomputed for
+the blended pose; the difference is a chord-vs-arc error, < 2 mm for the fastest official clip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mimictools.errors import MotionFormatError
+from mimictools.math.rotations import (
+    exp_map_to_quat,
+    quat_conj,
+    quat_mul,
+    quat_slerp,
+    quat_to_exp_map,
+)
+from mimictools.motion.motion import LOOP_WRAP, Motion
+
+__all__ = ["MotionFrame", "MotionLib"]
+
+
+@dataclass(frozen=True)
+class MotionFrame:
+    """Reference state for a batch of (motion id, time) queries. N = number of queries."""
+
+    root_pos: Tensor
+    """Shape (N, 3), m, world (wrap clips include the whole-cycle offset)."""
+    root_rot: Tensor
+    """Shape (N, 4), wxyz, world."""
+    root_vel: Tensor
+    """Shape (N, 3), m/s, world."""
+    root_ang_vel: Tensor
+    """Shape (N, 3), rad/s, world."""
+    dof_pos: Tensor
+    """Shape (N, num_dofs): hinge angles (rad) and spherical exp maps."""
+    dof_vel: Tensor
+    """Shape (N, num_dofs), rad/s (spherical: angular velocity in the child body frame)."""
+    body_pos: Optional[Tensor]
+    """Shape (N, num_bodies, 3), m, world; None without a Character."""
+    body_rot: Optional[Tensor]
+    """Shape (N, num_bodies, 4), wxyz, world; None without a Character."""
+
+
+def _as_motion_list(motions: Any) -> Tuple[List[Motion], Optional[List[float]]]:
+    """Accept ``[Motion]``, ``[(Motion, weight)]`` (what ``load_motion_set`` returns) or one Motion."""
+    if isinstance(motions, Motion):
+        return [motions], None
+    items = list(motions)
+    if items and isinstance(items[0], tuple):
+        return [m for m, _ in items], [float(w) for _, w in items]
+    return items, None
+
+
+class MotionLib:
+    """Batched sampling and interpolation over a set of clips (see module docstring).
+
+    ``motions``: a list of ``Motion`` (or ``(Motion, weight)`` pairs as ``load_motion_set`` returns);
+    ``weights``: sampling weights (default: the pairs' weights, else uniform); ``char``: the
+    ``Character`` (needed for spherical-joint interpolation, DoF velocities and body poses; without
+    it DoFs are lerped as plain numbers and ``body_pos``/``body_rot`` are None);
+    ``allow_nonfinite``: load clips with NaN/inf values instead of refusing them.
+    """
+
+    def __init__(
+        self,
+        motions: Any,
+        weights: Optional[Sequence[float]] = None,
+        char: Optional[Any] = None,
+        device: Union[str, torch.device] = "cpu",
+        allow_nonfinite: bool = False,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        motion_list, pair_weights = _as_motion_list(motions)
+        if not motion_list:
+            raise MotionFormatError("MotionLib needs at least one motion clip")
+        if weights is None:
+            weights = pair_weights if pair_weights is not None else [1.0] * len(motion_list)
+        weights = [float(w) for w in weights]
+        if len(weights) != len(motion_list):
+            raise MotionFormatError(f"MotionLib got {len(motion_list)} clips but {len(weights)} weights")
+        if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+            raise MotionFormatError(f"MotionLib weights must be finite, >= 0 and not all 0; got {weights}")
+
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.char = char
+        self.motions = tuple(motion_list)
+        width = motion_list[0].frame_width if char is None else char.frame_width
+        for m in motion_list:
+            if char is not None:
+                from mimictools.motion.io import check_frame_width
+
+                check_frame_width(m, char)
+            elif m.frame_width != width:
+                raise MotionFormatError(
+                    f"{m.source or '<motion>'}: has {m.frame_width} columns, the first clip has {width}"
+                )
+            if not allow_nonfinite:
+                self._refuse_nonfinite(m)
+        self._build(motion_list, weights)
+
+    # ---- construction ---------------------------------------------------------------------------------
+    def _refuse_nonfinite(self, m: Motion) -> None:
+        if np.isfinite(m.frames).all():
+            return
+        from mimictools.motion.checks import describe_nonfinite
+
+        issues = describe_nonfinite(m.frames, self.char)
+        parts = "; ".join(i["message"] for i in issues[:3])
+        more = f"; and {len(issues) - 3} more" if len(issues) > 3 else ""
+        raise MotionFormatError(
+            f"{m.source or '<motion>'}: non-finite values: {parts}{more}. MotionLib refuses such clips "
+            "(fix the clip, drop it from the dataset, or pass allow_nonfinite=True)"
+        )
+
+    def _build(self, motions: List[Motion], weights: List[float]) -> None:
+        f64 = torch.float64
+        nums = [m.num_frames for m in motions]
+        fps = [float(m.fps) for m in motions]
+        frames = torch.as_tensor(np.concatenate([m.frames for m in motions], axis=0), dtype=f64)
+        total = frames.shape[0]
+        num_frames = torch.tensor(nums, dtype=torch.long)
+        start = torch.zeros_like(num_frames)
+        start[1:] = torch.cumsum(num_frames, 0)[:-1]
+        end = start + num_frames - 1
+        fps_t = torch.tensor(fps, dtype=f64)
+        frame_fps = torch.repeat_interleave(fps_t, num_frames).unsqueeze(-1)  # (F, 1)
+
+        root_pos = frames[:, 0:3]
+        root_rot = exp_map_to_quat(frames[:, 3:6])
+        dof = frames[:, 6:]
+
+        # forward differences, then each clip's last frame repeats the one before (0 for 1-frame clips)
+        def fwd_diff(x: Tensor) -> Tensor:
+            v = torch.zeros_like(x)
+            if total > 1:
+                v[:-1] = x[1:] - x[:-1]
+            return v
+
+        def fix_last(v: Tensor) -> Tensor:
+            v = v * frame_fps.reshape((-1,) + (1,) * (v.dim() - 1))
+            multi = num_frames > 1
+            v[end[multi]] = v[end[multi] - 1]
+            v[end[~multi]] = 0.0
+            return v
+
+        root_vel = fix_last(fwd_diff(root_pos))
+        drot = torch.zeros_like(root_pos)
+        if total > 1:
+            drot[:-1] = quat_to_exp_map(quat_mul(root_rot[1:], quat_conj(root_rot[:-1])))
+        root_ang_vel = fix_last(drot)
+        dof_vel = fwd_diff(dof)
+
+        self._sph_body = None  # type: Optional[Tensor]
+        self._sph_cols = None  # type: Optional[Tensor]
+        local_rot = body_pos = body_rot = None
+        if self.char is not None:
+            from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
+
+            char = self.char
+            local_rot = dof_to_local_rot(char, dof)
+            sph = [j for j in char.joints if j.kind == "spherical"]
+            if sph:
+                sb = torch.tensor([j.body for j in sph], dtype=torch.long)
+                sc = torch.tensor([[j.dof_offset + k for k in range(3)] for j in sph], dtype=torch.long)
+                q = local_rot[:, sb]  # (F, S, 4)
+                w = torch.zeros(total, len(sph), 3, dtype=f64)
+                if total > 1:
+                    w[:-1] = quat_to_exp_map(quat_mul(quat_conj(q[:-1]), q[1:]))  # child-frame rotation
+                dof_vel[:, sc.reshape(-1)] = w.reshape(total, -1)
+                self._sph_body = sb.to(self.device)
+                self._sph_cols = sc.reshape(-1).to(self.device)
+            body_pos, body_rot = forward_kinematics(char, root_pos, root_rot, local_rot)
+        dof_vel = fix_last(dof_vel)
+
+        wrap_delta = root_pos[end] - root_pos[start]
+        wrap_delta[:, 2] = 0.0
+        loop = torch.tensor([m.loop_mode for m in motions], dtype=torch.long)
+        wrap_delta[loop != LOOP_WRAP] = 0.0
+
+        dev, dt = self.device, self.dtype
+        nd = dof.shape[1]
+        nb = 0 if body_pos is None else body_pos.shape[1]
+        # Two packed per-frame tables, so a query is 2 x 2 row gathers (index_select is much faster than
+        # many advanced-indexing gathers on CPU): linear quantities (lerped) and quaternions (slerped).
+        lin_parts = [root_pos, root_vel, root_ang_vel, dof, dof_vel]
+        quat_parts = [root_rot.unsqueeze(1)]
+        if self._sph_body is not None:
+            quat_parts.append(local_rot[:, self._sph_body.cpu()])
+        if body_pos is not None:
+            lin_parts.append(body_pos.reshape(total, -1))
+            quat_parts.append(body_rot)
+        self._lin = torch.cat(lin_parts, dim=1).to(device=dev, dtype=dt).contiguous()
+        """Shape (F, 9 + 2 num_dofs + 3 num_bodies): root_pos, root_vel, root_ang_vel, dof_pos, dof_vel, body_pos."""
+        self._quat = torch.cat(quat_parts, dim=1).to(device=dev, dtype=dt).contiguous()
+        """Shape (F, 1 + num_spherical + num_bodies, 4): root_rot, spherical joint rots, body_rot."""
+        self._num_sph = 0 if self._sph_body is None else int(self._sph_body.shape[0])
+        self._nd, self._nb = nd, nb
+
+        # Per-frame views (documented attributes; the packed tables are what queries read).
+        self.frame_root_pos = self._lin[:, 0:3]
+        """Shape (F, 3), m: every frame of every clip, concatenated."""
+        self.frame_root_vel = self._lin[:, 3:6]
+        self.frame_root_ang_vel = self._lin[:, 6:9]
+        self.frame_dof_pos = self._lin[:, 9 : 9 + nd]
+        self.frame_dof_vel = self._lin[:, 9 + nd : 9 + 2 * nd]
+        self.frame_root_rot = self._quat[:, 0]
+        self.frame_local_rot = None if local_rot is None else local_rot.to(device=dev, dtype=dt)
+        """Shape (F, num_bodies, 4): joint rotation per body (identity for root/welded bodies)."""
+        self.frame_body_pos = None
+        self.frame_body_rot = None
+        if body_pos is not None:
+            self.frame_body_pos = self._lin[:, 9 + 2 * nd :].reshape(total, nb, 3)
+            self.frame_body_rot = self._quat[:, 1 + self._num_sph :]
+
+        self.motion_start = start.to(dev)
+        """Shape (M,), long: index of each clip's first frame in the flat tensors."""
+        self.motion_num_frames = num_frames.to(dev)
+        self.motion_fps = fps_t.to(device=dev, dtype=dt)
+        self.motion_lengths = ((num_frames - 1).to(f64) / fps_t).to(device=dev, dtype=dt)
+        """Shape (M,), s: (num_frames - 1) / fps."""
+        self.motion_loop_modes = loop.to(dev)
+        self.motion_wrap_delta = wrap_delta.to(device=dev, dtype=dt)
+        """Shape (M, 3), m: root xy advance per cycle for wrap clips (0 for clamp clips)."""
+        w = torch.tensor(weights, dtype=f64)
+        self.motion_weights = (w / w.sum()).to(device=dev, dtype=dt)
+        self.motion_files = tuple(m.source for m in motions)
+
+    @classmethod
+    def from_path(
+        cls,
+        path: Union[str, Path],
+        char: Optional[Any] = None,
+        device: Union[str, torch.device] = "cpu",
+        allow_nonfinite: bool = False,
+    ) -> MotionLib:
+        """Load a clip, a folder or a dataset yaml (``load_motion_set``) into a ``MotionLib``."""
+        from mimictools.motion.io import load_motion_set
+
+        pairs = load_motion_set(path, char=char)
+        return cls(pairs, char=char, device=device, allow_nonfinite=allow_nonfinite)
+
+    # ---- queries ---------------------------------------------------------------------------------------
+    @property
+    def num_motions(self) -> int:
+        return int(self.motion_num_frames.shape[0])
+
+    @property
+    def total_length(self) -> float:
+        """Sum of clip lengths (s)."""
+        return float(self.motion_lengths.sum().item())
+
+    def motion_length(self, ids: Tensor) -> Tensor:
+        """Clip lengths (s) for motion ids (N,) -> (N,)."""
+        return self.motion_lengths[ids]
+
+    def loop_mode(self, ids: Tensor) -> Tensor:
+        """Loop modes (0 clamp, 1 wrap) for motion ids (N,) -> (N,) long."""
+        return self.motion_loop_modes[ids]
+
+    def sample_motions(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        """``n`` motion ids drawn by weight (with replacement). Shape (n,), long, on ``device``."""
+        return torch.multinomial(self.motion_weights, num_samples=n, replacement=True, generator=generator)
+
+    def sample_times(
+        self, ids: Tensor, truncate_time: float = 0.0, generator: Optional[torch.Generator] = None
+    ) -> Tensor:
+        """Uniform times in [0, length - truncate_time] (s) per id. Shape (N,)."""
+        u = torch.rand(ids.shape, device=self.device, dtype=self.dtype, generator=generator)
+        return u * (self.motion_lengths[ids] - truncate_time).clamp_min(0.0)
+
+    def calc_frame_blend(self, ids: Tensor, times: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(idx0, idx1, blend, cycles)``: flat frame indices (N,), blend in [0, 1] (N,) and the whole
+        number of wrap cycles (N,) (0 for clamp clips) for times (s)."""
+        length = self.motion_lengths.index_select(0, ids)
+        n = self.motion_num_frames.index_select(0, ids)
+        fps = self.motion_fps.index_select(0, ids)
+        times = times.to(dtype=self.dtype)
+        wrap = (self.motion_loop_modes.index_select(0, ids) == LOOP_WRAP) & (length > 0)
+        safe_len = torch.where(length > 0, length, torch.ones_like(length))
+        cycles = torch.where(wrap, torch.floor(times / safe_len), torch.zeros_like(times))
+        t = times - cycles * length
+        t = torch.minimum(t.clamp_min(0.0), length)
+        pos = t * fps
+        i0 = torch.minimum(pos.floor().long(), (n - 1).clamp_min(0))
+        i1 = torch.minimum(i0 + 1, n - 1)
+        blend = (pos - i0.to(pos.dtype)).clamp(0.0, 1.0)
+        start = self.motion_start.index_select(0, ids)
+        return start + i0, start + i1, blend, cycles
+
+    def calc_motion_frame(self, ids: Tensor, times: Tensor) -> MotionFrame:
+        """Interpolated reference state for motion ids (N,) at times (N,) seconds."""
+        g0, g1, blend, cycles = self.calc_frame_blend(ids, times)
+        n = g0.shape[0]
+        nd, nb, ns = self._nd, self._nb, self._num_sph
+        b = blend.unsqueeze(-1)
+        lin0 = self._lin.index_select(0, g0)
+        lin = lin0 + b * (self._lin.index_select(0, g1) - lin0)
+        quat = quat_slerp(self._quat.index_select(0, g0), self._quat.index_select(0, g1), b.unsqueeze(-1))
+
+        offset = cycles.unsqueeze(-1) * self.motion_wrap_delta.index_select(0, ids)  # (N, 3)
+        root_pos = lin[:, 0:3] + offset
+        dof_pos = lin[:, 9 : 9 + nd]
+        if ns:
+            exp = quat_to_exp_map(quat[:, 1 : 1 + ns]).reshape(n, -1)
+            dof_pos = dof_pos.index_copy(-1, self._sph_cols, exp)
+        body_pos = body_rot = None
+        if nb:
+            body_pos = lin[:, 9 + 2 * nd :].reshape(n, nb, 3) + offset.unsqueeze(-2)
+            body_rot = quat[:, 1 + ns :]
+        return MotionFrame(
+            root_pos=root_pos,
+            root_rot=quat[:, 0],
+            root_vel=lin[:, 3:6],
+            root_ang_vel=lin[:, 6:9],
+            dof_pos=dof_pos,
+            dof_vel=lin[:, 9 + nd : 9 + 2 * nd],
+            body_pos=body_pos,
+            body_rot=body_rot,
+        )

@@ -1,0 +1,225 @@
+"""Training checkpoints: atomic save, safe load, RNG state, and a policy loader for evaluation.
+
+A checkpoint is a plain dict saved with `torch.save` and loaded with
+``torch.load(..., weights_only=True)`` (loading executes no code), so it holds only tensors,
+numbers, strings, lists, dicts and None:
+
+=====================  ===========================================================
+``format``, ``version`` ``"mimictools.ppo"``, `CHECKPOINT_VERSION`
+``actor``, ``critic``   network state dicts
+``obs_normalizer``      `Normalizer.state_dict`
+``optimizers``          ``{"actor_optimizer": ..., "critic_optimizer": ...}``
+``iteration``           last completed iteration (0-based)
+``samples``             training samples so far
+``wall_time_s``         training wall time so far (s), over all resumed sessions
+``best_test_return``    best Test_Return so far (-inf before the first test)
+``rng``                 `capture_rng_state` (torch CPU/CUDA, numpy, python ``random``)
+``obs_dim``...          ``obs_dim``, ``action_dim``, ``num_envs``, ``action_low``/``action_high``
+``agent_config``        the agent config as a plain dict (MimicKit keys)
+``config``              the run's resolved config as given by the caller (plain dict or None)
+=====================  ===========================================================
+
+Writes are atomic: a temp file in the same folder, fsync, then `os.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mimictools.errors import CheckpointError
+from mimictools.io_util import atomic_open
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "Policy",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_policy",
+    "restore_rng_state",
+    "save_checkpoint",
+    "seed_everything",
+]
+
+CHECKPOINT_FORMAT = "mimictools.ppo"
+CHECKPOINT_VERSION = 1
+_REQUIRED = (
+    "actor",
+    "critic",
+    "obs_normalizer",
+    "optimizers",
+    "iteration",
+    "samples",
+    "wall_time_s",
+    "rng",
+    "obs_dim",
+    "action_dim",
+    "action_low",
+    "action_high",
+    "agent_config",
+)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
+    """Write `state` (plus format/version tags) to `path` atomically; returns the path."""
+    p = Path(path)
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
+    payload.update(state)
+    with atomic_open(p, "wb") as f:
+        torch.save(payload, f)
+    return p
+
+
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
+    """Load and check a checkpoint written by `save_checkpoint`.
+
+    Raises:
+        CheckpointError: missing file, unreadable/corrupt/truncated file, not a mimictools
+            checkpoint, a newer format version, or missing entries.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint not found")
+    try:
+        state = torch.load(str(p), map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt zip, truncated pickle, disallowed global...
+        raise CheckpointError(
+            f"{p}: not a readable checkpoint (corrupt or truncated?): {type(e).__name__}: {e}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{p}: not a mimictools training checkpoint (format tag {CHECKPOINT_FORMAT!r} missing)"
+        )
+    version = state.get("version")
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint version {version!r} is newer than this mimictools reads ({CHECKPOINT_VERSION})"
+        )
+    missing = [k for k in _REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
+    return state
+
+
+# ----------------------------------------------------------------------------------- RNG
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python ``random``, numpy's global RNG and torch (CPU and all CUDA devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def capture_rng_state() -> Dict[str, Any]:
+    """RNG states as tensors/numbers (weights_only-loadable)."""
+    np_state = np.random.get_state(legacy=True)
+    py_version, py_state, py_gauss = random.getstate()
+    out: Dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {
+            "version": int(py_version),
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss_next": py_gauss,
+        },
+        "cuda": [],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of `capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    npst = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            npst["keys"].cpu().numpy().astype(np.uint32),
+            int(npst["pos"]),
+            int(npst["has_gauss"]),
+            float(npst["cached_gaussian"]),
+        )
+    )
+    py = state["python"]
+    random.setstate((int(py["version"]), tuple(int(x) for x in py["state"].tolist()), py["gauss_next"]))
+    cuda: List[Tensor] = list(state.get("cuda", []))
+    if cuda and torch.cuda.is_available():
+        n = min(len(cuda), torch.cuda.device_count())
+        for i in range(n):
+            torch.cuda.set_rng_state(cuda[i].to(torch.uint8), device=i)
+
+
+# -------------------------------------------------------------------------------- policy
+
+
+@dataclass
+class Policy:
+    """A trained policy for evaluation: raw observations in, env actions out.
+
+    Attributes:
+        actor: the Gaussian actor (normalized action units).
+        obs_normalizer: the training run's observation normalizer.
+        action_low, action_high: env action bounds, Shape (action_dim,).
+    """
+
+    actor: Any
+    obs_normalizer: Any
+    action_low: Tensor
+    action_high: Tensor
+
+    @torch.no_grad()
+    def __call__(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        """Actions in env units, Shape (B, action_dim), for observations Shape (B, obs_dim)."""
+        mean = self.actor(self.obs_normalizer.normalize(obs))
+        norm_a = mean if deterministic else self.actor.sample(mean)
+        mid = 0.5 * (self.action_high + self.action_low)
+        half = 0.5 * (self.action_high - self.action_low)
+        return mid + half * norm_a
+
+
+def load_policy(path: PathLike, device: Union[str, torch.device] = "cpu") -> Policy:
+    """Build the actor and observation normalizer of a checkpoint, on `device`, in eval mode.
+
+    Raises:
+        CheckpointError: unreadable checkpoint or networks that do not match its config.
+    """
+    from mimictools.config.load import config_from_dict
+    from mimictools.config.schema import AgentConfig
+    from mimictools.errors import MimicToolsError
+    from mimictools.rl.networks import build_actor_critic
+    from mimictools.rl.normalizer import Normalizer
+
+    state = load_checkpoint(path, map_location=device)
+    try:
+        agent = config_from_dict(AgentConfig, state["agent_config"], f"{path} (agent_config)")
+        actor, _ = build_actor_critic(agent.model, int(state["obs_dim"]), int(state["action_dim"]))
+        actor.load_state_dict(state["actor"])
+        norm = Normalizer(int(state["obs_dim"]), device=device)
+        norm.load_state_dict(state["obs_normalizer"])
+    except (MimicToolsError, RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild the policy: {e}") from None
+    actor.to(device).eval()
+    return Policy(
+        actor=actor,
+        obs_normalizer=norm,
+        action_low=state["action_low"].to(device),
+        action_high=state["action_high"].to(device),
+    )

@@ -1,0 +1,299 @@
+"""MimicKit's PPO update: critic epochs, then actor epochs, on one rollout.
+
+As in xbpeng/MimicKit ``mimickit/learning/ppo_agent.py`` (``_build_train_data``, ``_update_model``,
+``_compute_actor_loss``/``_compute_critic_loss``) and ``mp_optimizer.py``:
+
+- Returns/advantages from `mimictools.rl.returns` with the critic and normalizer *before* the
+  update; advantages are normalized with their mean and std (std floored at 1e-5) and clipped to
+  ``[-norm_adv_clip, norm_adv_clip]``.
+- Minibatch sizes are multiples of the number of envs: ``ceil(actor_batch_size * num_envs)``
+  samples (``actor_batch_size: 4`` with 4096 envs = 16384 samples out of 32 * 4096 per iteration,
+  i.e. 8 minibatches per epoch); ``ceil(num_samples / batch)`` minibatches per epoch, times
+  ``*_epochs``. The critic is updated first (MSE to the TD(lambda) returns), then the actor.
+- Actor loss: ``-mean(min(A * ratio, A * clip(ratio, 1 - eps, 1 + eps)))``, plus
+  ``action_bound_weight * mean(sum_dims(min(mu + 1, 0)^2 + max(mu - 1, 0)^2))`` on the mean action
+  ``mu`` in normalized units (bounds [-1, 1] = the env's [low, high]), minus
+  ``action_entropy_weight * entropy`` and plus ``action_reg_weight * mean(sum_dims(mu^2))`` when
+  those weights are non-zero. ``Actor_Loss`` in the stats is this total, ``Loss`` = critic + actor.
+- Optimizers: ``SGD`` = SGD with momentum 0.9; ``Adam`` = AdamW (MimicKit uses AdamW so that
+  ``weight_decay`` is decoupled; with the default 0 it is Adam). Optional ``grad_clip`` on the norm.
+
+A non-finite value raises `TrainingDivergedError` naming the quantity; values are checked once per
+update (one device sync), before anything is saved.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from mimictools.config.schema import AgentConfig, OptimizerConfig
+from mimictools.errors import ConfigError, TrainingDivergedError
+from mimictools.rl.networks import Critic, GaussianActor
+from mimictools.rl.normalizer import Normalizer
+from mimictools.rl.returns import compute_returns_and_advantages
+from mimictools.rl.storage import RolloutStorage, iter_minibatches
+
+__all__ = [
+    "PPO",
+    "action_bound_loss",
+    "build_optimizer",
+    "clipped_surrogate_loss",
+    "minibatch_size",
+    "normalize_advantages",
+]
+
+ADV_STD_MIN = 1e-5  # MimicKit's floor on the advantage std
+
+
+def minibatch_size(multiple_of_num_envs: float, num_envs: int) -> int:
+    """MimicKit's minibatch size: ``ceil(multiple * num_envs)`` samples."""
+    return max(1, int(math.ceil(multiple_of_num_envs * num_envs)))
+
+
+def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or AdamW, as MimicKit's ``MPOptimizer``."""
+    params = [p for p in params if p.requires_grad]
+    if cfg.type == "SGD":
+        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=0.9, weight_decay=cfg.weight_decay)
+    if cfg.type == "Adam":
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"optimizer type {cfg.type!r}: must be 'SGD' or 'Adam'")
+
+
+def normalize_advantages(adv: Tensor, clip: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """``clip((adv - mean) / max(std, 1e-5))`` over all samples.
+
+    Returns:
+        (normalized advantages Shape like `adv`, mean, std) with mean/std 0-d tensors.
+    """
+    mean = adv.mean()
+    std = adv.std(unbiased=False) if adv.numel() > 1 else torch.zeros_like(mean)
+    norm = (adv - mean) / torch.clamp_min(std, ADV_STD_MIN)
+    return torch.clamp(norm, -clip, clip), mean, std
+
+
+def clipped_surrogate_loss(
+    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, clip_ratio: float
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """PPO clipped surrogate, all inputs Shape (B,).
+
+    Returns:
+        (loss = -mean(min(A r, A clip(r))), clip fraction = mean(|r - 1| > eps), mean ratio r).
+    """
+    ratio = torch.exp(log_probs - old_log_probs)
+    surr = torch.minimum(
+        advantages * ratio, advantages * torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
+    )
+    clip_frac = (torch.abs(ratio - 1.0) > clip_ratio).to(ratio.dtype).mean()
+    return -surr.mean(), clip_frac.detach(), ratio.mean().detach()
+
+
+def action_bound_loss(norm_mean: Tensor) -> Tensor:
+    """Squared violation of [-1, 1] by the normalized mean action, summed over dims: Shape (B,)."""
+    below = torch.clamp_max(norm_mean + 1.0, 0.0)
+    above = torch.clamp_min(norm_mean - 1.0, 0.0)
+    return torch.sum(below * below + above * above, dim=-1)
+
+
+class PPO:
+    """The PPO update for one actor/critic pair.
+
+    Args:
+        actor, critic: networks (on the env device).
+        obs_normalizer: normalizer of raw observations (not updated here).
+        cfg: agent config.
+        num_envs: envs per rollout (minibatch sizes are multiples of it).
+        succ_value, fail_value: terminal values of SUCC/FAIL steps (`returns.terminal_value`).
+    """
+
+    def __init__(
+        self,
+        actor: GaussianActor,
+        critic: Critic,
+        obs_normalizer: Normalizer,
+        cfg: AgentConfig,
+        num_envs: int,
+        succ_value: float = 0.0,
+        fail_value: float = 0.0,
+    ) -> None:
+        self.actor = actor
+        self.critic = critic
+        self.obs_normalizer = obs_normalizer
+        self.cfg = cfg
+        self.num_envs = int(num_envs)
+        self.succ_value = float(succ_value)
+        self.fail_value = float(fail_value)
+        self.actor_optimizer = build_optimizer(actor.parameters(), cfg.actor_optimizer)
+        self.critic_optimizer = build_optimizer(critic.parameters(), cfg.critic_optimizer)
+        samples = cfg.steps_per_iter * self.num_envs
+        self.actor_batch = minibatch_size(cfg.actor_batch_size, self.num_envs)
+        self.critic_batch = minibatch_size(cfg.critic_batch_size, self.num_envs)
+        for key, batch in (("actor_batch_size", self.actor_batch), ("critic_batch_size", self.critic_batch)):
+            if batch > samples:
+                raise ConfigError(
+                    f"{key} = {getattr(cfg, key)} x {self.num_envs} envs = {batch} samples per minibatch, more "
+                    f"than the {samples} samples of an iteration (steps_per_iter x num_envs)"
+                )
+
+    # ------------------------------------------------------------------ critic evaluation
+
+    def _values(self, norm_obs: Tensor) -> Tensor:
+        chunk = self.cfg.critic_eval_batch_size
+        if chunk <= 0 or norm_obs.shape[0] <= chunk:
+            return self.critic(norm_obs)
+        return torch.cat([self.critic(norm_obs[i : i + chunk]) for i in range(0, norm_obs.shape[0], chunk)])
+
+    # ------------------------------------------------------------------------ the update
+
+    def update(self, storage: RolloutStorage) -> Dict[str, float]:
+        """One PPO update on a full rollout.
+
+        Returns:
+            Scalar stats: Loss, Critic_Loss, Actor_Loss, Clip_Frac, Imp_Ratio, Action_Bound_Loss,
+            (Action_Entropy, Action_Reg_Loss when their weights are non-zero), Adv_Mean, Adv_Std.
+
+        Raises:
+            TrainingDivergedError: a value, return, advantage, loss or parameter is NaN/inf.
+        """
+        if not storage.full:
+            raise ValueError(f"rollout has {storage.step}/{storage.num_steps} steps; PPO needs a full one")
+        cfg = self.cfg
+        t, n = storage.num_steps, storage.num_envs
+        with torch.no_grad():
+            norm_obs = self.obs_normalizer.normalize(storage.flat("obs"))
+            norm_next_obs = self.obs_normalizer.normalize(storage.flat("next_obs"))
+            values = self._values(norm_obs).reshape(t, n)
+            next_values = self._values(norm_next_obs).reshape(t, n)
+            returns, adv = compute_returns_and_advantages(
+                storage.rewards,
+                values,
+                next_values,
+                storage.dones,
+                cfg.discount,
+                cfg.td_lambda,
+                succ_value=self.succ_value,
+                fail_value=self.fail_value,
+            )
+            norm_adv, adv_mean, adv_std = normalize_advantages(adv.reshape(-1), cfg.norm_adv_clip)
+        checks: List[Tuple[str, Tensor]] = [
+            ("critic values V(obs)", values.sum()),
+            ("critic values V(next_obs)", next_values.sum()),
+            ("TD(lambda) returns", returns.sum()),
+            ("advantages", adv_std),
+        ]
+        _raise_if_nonfinite(checks)
+
+        critic_loss = self._update_critic(norm_obs, returns.reshape(-1))
+        actor_stats = self._update_actor(
+            norm_obs, storage.flat("actions"), storage.flat("log_probs"), norm_adv
+        )
+
+        names = ["Critic_Loss"] + list(actor_stats)
+        values_t = torch.stack([critic_loss] + list(actor_stats.values()) + [adv_mean, adv_std])
+        param_sums = torch.stack(
+            [
+                sum(p.detach().sum() for p in self.actor.parameters()),
+                sum(p.detach().sum() for p in self.critic.parameters()),
+            ]
+        )
+        numbers = values_t.tolist()
+        p_actor, p_critic = param_sums.tolist()
+        stats = dict(zip(names, numbers[: len(names)]))
+        _raise_if_nonfinite_numbers(
+            list(stats.items()) + [("actor parameters", p_actor), ("critic parameters", p_critic)]
+        )
+        out = {"Loss": stats["Critic_Loss"] + stats["Actor_Loss"]}
+        out.update(stats)
+        out["Adv_Mean"], out["Adv_Std"] = numbers[len(names)], numbers[len(names) + 1]
+        return out
+
+    def _step(
+        self, optimizer: torch.optim.Optimizer, loss: Tensor, params: Sequence[nn.Parameter], clip: float
+    ) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+
+    def _update_critic(self, norm_obs: Tensor, returns: Tensor) -> Tensor:
+        cfg = self.cfg
+        params = [p for p in self.critic.parameters() if p.requires_grad]
+        total = torch.zeros((), device=norm_obs.device)
+        steps = 0
+        for _ in range(cfg.critic_epochs):
+            for mb in iter_minibatches({"obs": norm_obs, "ret": returns}, self.critic_batch):
+                loss = torch.mean(torch.square(mb["ret"] - self.critic(mb["obs"])))
+                self._step(self.critic_optimizer, loss, params, cfg.critic_optimizer.grad_clip)
+                total = total + loss.detach()
+                steps += 1
+        return total / max(steps, 1)
+
+    def _update_actor(
+        self, norm_obs: Tensor, actions: Tensor, old_log_probs: Tensor, norm_adv: Tensor
+    ) -> Dict[str, Tensor]:
+        cfg = self.cfg
+        params = [p for p in self.actor.parameters() if p.requires_grad]
+        keys = ["Actor_Loss", "Clip_Frac", "Imp_Ratio", "Action_Bound_Loss"]
+        if cfg.action_entropy_weight != 0:
+            keys.append("Action_Entropy")
+        if cfg.action_reg_weight != 0:
+            keys.append("Action_Reg_Loss")
+        sums = {k: torch.zeros((), device=norm_obs.device) for k in keys}
+        steps = 0
+        data = {"obs": norm_obs, "a": actions, "logp": old_log_probs, "adv": norm_adv}
+        for _ in range(cfg.actor_epochs):
+            for mb in iter_minibatches(data, self.actor_batch):
+                mean = self.actor(mb["obs"])
+                logp = self.actor.log_prob(mean, mb["a"])
+                loss, clip_frac, imp_ratio = clipped_surrogate_loss(
+                    logp, mb["logp"], mb["adv"], cfg.ppo_clip_ratio
+                )
+                bound = action_bound_loss(mean).mean()
+                if cfg.action_bound_weight != 0:
+                    loss = loss + cfg.action_bound_weight * bound
+                parts = {"Clip_Frac": clip_frac, "Imp_Ratio": imp_ratio, "Action_Bound_Loss": bound.detach()}
+                if cfg.action_entropy_weight != 0:
+                    ent = self.actor.entropy()
+                    loss = loss - cfg.action_entropy_weight * ent
+                    parts["Action_Entropy"] = ent.detach()
+                if cfg.action_reg_weight != 0:
+                    reg = torch.sum(mean * mean, dim=-1).mean()
+                    loss = loss + cfg.action_reg_weight * reg
+                    parts["Action_Reg_Loss"] = reg.detach()
+                parts["Actor_Loss"] = loss.detach()
+                self._step(self.actor_optimizer, loss, params, cfg.actor_optimizer.grad_clip)
+                for k in keys:
+                    sums[k] = sums[k] + parts[k]
+                steps += 1
+        return {k: v / max(steps, 1) for k, v in sums.items()}
+
+    # ---------------------------------------------------------------------------- state
+
+    def state_dict(self) -> Dict[str, object]:
+        return {
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])  # type: ignore[arg-type]
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # type: ignore[arg-type]
+
+
+def _raise_if_nonfinite(checks: Sequence[Tuple[str, Tensor]]) -> None:
+    numbers = torch.stack([v.detach().float() for _, v in checks]).tolist()
+    _raise_if_nonfinite_numbers([(name, x) for (name, _), x in zip(checks, numbers)])
+
+
+def _raise_if_nonfinite_numbers(items: Sequence[Tuple[str, float]]) -> None:
+    for name, x in items:
+        if not math.isfinite(x):
+            raise TrainingDivergedError(
+                f"training diverged: {name} became {x} in the PPO update "
+                "(try a lower learning rate; the last good checkpoint is kept)"
+            )

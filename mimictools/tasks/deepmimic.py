@@ -1,0 +1,416 @@
+"""The DeepMimic motion-tracking env: one class composing the pure obs/reward/done functions.
+
+Semantics follow xbpeng/MimicKit ``mimickit/envs/deepmimic_env.py``, ``char_env.py`` and
+``sim_env.py`` (commit 15af0bf); the term definitions live in `observations`, `rewards`,
+`terminations`, `tracking` and `actions` (each documents what it checked).
+
+One control step (MimicKit's ``SimEnv.step``)::
+
+    clip actions to the action bounds -> engine.step (PD targets, `substeps` physics steps)
+    -> time += control_dt -> reference frame at motion time = time + reset offset
+    -> observation, tracking errors (info), reward, done flags
+
+Reset (MimicKit's ``_reset_ref_motion`` + ``_ref_state_init``): for each env being reset, a clip is
+drawn by weight, a start time uniformly in [0, clip length] (``rand_reset``) or 0, and the simulated
+character is teleported to the reference state there (reference state initialisation). MimicKit's
+DeepMimic env does not use ``init_pose`` in resets (it only places the character when the scene is
+built), and neither does this one. As in MimicKit, test mode does not change ``rand_reset``; pass
+``test_rand_reset=False`` to start test episodes at t = 0 (deterministic evaluation).
+
+Envs are not reset automatically: the runner calls ``reset(done_ids)``. Everything runs on
+``device`` with no Python loop over envs or bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
+from mimictools.engines.base import SimState, check_env_ids
+from mimictools.errors import CharacterError, ConfigError, NotSupportedError
+from mimictools.tasks.actions import action_bounds
+from mimictools.tasks.observations import ObsConfig, compute_deepmimic_obs, deepmimic_obs_size, motion_phase
+from mimictools.tasks.rewards import RewardWeights, compute_deepmimic_reward, dof_err_weights, joint_err_weights
+from mimictools.tasks.terminations import compute_done, fall_contact, pose_fail
+from mimictools.tasks.tracking import TrackState, compute_tracking_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mimictools.config.schema import EngineConfig, EnvConfig
+    from mimictools.engines.base import Engine
+    from mimictools.motion.library import MotionLib
+
+__all__ = ["DeepMimicEnv", "build_env"]
+
+_LOOP_WRAP = 1
+
+
+def _body_ids(char, names, key: str, device) -> Tensor:
+    ids = []
+    for name in names:
+        try:
+            ids.append(char.body_index(name))
+        except CharacterError as e:
+            raise ConfigError(f"{key}: {e}") from None
+    return torch.tensor(ids, dtype=torch.long, device=device)
+
+
+class DeepMimicEnv:
+    """DeepMimic tracking of reference motions; implements `mimictools.rl.env_api.VecEnv`.
+
+    Args:
+        config: env config (MimicKit's ``deepmimic_*_env.yaml`` keys).
+        engine: a built engine (any backend) whose ``character`` the clips are for.
+        motion_lib: the reference clips, built with the same character (body poses needed).
+        device: where all tensors live (default: the engine's device).
+        ground_contact_height: if set, ground contacts of bodies whose origin is higher than this
+            (m) are ignored by the early-termination test (MimicKit's Isaac Gym rule; its other
+            engines do not apply it). `build_env` passes the engine config's value for Isaac Gym.
+        test_rand_reset: ``rand_reset`` to use in test mode; None keeps the config's (MimicKit).
+        generator: torch generator for clip/start-time sampling (default: torch's global RNG).
+    """
+
+    def __init__(
+        self,
+        config: "EnvConfig",
+        engine: "Engine",
+        motion_lib: "MotionLib",
+        device: Union[str, torch.device, None] = None,
+        *,
+        ground_contact_height: Optional[float] = None,
+        test_rand_reset: Optional[bool] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
+        if config.env_name != "deepmimic":
+            raise NotSupportedError(f"env_name {config.env_name!r} is not supported yet: only 'deepmimic' is built")
+        char = engine.character
+        if motion_lib.frame_body_pos is None:
+            raise ConfigError("DeepMimicEnv needs a MotionLib built with the character (body poses)")
+        lib_char = motion_lib.char
+        if lib_char is not None and lib_char.num_dofs != char.num_dofs:
+            raise ConfigError(
+                f"the motions are for a character with {lib_char.num_dofs} DoFs ({lib_char.source}) but the "
+                f"engine simulates {char.source} with {char.num_dofs}"
+            )
+        self.config = config
+        self.engine = engine
+        self.motion_lib = motion_lib
+        self.character = char
+        self.device = torch.device(device) if device is not None else torch.device(engine.device)
+        self.dtype = torch.float32
+        self.num_envs = int(engine.num_envs)
+        self.control_dt = float(engine.control_dt)
+        self.generator = generator
+        self.ground_contact_height = ground_contact_height
+        self.test_rand_reset = test_rand_reset
+        self._test = False
+        dev = self.device
+
+        self.obs_cfg = ObsConfig.from_env_config(config)
+        if self.obs_cfg.enable_tar_obs and len(self.obs_cfg.tar_obs_steps) == 0:
+            raise ConfigError("tar_obs_steps is empty while enable_tar_obs is True; list at least one step")
+        self.key_body_ids = _body_ids(char, config.key_bodies, "key_bodies", dev)
+        self.contact_body_ids = _body_ids(char, config.contact_bodies, "contact_bodies", dev)
+        self.reward_weights = RewardWeights.from_env_config(config)
+        self.joint_err_w = joint_err_weights(char, config.joint_err_w, device=dev)
+        self.dof_err_w = dof_err_weights(char, self.joint_err_w)
+        # MimicKit: the global root is tracked (reward, pose termination) only with global target obs.
+        self.track_root = bool(config.enable_tar_obs and config.global_obs)
+        self.track_root_h = bool(config.root_height_obs)
+
+        low, high = action_bounds(char, zero_center_action=config.zero_center_action)
+        self.action_low = torch.as_tensor(low, device=dev)
+        self.action_high = torch.as_tensor(high, device=dev)
+        self.action_dim = char.num_dofs
+        self.obs_dim = deepmimic_obs_size(self.obs_cfg, char.num_bodies, char.num_dofs, len(config.key_bodies))
+
+        # Reference query offsets (s): now, then each target step ahead.
+        steps = self.obs_cfg.tar_obs_steps if self.obs_cfg.enable_tar_obs else ()
+        self._ref_dt = torch.tensor([0.0] + [self.control_dt * s for s in steps], dtype=torch.float64, device=dev)
+
+        n = self.num_envs
+        self.timestep = torch.zeros(n, dtype=torch.long, device=dev)
+        """Control steps since each env's reset. Shape (n,)."""
+        self.time_s = torch.zeros(n, dtype=torch.float64, device=dev)
+        """Episode time (s) = timestep * control_dt. Shape (n,)."""
+        self.motion_ids = torch.zeros(n, dtype=torch.long, device=dev)
+        """Clip each env tracks. Shape (n,)."""
+        self.motion_time_offset = torch.zeros(n, dtype=torch.float64, device=dev)
+        """Clip time (s) at the last reset. Shape (n,)."""
+        self.ref_state = self._empty_state(n)
+        """Reference state at the current time, updated by step() and reset()."""
+        self.sim_state = self._empty_state(n)
+        """Simulated state after the last step()/reset()."""
+
+    # ------------------------------------------------------------------------------ VecEnv API
+    @property
+    def motion_time_s(self) -> Tensor:
+        """Current clip time (s) of each env. Shape (n,), float64."""
+        return self.time_s + self.motion_time_offset
+
+    @property
+    def rand_reset(self) -> bool:
+        """Whether resets start at a random clip time now (depends on the mode, see ``test_rand_reset``)."""
+        if self._test and self.test_rand_reset is not None:
+            return bool(self.test_rand_reset)
+        return bool(self.config.rand_reset)
+
+    def set_mode(self, test: bool) -> None:
+        """Training (False) or test (True) mode. Only affects resets when ``test_rand_reset`` is set."""
+        self._test = bool(test)
+
+    def reset(self, env_ids: Optional[Tensor] = None) -> Tensor:
+        """Reference-state-initialise envs ``env_ids`` (all when None). Returns their obs, Shape (k, obs_dim)."""
+        ids = check_env_ids(env_ids, self.num_envs, self.device)
+        k = int(ids.shape[0])
+        if k == 0:
+            return torch.zeros(0, self.obs_dim, dtype=self.dtype, device=self.device)
+        lib = self.motion_lib
+        motion_ids = lib.sample_motions(k, generator=self.generator).to(self.device)
+        if self.rand_reset:
+            start = lib.sample_times(motion_ids, generator=self.generator).to(torch.float64)
+        else:
+            start = torch.zeros(k, dtype=torch.float64, device=self.device)
+        self.motion_ids[ids] = motion_ids
+        self.motion_time_offset[ids] = start
+        self.timestep[ids] = 0
+        self.time_s[ids] = 0.0
+
+        ref, dof_pos, tar = self._reference(motion_ids, start)
+        self.engine.set_state(
+            ids,
+            SimState(
+                root_pos=ref.root_pos,
+                root_rot=ref.root_rot,
+                root_vel=ref.root_vel,
+                root_ang_vel=ref.root_ang_vel,
+                dof_pos=dof_pos,
+                dof_vel=ref.dof_vel,
+            ),
+        )
+        # The character now is exactly in the reference state (engines set it as given), so the
+        # reset observation is computed from it without reading the engine back (as MimicKit,
+        # whose engines' state buffers hold the values just set).
+        self._scatter(self.ref_state, ids, ref)
+        self._scatter(self.sim_state, ids, ref)
+        return self._obs(ref, tar, start, motion_ids)
+
+    def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        """One control step for all envs. Returns (obs (n, obs_dim), reward (n,), done (n,) int32, info).
+
+        ``actions`` are PD targets in motion DoF space, Shape (n, action_dim); they are clipped to
+        ``[action_low, action_high]`` before the engine (as MimicKit). ``info`` holds MimicKit's seven
+        tracking errors per env (`mimictools.tasks.tracking.TRACKING_ERROR_KEYS`), each Shape (n,).
+        Done envs are not reset.
+        """
+        if actions.shape != (self.num_envs, self.action_dim):
+            raise ValueError(f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}")
+        targets = torch.maximum(torch.minimum(actions.to(self.dtype), self.action_high), self.action_low)
+        self.engine.step(targets)
+
+        self.timestep += 1
+        self.time_s = self.timestep.to(torch.float64) * self.control_dt
+        motion_time = self.motion_time_s
+        ref, _, tar = self._reference(self.motion_ids, motion_time)
+        sim = self.read_sim_state()
+        self.ref_state, self.sim_state = ref, sim
+
+        obs = self._obs(sim, tar, motion_time, self.motion_ids)
+        info = compute_tracking_error(sim, ref)
+        reward = compute_deepmimic_reward(
+            sim,
+            ref,
+            key_body_ids=self.key_body_ids,
+            joint_w=self.joint_err_w,
+            dof_w=self.dof_err_w,
+            weights=self.reward_weights,
+            track_root=self.track_root,
+            track_root_h=self.track_root_h,
+        )
+        done = self._done(sim, ref, motion_time)
+        return obs, reward, done, info
+
+    def close(self) -> None:
+        """Release the engine."""
+        self.engine.close()
+
+    # ------------------------------------------------------------------------------ internals
+    def _empty_state(self, n: int) -> TrackState:
+        nb, nd, dev, dt = self.character.num_bodies, self.character.num_dofs, self.device, self.dtype
+        quat = torch.zeros(n, 4, dtype=dt, device=dev)
+        quat[:, 0] = 1.0
+        return TrackState(
+            root_pos=torch.zeros(n, 3, dtype=dt, device=dev),
+            root_rot=quat,
+            root_vel=torch.zeros(n, 3, dtype=dt, device=dev),
+            root_ang_vel=torch.zeros(n, 3, dtype=dt, device=dev),
+            joint_rot=quat.unsqueeze(1).repeat(1, nb - 1, 1),
+            dof_vel=torch.zeros(n, nd, dtype=dt, device=dev),
+            body_pos=torch.zeros(n, nb, 3, dtype=dt, device=dev),
+            body_rot=quat.unsqueeze(1).repeat(1, nb, 1),
+        )
+
+    @staticmethod
+    def _scatter(full: TrackState, ids: Tensor, sub: TrackState) -> None:
+        for name in ("root_pos", "root_rot", "root_vel", "root_ang_vel", "joint_rot", "dof_vel", "body_pos", "body_rot"):
+            getattr(full, name)[ids] = getattr(sub, name)
+
+    def read_sim_state(self) -> TrackState:
+        """Read the simulated state of all envs from the engine (float32, ``device``)."""
+        e, dt = self.engine, self.dtype
+        s = e.get_state()
+        dof_pos = s.dof_pos.to(dt)
+        return TrackState(
+            root_pos=s.root_pos.to(dt),
+            root_rot=s.root_rot.to(dt),
+            root_vel=s.root_vel.to(dt),
+            root_ang_vel=s.root_ang_vel.to(dt),
+            joint_rot=dof_to_local_rot(self.character, dof_pos)[..., 1:, :],
+            dof_vel=s.dof_vel.to(dt),
+            body_pos=e.body_pos().to(dt),
+            body_rot=e.body_rot().to(dt),
+        )
+
+    def _reference(self, motion_ids: Tensor, motion_time: Tensor):
+        """Reference now and at the target steps, with one MotionLib query.
+
+        Returns (TrackState now (k,), dof_pos now (k, nd), targets or None) where targets =
+        (root_pos (k, s, 3), root_rot (k, s, 4), joint_rot (k, s, nb-1, 4), key_pos (k, s, nk, 3)).
+        """
+        k, m = motion_ids.shape[0], self._ref_dt.shape[0]
+        ids = motion_ids.unsqueeze(-1).expand(k, m).reshape(-1)
+        times = (motion_time.unsqueeze(-1) + self._ref_dt).reshape(-1)
+        f = self.motion_lib.calc_motion_frame(ids, times)
+        dt = self.dtype
+        # Body poses by FK of the interpolated pose, as MimicKit (not MotionLib's interpolated FK),
+        # so that a character set to the reference state has exactly the reference body poses.
+        local_rot = dof_to_local_rot(self.character, f.dof_pos.to(dt))
+        body_pos, body_rot = forward_kinematics(self.character, f.root_pos.to(dt), f.root_rot.to(dt), local_rot)
+
+        def view(x: Tensor) -> Tensor:
+            return x.to(dt).reshape((k, m) + x.shape[1:])
+
+        root_pos, root_rot, body_pos, local_rot = view(f.root_pos), view(f.root_rot), view(body_pos), view(local_rot)
+        now = TrackState(
+            root_pos=root_pos[:, 0],
+            root_rot=root_rot[:, 0],
+            root_vel=view(f.root_vel)[:, 0],
+            root_ang_vel=view(f.root_ang_vel)[:, 0],
+            joint_rot=local_rot[:, 0, 1:],
+            dof_vel=view(f.dof_vel)[:, 0],
+            body_pos=body_pos[:, 0],
+            body_rot=view(body_rot)[:, 0],
+        )
+        dof_pos = view(f.dof_pos)[:, 0]
+        tar = None
+        if m > 1:
+            tar = (
+                root_pos[:, 1:],
+                root_rot[:, 1:],
+                local_rot[:, 1:, 1:],
+                body_pos[:, 1:].index_select(-2, self.key_body_ids),
+            )
+        return now, dof_pos, tar
+
+    def _obs(self, sim: TrackState, tar, motion_time: Tensor, motion_ids: Tensor) -> Tensor:
+        phase = None
+        if self.obs_cfg.enable_phase_obs:
+            lib = self.motion_lib
+            wrap = lib.loop_mode(motion_ids) == _LOOP_WRAP
+            phase = motion_phase(motion_time.to(self.dtype), lib.motion_length(motion_ids).to(self.dtype), wrap)
+        tar_root_pos, tar_root_rot, tar_joint_rot, tar_key_pos = tar if tar is not None else (None,) * 4
+        return compute_deepmimic_obs(
+            self.obs_cfg,
+            sim.root_pos,
+            sim.root_rot,
+            sim.root_vel,
+            sim.root_ang_vel,
+            sim.joint_rot,
+            sim.dof_vel,
+            sim.body_pos.index_select(-2, self.key_body_ids),
+            phase=phase,
+            tar_root_pos=tar_root_pos,
+            tar_root_rot=tar_root_rot,
+            tar_joint_rot=tar_joint_rot,
+            tar_key_pos=tar_key_pos,
+        )
+
+    def _done(self, sim: TrackState, ref: TrackState, motion_time: Tensor) -> Tensor:
+        cfg, lib = self.config, self.motion_lib
+        failed = None
+        if cfg.enable_early_termination:
+            failed = fall_contact(
+                self.engine.contact_forces(),
+                sim.body_pos,
+                self.contact_body_ids,
+                ground_contact_height=self.ground_contact_height,
+            )
+            if cfg.pose_termination:
+                failed = failed | pose_fail(
+                    sim.body_pos,
+                    ref.body_pos,
+                    sim.root_rot,
+                    ref.root_rot,
+                    dist_m=cfg.pose_termination_dist,
+                    global_obs=cfg.global_obs,
+                    track_root=self.track_root,
+                )
+        return compute_done(
+            time_s=self.time_s,
+            episode_length_s=cfg.episode_length,
+            motion_time_s=motion_time,
+            motion_length_s=lib.motion_length(self.motion_ids).to(torch.float64),
+            clamp_clip=lib.loop_mode(self.motion_ids) != _LOOP_WRAP,
+            failed=failed,
+        )
+
+
+def build_env(
+    env_cfg: "EnvConfig",
+    engine_cfg: "EngineConfig",
+    num_envs: int,
+    device: Union[str, torch.device] = "cpu",
+    motion_path: Union[str, Path, None] = None,
+    char_path: Union[str, Path, None] = None,
+    base_dir: Union[str, Path, None] = None,
+    num_threads: int = 0,
+    **env_kwargs,
+) -> DeepMimicEnv:
+    """Load the character and clips, build the engine and the env.
+
+    ``motion_path``/``char_path`` override the config's ``motion_file``/``char_file``. Relative
+    paths from the config are resolved against ``base_dir``, the MimicKit data root (the folder
+    holding ``data/``; default: the current directory, as MimicKit does); paths given here are
+    used as they are. ``num_threads``: CPU engine worker threads (0 = all cores).
+    ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``, ``generator``).
+    """
+    from mimictools.character.mjcf import load_character
+    from mimictools.config.load import resolve_data_path
+    from mimictools.config.schema import ENGINE_ALIASES
+    from mimictools.engines.base import EngineSpec
+    from mimictools.engines.registry import make_engine
+    from mimictools.motion.library import MotionLib
+
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    char_file = Path(char_path) if char_path is not None else resolve_data_path(env_cfg.char_file, base)
+    motion_file = Path(motion_path) if motion_path is not None else resolve_data_path(env_cfg.motion_file, base)
+    char = load_character(char_file)
+    lib = MotionLib.from_path(motion_file, char=char, device=device)
+    engine_name = ENGINE_ALIASES.get(engine_cfg.engine_name, engine_cfg.engine_name)
+    spec = EngineSpec(
+        num_envs=int(num_envs),
+        control_freq=float(engine_cfg.control_freq),
+        sim_freq=float(engine_cfg.sim_freq),
+        control_mode=engine_cfg.control_mode,
+        device=str(device),
+        num_threads=int(num_threads),
+    )
+    engine = make_engine(engine_name, char, spec)
+    if engine_name == "isaacgym":
+        # Isaac Gym reports net contact forces (self-collisions included); MimicKit masks them by
+        # height. MuJoCo / MJWarp report ground contacts only, like MimicKit's newton engine.
+        env_kwargs.setdefault("ground_contact_height", engine_cfg.ground_contact_height)
+    return DeepMimicEnv(env_cfg, engine, lib, device=device, **env_kwargs)

@@ -1,0 +1,256 @@
+"""MuJoCo CPU engine specifics: PD control, torque clamp, ball joints, threads, integrator choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state
+
+from mimictools.character import kinematics
+from mimictools.character.mjcf import load_character
+from mimictools.engines.base import EngineSpec, SimState
+from mimictools.engines.mujoco import MuJoCoEngine, mujoco_body_poses
+from mimictools.errors import EngineError
+from mimictools.math.rotations import exp_map_to_quat, quat_diff_angle
+
+
+def _tpose_in_air(char, n: int, height: float = 10.0) -> SimState:
+    frame = [0.0] * char.frame_width
+    frame[2] = height
+    return pose_state(frame, n)
+
+
+def test_pd_drives_one_hinge_to_its_target(humanoid):
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1))
+    start = _tpose_in_air(humanoid, 1)
+    eng.set_state(None, start)
+    elbow = humanoid.dof_names.index("right_elbow")
+    targets = start.dof_pos.float().clone()
+    targets[0, elbow] = 1.2
+    for _ in range(30):  # 1 s of free fall (10 m up: no ground contact yet)
+        eng.step(targets)
+    s = eng.get_state()
+    assert abs(s.dof_pos[0, elbow].item() - 1.2) < 1e-3
+    others = [i for i in range(humanoid.num_dofs) if i != elbow]
+    assert s.dof_pos[0, others].abs().max().item() < 0.02  # the reaction torque only nudges the rest
+    eng.close()
+
+
+def test_pd_torque_formula_and_clamp(humanoid):
+    # one physics step per control step, so MjData.actuator_force is the force of the step just taken
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1, control_freq=240.0, sim_freq=240.0))
+    sim = eng.sim_model
+    m = eng.mj_model
+    eng.set_state(None, _tpose_in_air(humanoid, 1, height=30.0))
+    elbow = humanoid.dof_names.index("right_elbow")
+    act = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, "pd_right_elbow")
+    limit = sim.effort_limit[act]
+    assert limit == 70.0 and sim.kp[act] == 300.0 and sim.kd[act] == 30.0
+
+    targets = torch.zeros(1, humanoid.num_dofs)
+    targets[0, elbow] = 2.0  # kp * 2 rad = 600 N m >> 70 N m, from rest
+    d = eng.mj_data(0)
+    for _ in range(20):
+        eng.step(targets)
+        assert np.all(np.abs(d.actuator_force) <= sim.effort_limit + 1e-9)
+        if _ == 0:
+            assert d.actuator_force[act] == pytest.approx(limit)
+
+    # while moving: force = clip(kp * (target - q) - kd * qdot, +-limit), at the current qpos/qvel
+    jnt = m.actuator_trnid[act, 0]
+
+    def pd_torque() -> float:
+        mujoco.mj_forward(m, d)
+        q, qd = d.qpos[m.jnt_qposadr[jnt]], d.qvel[m.jnt_dofadr[jnt]]
+        return float(sim.kp[act] * (d.ctrl[act] - q) - sim.kd[act] * qd)
+
+    raw = pd_torque()
+    assert d.actuator_force[act] == pytest.approx(np.clip(raw, -limit, limit), rel=1e-9, abs=1e-9)
+    for _ in range(480):  # settle (2 s of free fall from 30 m: no ground yet)
+        eng.step(targets)
+    targets[0, elbow] = float(d.qpos[m.jnt_qposadr[jnt]]) + 0.01
+    eng.step(targets)
+    raw = pd_torque()
+    assert 0.0 < abs(raw) < limit
+    assert d.actuator_force[act] == pytest.approx(raw, rel=1e-9, abs=1e-9)
+    eng.close()
+
+
+def test_passive_springs_removed_gains_kept(humanoid):
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1))
+    m = eng.mj_model
+    assert np.all(m.jnt_stiffness == 0.0) and np.all(m.dof_damping == 0.0)
+    ref = mujoco.MjModel.from_xml_path(humanoid.source)
+    np.testing.assert_array_equal(m.dof_armature, ref.dof_armature)
+    assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    assert m.opt.timestep == pytest.approx(1.0 / 240.0)
+    # one PD actuator per hinge, gains from the MJCF stiffness/damping, clamp from actuatorfrcrange
+    assert m.nu == humanoid.num_dofs
+    for a in range(m.nu):
+        jnt = m.actuator_trnid[a, 0]
+        assert m.actuator_gainprm[a, 0] == pytest.approx(ref.jnt_stiffness[jnt])
+        assert m.actuator_biasprm[a, 2] == pytest.approx(-ref.dof_damping[ref.jnt_dofadr[jnt]])
+        np.testing.assert_allclose(m.actuator_forcerange[a], ref.jnt_actfrcrange[jnt])
+    eng.close()
+
+
+def test_euler_blows_up_where_implicitfast_holds(humanoid):
+    """Why implicitfast: with explicit Euler at 240 Hz the PD damping of light bodies is unstable."""
+    results = {}
+    for integrator in ("implicitfast", "euler"):
+        eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1), integrator=integrator)
+        start = pose_state(HUMANOID_INIT_POSE, 1)
+        eng.set_state(None, start)
+        for _ in range(30):
+            eng.step(start.dof_pos.float())
+        s = eng.get_state()
+        results[integrator] = (
+            s.root_pos[0, 2].item(),
+            (s.dof_pos.double() - start.dof_pos).abs().max().item(),
+        )
+        eng.close()
+    assert results["implicitfast"][0] > 0.85 and results["implicitfast"][1] < 0.05
+    assert results["euler"][0] < 0.6 or results["euler"][1] > 0.3, results
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_results_do_not_depend_on_thread_count(humanoid, threads):
+    n = 5
+    runs = []
+    for t in (1, threads):
+        eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=n, num_threads=t))
+        eng.set_state(None, random_state(humanoid, n, seed=7, height=1.0))
+        g = torch.Generator().manual_seed(8)
+        for _ in range(10):
+            eng.step(0.5 * torch.randn(n, humanoid.num_dofs, generator=g))
+        runs.append((eng.get_state(), eng.contact_forces(), eng.num_threads))
+        eng.close()
+    (s0, c0, _), (s1, c1, nt) = runs
+    assert nt == min(threads, n)
+    for x, y in zip(list(s0.fields()) + [c0], list(s1.fields()) + [c1]):
+        assert torch.equal(x, y)
+
+
+def test_contact_forces_are_a_substep_average(humanoid):
+    """Standing still for a control step: the averaged ground force equals the weight, not substeps x weight."""
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1, sim_freq=480.0))
+    assert eng.substeps == 16
+    start = pose_state(HUMANOID_INIT_POSE, 1)
+    eng.set_state(None, start)
+    for _ in range(30):
+        eng.step(start.dof_pos.float())
+    weight_n = float(mujoco.MjModel.from_xml_path(humanoid.source).body_subtreemass[1] * 9.81)
+    assert eng.contact_forces()[0, :, 2].sum().item() == pytest.approx(weight_n, rel=0.02)
+    eng.set_state(None, start)
+    assert eng.contact_forces().abs().max().item() == 0.0
+    eng.close()
+
+
+def test_no_ground_means_no_contact_sensors(humanoid):
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=2, ground=False))
+    assert eng.mj_model.nsensor == 0 and eng.sim_model.ground_geom == -1
+    eng.set_state(None, pose_state(HUMANOID_INIT_POSE, 2))
+    eng.step(torch.zeros(2, humanoid.num_dofs))
+    assert eng.contact_forces().abs().max().item() == 0.0
+    eng.close()
+
+
+def test_bad_inputs_raise(humanoid):
+    with pytest.raises(EngineError, match="integer multiple"):
+        MuJoCoEngine(humanoid, EngineSpec(num_envs=1, sim_freq=100.0))
+    with pytest.raises(EngineError, match="control_mode"):
+        MuJoCoEngine(humanoid, EngineSpec(num_envs=1, control_mode="torque"))
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=2))
+    with pytest.raises(EngineError, match="dof_targets"):
+        eng.step(torch.zeros(3, humanoid.num_dofs))
+    with pytest.raises(EngineError, match="NaN"):
+        eng.step(torch.full((2, humanoid.num_dofs), float("nan")))
+    with pytest.raises(EngineError, match="env_ids"):
+        eng.set_state(torch.tensor([2]), pose_state(HUMANOID_INIT_POSE, 1))
+    with pytest.raises(EngineError, match="root_pos"):
+        eng.set_state(torch.tensor([0, 1]), pose_state(HUMANOID_INIT_POSE, 1))
+    eng.close()
+    with pytest.raises(EngineError, match="closed"):
+        eng.get_state()
+
+
+def test_mujoco_body_poses_match_fk_on_a_clip(humanoid, shared_dir):
+    from mimictools.motion import load_motion
+
+    frames = torch.as_tensor(
+        load_motion(shared_dir / "mimickit/data/motions/humanoid/humanoid_run.pkl").frames,
+        dtype=torch.float64,
+    )
+    pos, rot = mujoco_body_poses(
+        humanoid, frames[:, 0:3], exp_map_to_quat(frames[:, 3:6]), frames[:, 6:], chunk=8
+    )
+    ref_pos, ref_rot = kinematics.frames_to_body_poses(humanoid, frames)
+    assert (pos - ref_pos).abs().max().item() < 1e-9  # float64 end to end
+    assert quat_diff_angle(rot, ref_rot).abs().max().item() < 1e-7
+
+
+BALL_XML = """
+<mujoco model="ball_arm">
+  <compiler angle="radian"/>
+  <worldbody>
+    <body name="base" pos="0 0 1">
+      <freejoint name="root"/>
+      <geom name="base" type="sphere" size="0.1" density="1000"/>
+      <body name="arm" pos="0 0 -0.15">
+        <joint name="shoulder" type="ball" range="0 2.5" actuatorfrcrange="-20 20" stiffness="50" damping="5" armature="0.01"/>
+        <geom name="arm" type="capsule" fromto="0 0 0 0 0 -0.3" size="0.04" density="1000"/>
+        <body name="forearm" pos="0 0 -0.35">
+          <joint name="elbow" type="hinge" axis="0 1 0" range="-2 2" actuatorfrcrange="-10 10" stiffness="30" damping="3" armature="0.01"/>
+          <geom name="forearm" type="capsule" fromto="0 0 0 0 0 -0.25" size="0.03" density="1000"/>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+@pytest.fixture()
+def ball_char(tmp_path: Path):
+    path = tmp_path / "ball_arm.xml"
+    path.write_text(BALL_XML)
+    return load_character(path)
+
+
+def test_ball_joint_round_trip_fk_and_pd(ball_char):
+    assert [j.kind for j in ball_char.joints] == ["spherical", "hinge"] and ball_char.joints[0].is_ball
+    eng = MuJoCoEngine(ball_char, EngineSpec(num_envs=3))
+    assert eng.mj_model.nu == 4  # 3 exp-map component actuators for the ball + 1 hinge
+    state = random_state(ball_char, 3, seed=9, height=20.0)
+    eng.set_state(None, state)
+    s = eng.get_state()
+    for x, y in zip(s.fields(), state.fields()):
+        if x.shape[-1] == 4:
+            assert quat_diff_angle(x.double(), y).abs().max().item() < 1e-5
+        else:
+            assert (x.double() - y).abs().max().item() < 2e-5
+    ref_pos, _ = kinematics.forward_kinematics(
+        ball_char, state.root_pos, state.root_rot, kinematics.dof_to_local_rot(ball_char, state.dof_pos)
+    )
+    assert (eng.body_pos().double() - ref_pos).abs().max().item() < 1e-5
+
+    # PD on the ball joint: exp-map target reached in free fall
+    eng.set_state(None, pose_state([0.0, 0.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 3))
+    target = torch.tensor([[0.4, -0.3, 0.5, 0.7]]).repeat(3, 1)
+    for _ in range(45):
+        eng.step(target)
+    reached = eng.get_state().dof_pos
+    assert (reached - target).abs().max().item() < 2e-3, reached
+    eng.close()
+
+
+def test_missing_mjcf_file_is_an_engine_error(humanoid, tmp_path):
+    from dataclasses import replace
+
+    ghost = replace(humanoid, source=str(tmp_path / "nope.xml"))
+    with pytest.raises(EngineError, match="not a file"):
+        MuJoCoEngine(ghost, EngineSpec(num_envs=1))

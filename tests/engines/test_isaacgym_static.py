@@ -1,0 +1,321 @@
+"""What can be checked of the Isaac Gym engine without Isaac Gym (see docs/isaacgym.md for what was not run).
+
+- the module imports without isaacgym, and building the engine raises a clear EngineError naming the install doc;
+- ``mypy`` passes on ``mimictools/engines/isaacgym.py`` against the ``isaacgym-stubs`` package;
+- the module parses as Python 3.8;
+- the pure conversions (name maps, quaternion order, DoF order and coordinates, DoF properties) are right;
+- the CLI preload helper recognises ``--engine isaacgym``.
+
+Type check by hand (what ``test_mypy_against_isaacgym_stubs`` runs)::
+
+    python tests/engines/test_isaacgym_static.py        # prints mypy's output, exits with its code
+
+The published isaacgym-stubs 1.1rc4 cannot be used as installed: its package has ``__init__.py`` instead of
+``__init__.pyi`` (mypy does not see it), two properties are named ``lambda`` (a syntax error), and it has no
+``gymtorch``. ``build_stub_dir`` copies it into a temporary folder with those three things fixed (the
+``gymtorch.pyi`` written here declares the two functions we call, as Isaac Gym's gymtorch.py defines them),
+and mypy runs with that folder on ``MYPYPATH`` and errors inside the stubs themselves silenced.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "mimictools" / "engines" / "isaacgym.py"
+
+GYMTORCH_PYI = """\
+from typing import Optional, Sequence
+
+import torch
+
+from . import gymapi
+
+def wrap_tensor(
+    gym_tensor: gymapi.Tensor, offsets: Optional[Sequence[int]] = ..., counts: Optional[Sequence[int]] = ...
+) -> torch.Tensor: ...
+def unwrap_tensor(torch_tensor: torch.Tensor) -> gymapi.Tensor: ...
+"""
+
+MYPY_INI = """\
+[mypy]
+follow_imports = silent
+warn_unused_ignores = True
+check_untyped_defs = True
+disallow_untyped_defs = True
+
+[mypy-isaacgym.*]
+ignore_errors = True
+"""
+
+
+def installed_stubs() -> Path | None:
+    """The ``isaacgym-stubs`` folder in site-packages, or None."""
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+    except ImportError:  # pragma: no cover - Python 3.7
+        return None
+    try:
+        dist = distribution("isaacgym-stubs")
+    except PackageNotFoundError:
+        return None
+    for f in dist.files or ():
+        if f.name == "gymapi.pyi":
+            return Path(str(f.locate())).parent
+    return None
+
+
+def build_stub_dir(dest: Path) -> Path:
+    """Write a usable ``isaacgym`` stub package under ``dest`` (see the module docstring); return ``dest``."""
+    src = installed_stubs()
+    if src is None:
+        raise FileNotFoundError("isaacgym-stubs is not installed (pip install isaacgym-stubs)")
+    pkg = dest / "isaacgym"
+    pkg.mkdir(parents=True, exist_ok=True)
+    text = (src / "gymapi.pyi").read_text(encoding="utf-8")
+    text = re.sub(r"\bdef lambda\(", "def lambda_(", text)
+    (pkg / "gymapi.pyi").write_text(text, encoding="utf-8")
+    (pkg / "__init__.pyi").write_text("from . import gymapi as gymapi\nfrom . import gymtorch as gymtorch\n")
+    (pkg / "gymtorch.pyi").write_text(GYMTORCH_PYI)
+    return dest
+
+
+def run_mypy(target: Path = MODULE) -> subprocess.CompletedProcess:
+    """mypy on ``target`` against the fixed isaacgym stubs."""
+    with tempfile.TemporaryDirectory(prefix="mimic-isaacgym-stubs-") as tmp:
+        stubs = build_stub_dir(Path(tmp) / "stubs")
+        ini = Path(tmp) / "mypy.ini"
+        ini.write_text(MYPY_INI)
+        env = dict(os.environ, MYPYPATH=str(stubs))
+        return subprocess.run(
+            [sys.executable, "-m", "mypy", "--config-file", str(ini), "--no-incremental", str(target)],
+            cwd=str(REPO),
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+
+# ---- static checks ----------------------------------------------------------------------------------------
+@pytest.mark.skipif(
+    installed_stubs() is None, reason="isaacgym-stubs not installed (pip install isaacgym-stubs)"
+)
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
+def test_mypy_against_isaacgym_stubs():
+    proc = run_mypy()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Success" in proc.stdout
+
+
+@pytest.mark.skipif(
+    installed_stubs() is None, reason="isaacgym-stubs not installed (pip install isaacgym-stubs)"
+)
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
+def test_mypy_run_can_fail(tmp_path):
+    """The harness is not vacuous: a misuse of the Isaac Gym API is caught through the stubs."""
+    bad = tmp_path / "bad_gym_use.py"
+    bad.write_text(
+        "from isaacgym import gymapi, gymtorch\n"
+        "def f() -> None:\n"
+        "    opts = gymapi.AssetOptions()\n"
+        "    opts.fix_base_link = 'yes'\n"
+        "    t = gymtorch.wrap_tensor(3)\n"
+    )
+    proc = run_mypy(bad)
+    assert proc.returncode == 1
+    assert "AssetOptions" in proc.stdout or "fix_base_link" in proc.stdout or "str" in proc.stdout
+    assert "wrap_tensor" in proc.stdout
+
+
+def test_module_parses_as_python38():
+    ast.parse(MODULE.read_text(encoding="utf-8"), filename=str(MODULE), feature_version=(3, 8))
+    preload = MODULE.with_name("isaacgym_preload.py")
+    ast.parse(preload.read_text(encoding="utf-8"), filename=str(preload), feature_version=(3, 8))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("isaacgym") is not None, reason="isaacgym is installed here")
+def test_without_isaacgym_the_engine_raises_a_clear_error(humanoid):
+    from mimictools.engines.base import EngineSpec
+    from mimictools.engines.isaacgym import IsaacGymEngine
+    from mimictools.engines.registry import engine_class, make_engine
+    from mimictools.errors import EngineError
+
+    assert engine_class("isaacgym") is IsaacGymEngine  # the module itself imports without isaacgym
+    with pytest.raises(
+        EngineError, match=r"isaacgym is not importable.*docs/isaacgym\.md.*mimic doctor --engine isaacgym"
+    ):
+        make_engine("isaacgym", humanoid, EngineSpec(num_envs=2, device="cpu"))
+
+
+def test_bad_arguments_are_rejected_before_isaacgym_is_needed(humanoid):
+    from mimictools.engines.base import EngineSpec
+    from mimictools.engines.isaacgym import IsaacGymEngine
+    from mimictools.errors import EngineError, NotSupportedError
+
+    with pytest.raises(EngineError, match="spherical_coords"):
+        IsaacGymEngine(humanoid, EngineSpec(num_envs=1), spherical_coords="euler")
+    with pytest.raises(NotSupportedError, match="only 'pos'"):
+        IsaacGymEngine(humanoid, EngineSpec(num_envs=1, control_mode="torque"))
+    with pytest.raises(EngineError, match="multiple of control_freq"):
+        IsaacGymEngine(humanoid, EngineSpec(num_envs=1, control_freq=30.0, sim_freq=100.0))
+
+
+def test_preload_recognises_the_engine_option():
+    from mimictools.engines.isaacgym_preload import isaacgym_requested, preload_isaacgym_if_requested
+
+    assert isaacgym_requested(["mimic", "train", "--engine", "isaacgym", "--num-envs", "8"])
+    assert isaacgym_requested(["mimic", "fk-check", "--engine=isaacgym"])
+    assert not isaacgym_requested(["mimic", "train", "--engine", "mujoco"])
+    assert not isaacgym_requested(["mimic", "train", "--engine"])
+    assert not preload_isaacgym_if_requested(["mimic", "train"])
+
+
+# ---- pure conversions -------------------------------------------------------------------------------------
+def test_index_map():
+    from mimictools.engines.isaacgym import index_map
+    from mimictools.errors import EngineError
+
+    assert index_map(["a", "b", "c"], ["c", "a"], "body") == [2, 0]
+    with pytest.raises(EngineError, match="no rigid body named 'x'.*names are: a, b"):
+        index_map(["a", "b"], ["a", "x"], "rigid body")
+
+
+def test_root_state_quaternion_order():
+    from mimictools.engines.isaacgym import root_state_from_gym, root_state_to_gym
+
+    g = torch.Generator().manual_seed(0)
+    pos, vel, ang = (torch.randn(5, 3, generator=g) for _ in range(3))
+    rot = torch.nn.functional.normalize(torch.randn(5, 4, generator=g), dim=-1)  # wxyz
+    raw = root_state_to_gym(pos, rot, vel, ang)
+    assert raw.shape == (5, 13)
+    assert torch.equal(raw[:, 3:6], rot[:, 1:4]) and torch.equal(raw[:, 6], rot[:, 0])  # xyzw on the Gym side
+    back = root_state_from_gym(raw)
+    for x, y in zip(back, (pos, rot, vel, ang)):
+        assert torch.equal(x, y)
+
+
+def random_state(char, n, seed):
+    """Random poses inside the joint limits (spherical exp maps of angle < 1.3 rad), random velocities; float64."""
+    from mimictools.engines.base import SimState
+    from mimictools.math.rotations import exp_map_to_quat
+
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.rand(*shape, generator=g, dtype=torch.float64)
+
+    dof = torch.zeros(n, char.num_dofs, dtype=torch.float64)
+    for j in char.joints:
+        if j.kind == "hinge":
+            lo, hi = max(float(j.range_low[0]), -2.5), min(float(j.range_high[0]), 2.5)
+            dof[:, j.dof_offset] = lo + (hi - lo) * r(n)
+        else:
+            axis = torch.nn.functional.normalize(r(n, 3) - 0.5, dim=-1)
+            dof[:, j.dof_offset : j.dof_offset + 3] = axis * (0.05 + 1.2 * r(n, 1))
+    root_rot = exp_map_to_quat(torch.nn.functional.normalize(r(n, 3) - 0.5, dim=-1) * (3.0 * r(n, 1)))
+    return SimState(r(n, 3), root_rot, r(n, 3) - 0.5, r(n, 3) - 0.5, dof, 2.0 * r(n, char.num_dofs) - 1.0)
+
+
+def _shuffled_gym_names(humanoid, seed=0):
+    names = list(humanoid.dof_names)
+    perm = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [names[i] for i in perm]
+
+
+def test_dof_converter_exp_map_is_a_reordering(humanoid):
+    from mimictools.engines.isaacgym import DofConverter
+
+    gym_names = _shuffled_gym_names(humanoid)
+    conv = DofConverter(humanoid, gym_names, "exp_map")
+    s = random_state(humanoid, 7, seed=3)
+    pos_g, vel_g = conv.to_gym(s.root_pos, s.root_rot, s.dof_pos, s.root_vel, s.root_ang_vel, s.dof_vel)
+    names = list(humanoid.dof_names)
+    for k, name in enumerate(gym_names):  # Isaac Gym's column k carries the character's DoF of that name
+        c = names.index(name)
+        assert torch.equal(pos_g[:, k], s.dof_pos[:, c]) and torch.equal(vel_g[:, k], s.dof_vel[:, c])
+    pos, vel = conv.from_gym(s.root_pos, s.root_rot, pos_g, vel_g)
+    assert torch.equal(pos, s.dof_pos) and torch.equal(vel, s.dof_vel)
+    assert torch.equal(conv.targets_to_gym(s.dof_pos), pos_g)
+
+
+def test_dof_converter_hinge_mode_matches_mujoco_qpos(humanoid):
+    """hinge mode = the MuJoCo engine's semantics: Gym coordinates are the qpos hinge angles, round trip exact."""
+    from mimictools.character import kinematics
+    from mimictools.engines.isaacgym import DofConverter
+
+    gym_names = _shuffled_gym_names(humanoid, seed=1)
+    conv = DofConverter(humanoid, gym_names, "hinge")
+    s = random_state(humanoid, 9, seed=4)
+    pos_g, vel_g = conv.to_gym(s.root_pos, s.root_rot, s.dof_pos, s.root_vel, s.root_ang_vel, s.dof_vel)
+    qpos = kinematics.dof_to_qpos(humanoid, s.root_pos, s.root_rot, s.dof_pos)
+    names = list(humanoid.dof_names)
+    for k, name in enumerate(gym_names):
+        assert torch.allclose(pos_g[:, k], qpos[:, 7 + names.index(name)], atol=0.0)
+    pos, vel = conv.from_gym(s.root_pos, s.root_rot, pos_g, vel_g)
+    torch.testing.assert_close(pos, s.dof_pos, rtol=0.0, atol=1e-9)
+    torch.testing.assert_close(vel, s.dof_vel, rtol=0.0, atol=1e-8)
+    # targets: the same angles as a state with that pose
+    torch.testing.assert_close(conv.targets_to_gym(s.dof_pos), pos_g, rtol=0.0, atol=1e-12)
+    # hinge angles differ from exp-map components away from zero: the two modes are really different
+    assert (pos_g - DofConverter(humanoid, gym_names, "exp_map").targets_to_gym(s.dof_pos)).abs().max() > 1e-2
+
+
+def test_dof_converter_rejects_a_wrong_dof_count(humanoid):
+    from mimictools.engines.isaacgym import DofConverter
+    from mimictools.errors import EngineError
+
+    with pytest.raises(EngineError, match="Isaac Gym made 27 DoFs"):
+        DofConverter(humanoid, list(humanoid.dof_names)[:-1])
+
+
+def test_dof_converter_positional_fallback_warns(humanoid):
+    from mimictools.engines.isaacgym import DofConverter
+
+    renamed = [f"dof{i}" for i in range(humanoid.num_dofs)]
+    with pytest.warns(UserWarning, match="assuming the same order"):
+        conv = DofConverter(humanoid, renamed)
+    assert conv.gym_from_char.tolist() == list(range(humanoid.num_dofs))
+
+
+def test_dof_properties_follow_the_mjcf(humanoid):
+    from mimictools.engines.isaacgym import dof_properties
+
+    gym_names = _shuffled_gym_names(humanoid, seed=2)
+    props = dof_properties(humanoid, gym_names)
+    k = gym_names.index("right_knee")
+    # humanoid.xml: right_knee stiffness=500 damping=50 armature=.02 range="0 2.7925" actuatorfrcrange="-150 150"
+    assert props["stiffness"][k] == 500 and props["damping"][k] == 50 and props["effort"][k] == 150
+    assert math.isclose(props["armature"][k], 0.02, rel_tol=1e-6)
+    assert (
+        props["hasLimits"][k]
+        and props["lower"][k] == 0
+        and math.isclose(props["upper"][k], 2.7925, rel_tol=1e-6)
+    )
+    k = gym_names.index("neck_y")  # neck: stiffness=100 damping=10, range -0.6981 1.0472
+    assert props["stiffness"][k] == 100 and props["damping"][k] == 10 and props["effort"][k] == 50
+    assert math.isclose(props["lower"][k], -0.6981, rel_tol=1e-6)
+    assert all(len(v) == humanoid.num_dofs for v in props.values())
+
+
+@pytest.fixture(scope="module")
+def humanoid(shared_dir):
+    from mimictools.character.mjcf import load_character
+
+    return load_character(shared_dir / "mimickit" / "data" / "assets" / "humanoid" / "humanoid.xml")
+
+
+if __name__ == "__main__":
+    result = run_mypy()
+    sys.stdout.write(result.stdout + result.stderr)
+    sys.exit(result.returncode)

@@ -1,0 +1,109 @@
+"""A toy vectorized env for the RL tests: 1-D point masses that must reach and hold x = 0."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import pytest
+import torch
+from torch import Tensor
+
+from mimictools.config.schema import AgentConfig, ModelConfig, OptimizerConfig
+from mimictools.rl.env_api import DoneFlag
+
+
+class PointMassEnv:
+    """`num_envs` point masses on a line; implements `mimictools.rl.env_api.VecEnv`.
+
+    State x (m), v (m/s); obs = [x, v]; action = acceleration (m/s^2) in [-1.5, 2.5] (asymmetric on
+    purpose: the runner's [-1, 1] <-> [low, high] mapping is exercised). v <- 0.9 v + a dt,
+    x <- x + v dt with dt = 0.1 s. Reward exp(-x^2) per step. FAIL when |x| > 4 m, TIME after
+    `episode_steps` steps. Resets draw x ~ U(-2, 2) m from the global torch RNG.
+    An untrained policy (mean action = range midpoint, +0.5 m/s^2) drifts away from 0.
+    """
+
+    def __init__(self, num_envs: int, episode_steps: int = 40, nan_after_steps: Optional[int] = None) -> None:
+        self.num_envs = num_envs
+        self.obs_dim = 2
+        self.action_dim = 1
+        self.device = torch.device("cpu")
+        self.action_low = torch.tensor([-1.5])
+        self.action_high = torch.tensor([2.5])
+        self.episode_steps = episode_steps
+        self.nan_after_steps = nan_after_steps
+        self.test_mode = False
+        self.steps_taken = 0
+        self.x = torch.zeros(num_envs)
+        self.v = torch.zeros(num_envs)
+        self.t = torch.zeros(num_envs, dtype=torch.long)
+
+    def _obs(self) -> Tensor:
+        return torch.stack([self.x, self.v], dim=-1)
+
+    def reset(self, env_ids: Optional[Tensor] = None) -> Tensor:
+        ids = torch.arange(self.num_envs) if env_ids is None else env_ids
+        self.x[ids] = torch.rand(len(ids)) * 4.0 - 2.0
+        self.v[ids] = 0.0
+        self.t[ids] = 0
+        return self._obs()[ids]
+
+    def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        a = torch.clamp(actions[:, 0], -1.5, 2.5)
+        self.v = 0.9 * self.v + 0.1 * a
+        self.x = self.x + 0.1 * self.v
+        self.t += 1
+        self.steps_taken += 1
+        reward = torch.exp(-self.x * self.x)
+        if self.nan_after_steps is not None and self.steps_taken > self.nan_after_steps:
+            reward = reward.clone()
+            reward[1] = float("nan")
+        done = torch.full((self.num_envs,), int(DoneFlag.NULL), dtype=torch.int32)
+        done = torch.where(self.t >= self.episode_steps, torch.full_like(done, int(DoneFlag.TIME)), done)
+        done = torch.where(self.x.abs() > 4.0, torch.full_like(done, int(DoneFlag.FAIL)), done)
+        return self._obs(), reward, done, {"pos_err": self.x.abs()}
+
+    def set_mode(self, test: bool) -> None:
+        self.test_mode = test
+
+
+def toy_agent_config(**overrides) -> AgentConfig:
+    """Small, fast PPO settings for the toy env (MimicKit's structure, Adam, 64-unit nets)."""
+    base = dict(
+        model=ModelConfig(
+            actor_net="fc_2layers_64units",
+            critic_net="fc_2layers_64units",
+            actor_init_output_scale=0.01,
+            action_std=0.3,
+        ),
+        actor_optimizer=OptimizerConfig(type="Adam", learning_rate=1e-3),
+        critic_optimizer=OptimizerConfig(type="Adam", learning_rate=3e-3),
+        discount=0.95,
+        steps_per_iter=20,
+        iters_per_output=10,
+        test_episodes=32,
+        actor_epochs=5,
+        actor_batch_size=4.0,
+        critic_epochs=2,
+        critic_batch_size=4.0,
+    )
+    base.update(overrides)
+    return AgentConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny networks: one thread is fastest, and robust on a loaded machine (no thread spinning)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture
+def make_env():
+    return PointMassEnv
+
+
+@pytest.fixture
+def agent_config():
+    return toy_agent_config

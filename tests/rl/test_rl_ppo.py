@@ -1,0 +1,129 @@
+"""Networks and the PPO update: MimicKit's init, losses, batch sizes, divergence errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mimictools.config.schema import ModelConfig, OptimizerConfig
+from mimictools.errors import ConfigError, NotSupportedError, TrainingDivergedError
+from mimictools.rl.networks import build_actor_critic
+from mimictools.rl.normalizer import Normalizer
+from mimictools.rl.ppo import (
+    PPO,
+    action_bound_loss,
+    build_optimizer,
+    clipped_surrogate_loss,
+    minibatch_size,
+    normalize_advantages,
+)
+from mimictools.rl.storage import RolloutStorage
+
+
+def test_mimickit_net_shapes_and_init():
+    actor, critic = build_actor_critic(ModelConfig(), obs_dim=10, action_dim=4)  # fc_2layers_1024units
+    widths = [m.out_features for m in actor.body if isinstance(m, torch.nn.Linear)]
+    assert widths == [1024, 512]  # MimicKit's fc_2layers_1024units is 1024 then 512
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in actor.body if isinstance(m, torch.nn.Linear))
+    assert float(actor.mean_head.weight.detach().abs().max()) <= 0.01
+    assert float(actor.mean_head.bias.detach().abs().max()) == 0
+    torch.testing.assert_close(actor.std, torch.full((4,), 0.05))
+    assert not any(p is actor.log_std for p in actor.parameters())  # FIXED std is not trained
+    assert critic(torch.zeros(7, 10)).shape == (7,)
+    three, _ = build_actor_critic(ModelConfig(actor_net="fc_3layers_1024units"), 3, 1)
+    assert [m.out_features for m in three.body if isinstance(m, torch.nn.Linear)] == [1024, 1024, 512]
+    with pytest.raises(NotSupportedError, match="cnn_3conv_1fc_0"):
+        build_actor_critic(ModelConfig(actor_net="cnn_3conv_1fc_0"), 3, 1)
+
+
+def test_log_prob_matches_torch_normal():
+    actor, _ = build_actor_critic(ModelConfig(actor_net="fc_2layers_64units", action_std=0.3), 3, 2)
+    mean = torch.randn(5, 2)
+    a = torch.randn(5, 2)
+    want = torch.distributions.Normal(mean, 0.3).log_prob(a).sum(-1)
+    torch.testing.assert_close(actor.log_prob(mean, a), want)
+    torch.testing.assert_close(actor.entropy(), torch.distributions.Normal(0.0, 0.3).entropy() * 2)
+
+
+def test_action_bound_loss_by_hand():
+    # violations outside [-1, 1] squared and summed over dims: (1.5-1)^2 + (-3+1)^2 = 0.25 + 4
+    mu = torch.tensor([[1.5, -3.0, 0.2], [0.0, 1.0, -1.0]])
+    assert action_bound_loss(mu).tolist() == [4.25, 0.0]
+
+
+def test_clipped_surrogate_by_hand():
+    # ratios e^0 = 1, e^ln1.5 = 1.5, e^ln0.5 = 0.5 with advantages 1, 1, -1 and eps = 0.2:
+    # min(1*1, 1*1) = 1; min(1.5, 1.2) = 1.2; min(-0.5, -0.8) = -0.8 -> loss = -(1 + 1.2 - 0.8)/3
+    logp = torch.log(torch.tensor([1.0, 1.5, 0.5]))
+    loss, clip_frac, ratio = clipped_surrogate_loss(logp, torch.zeros(3), torch.tensor([1.0, 1.0, -1.0]), 0.2)
+    assert loss.item() == pytest.approx(-1.4 / 3)
+    assert clip_frac.item() == pytest.approx(2 / 3)
+    assert ratio.item() == pytest.approx(1.0)
+
+
+def test_advantage_normalization_and_clip():
+    adv = torch.tensor([0.0, 0.0, 0.0, 100.0])  # mean 25, std 43.3 -> 100 maps to 1.732
+    norm, mean, std = normalize_advantages(adv, clip=1.5)
+    assert mean.item() == pytest.approx(25.0) and std.item() == pytest.approx(math.sqrt(1875.0))
+    assert norm.tolist() == pytest.approx([-25 / math.sqrt(1875.0)] * 3 + [1.5])
+
+
+def test_minibatch_size_is_a_multiple_of_num_envs():
+    # MimicKit: ceil(actor_batch_size * num_envs); actor_batch_size 4 with 4096 envs = 16384 samples
+    assert minibatch_size(4, 4096) == 16384
+    assert minibatch_size(0.5, 3) == 2
+
+
+def test_optimizers_as_mimickit():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = build_optimizer(p, OptimizerConfig(type="SGD", learning_rate=1e-4))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    assert isinstance(build_optimizer(p, OptimizerConfig(type="Adam", learning_rate=1e-4)), torch.optim.AdamW)
+
+
+def _rollout(t: int, n: int, obs_dim: int = 3) -> RolloutStorage:
+    st = RolloutStorage(t, n, obs_dim, 1)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(t):
+        st.add(
+            torch.randn(n, obs_dim, generator=g),
+            torch.randn(n, 1, generator=g),
+            torch.zeros(n),
+            torch.rand(n, generator=g),
+            torch.randn(n, obs_dim, generator=g),
+            torch.zeros(n, dtype=torch.int32),
+        )
+    return st
+
+
+def test_update_stats_and_batch_size_check(agent_config):
+    cfg = agent_config(steps_per_iter=4, actor_batch_size=2.0, critic_batch_size=1.0)
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
+    stats = ppo.update(_rollout(4, 5))
+    assert list(stats) == [
+        "Loss",
+        "Critic_Loss",
+        "Actor_Loss",
+        "Clip_Frac",
+        "Imp_Ratio",
+        "Action_Bound_Loss",
+        "Adv_Mean",
+        "Adv_Std",
+    ]
+    assert all(math.isfinite(v) for v in stats.values())
+    assert stats["Loss"] == pytest.approx(stats["Critic_Loss"] + stats["Actor_Loss"])
+    with pytest.raises(ConfigError, match="actor_batch_size"):
+        PPO(actor, critic, Normalizer(3), agent_config(steps_per_iter=4, actor_batch_size=8.0), num_envs=5)
+
+
+def test_nan_critic_raises_diverged_naming_it(agent_config):
+    cfg = agent_config(steps_per_iter=4)
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    with torch.no_grad():
+        critic.value_head.weight.fill_(float("nan"))
+    ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
+    with pytest.raises(TrainingDivergedError, match="critic values"):
+        ppo.update(_rollout(4, 5))

@@ -1,0 +1,130 @@
+"""The training loop on the toy point-mass env: learning, logs, resume equivalence, Ctrl-C, NaN."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mimictools.errors import MimicToolsError, TrainingDivergedError
+from mimictools.eval.logs import read_log
+from mimictools.rl.checkpoint import load_checkpoint
+from mimictools.rl.runner import Runner
+
+
+def test_ppo_learns_the_toy_task(tmp_path, make_env, agent_config):
+    """The one learning test: the trained policy's test return clearly beats the untrained one.
+
+    Untrained, the mean action is the range midpoint (+0.5 m/s^2), so the masses drift off x = 0:
+    return ~20 of a possible 40. PPO reaches ~35 within 50 iterations (a few seconds on one CPU core).
+    """
+    env = make_env(64)
+    runner = Runner(env, agent_config(), tmp_path, seed=0, tensorboard=False, save_iter_checkpoints=False)
+    untrained = runner.test(64)
+    reports = []
+    result = runner.train(max_samples=64 * 20 * 50, progress=reports.append)
+    assert result.stop_reason == "max_samples" and result.iterations == 50
+    assert result.last_test is not None
+    assert result.last_test.mean_return > untrained.mean_return + 8.0, (untrained, result.last_test)
+    assert result.last_test.info["Pos_Err"] < 0.5 * untrained.info["Pos_Err"]
+    assert len(reports) == 50 and reports[-1].samples == 64 * 20 * 50 and reports[-1].is_output
+
+
+def test_log_columns_tensorboard_and_checkpoints(tmp_path, make_env, agent_config):
+    cfg = agent_config(steps_per_iter=8, iters_per_output=2, test_episodes=4)
+    runner = Runner(make_env(8), cfg, tmp_path, seed=0, config_record={"note": "x"})
+    runner.train(max_samples=8 * 8 * 5)  # iterations 0..4; outputs at 0, 2, 4
+    log = read_log(tmp_path / "log.txt")
+    assert log["Iteration"].tolist() == [0, 2, 4]
+    for col in (
+        "Wall_Time",
+        "Samples",
+        "Test_Return",
+        "Test_Episode_Length",
+        "Test_Episodes",
+        "Train_Return",
+        "Train_Episode_Length",
+        "Train_Episodes",
+        "Loss",
+        "Critic_Loss",
+        "Actor_Loss",
+        "Clip_Frac",
+        "Imp_Ratio",
+        "Action_Bound_Loss",
+        "Adv_Mean",
+        "Adv_Std",
+        "Pos_Err",  # from env.step info["pos_err"]
+        "Exp_Prob",
+    ):
+        assert col in log, col
+    assert log["Samples"].tolist() == [64, 192, 320]
+    assert (log["Test_Episodes"] >= 8).all()  # at least one test episode per env, as MimicKit
+    assert "\r" not in (tmp_path / "log.txt").read_text()
+    assert sorted(p.name for p in tmp_path.glob("iter_*.pt")) == ["iter_000000.pt", "iter_000002.pt", "iter_000004.pt"]
+    assert (tmp_path / "best.pt").is_file()
+    assert any((tmp_path / "tensorboard").iterdir())
+    assert load_checkpoint(tmp_path / "latest.pt")["config"] == {"note": "x"}
+    with pytest.raises(MimicToolsError, match="already holds"):
+        Runner(make_env(8), cfg, tmp_path, seed=0).train(max_samples=1000)
+
+
+def _final_state(runner: Runner):
+    return [t.clone() for t in runner.actor.state_dict().values()] + [
+        t.clone() for t in runner.critic.state_dict().values()
+    ]
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, make_env, agent_config):
+    cfg = agent_config(steps_per_iter=8, iters_per_output=2, test_episodes=8)
+    per_iter = 8 * 8
+    full = Runner(make_env(8), cfg, tmp_path / "full", seed=7, tensorboard=False)
+    full.train(max_samples=per_iter * 7)  # iterations 0..6
+
+    part = Runner(make_env(8), cfg, tmp_path / "part", seed=7, tensorboard=False)
+    part.train(max_samples=per_iter * 5)  # stops after the output of iteration 4
+    resumed = Runner(make_env(8), cfg, tmp_path / "part", seed=999, tensorboard=False)  # seed is overridden
+    result = resumed.train(max_samples=per_iter * 7, resume=True)
+    assert result.iterations == 7 and result.samples == per_iter * 7
+
+    for a, b in zip(_final_state(full), _final_state(resumed)):
+        assert torch.equal(a, b)
+    log_full = read_log(tmp_path / "full" / "log.txt")
+    log_part = read_log(tmp_path / "part" / "log.txt")
+    assert log_full["Iteration"].tolist() == log_part["Iteration"].tolist() == [0, 2, 4, 6]
+    for col in log_full:
+        if col != "Wall_Time":
+            assert log_full[col].tolist() == log_part[col].tolist(), col
+
+
+def test_ctrl_c_writes_a_checkpoint_and_returns(tmp_path, make_env, agent_config):
+    cfg = agent_config(steps_per_iter=8, iters_per_output=100)
+
+    def interrupt(report):
+        if report.iteration == 2:
+            raise KeyboardInterrupt
+
+    runner = Runner(make_env(8), cfg, tmp_path, seed=0, tensorboard=False)
+    result = runner.train(max_samples=10**9, progress=interrupt)
+    assert result.stop_reason == "interrupted" and result.iterations == 3
+    assert load_checkpoint(tmp_path / "latest.pt")["iteration"] == 2
+    again = Runner(make_env(8), cfg, tmp_path, tensorboard=False).train(max_samples=8 * 8 * 5, resume=True)
+    assert again.iterations == 5 and again.stop_reason == "max_samples"
+
+
+def test_nan_reward_raises_and_keeps_the_last_good_checkpoint(tmp_path, make_env, agent_config):
+    cfg = agent_config(steps_per_iter=8, iters_per_output=1, test_episodes=8)
+    # rollout 0 (8 steps) + its test (one 10-step episode per env), then NaN 3 steps into rollout 1
+    env = make_env(8, episode_steps=10, nan_after_steps=8 + 10 + 3)
+    runner = Runner(env, cfg, tmp_path, seed=0, tensorboard=False)
+    with pytest.raises(TrainingDivergedError, match=r"rewards \(env.step\).*env 1"):
+        runner.train(max_samples=10**6)
+    assert load_checkpoint(tmp_path / "latest.pt")["iteration"] == 0
+
+
+def test_max_minutes_stops_with_an_output(tmp_path, make_env, agent_config):
+    runner = Runner(make_env(4), agent_config(steps_per_iter=8, iters_per_output=1000), tmp_path, tensorboard=False)
+    result = runner.train(max_minutes=0.0)
+    assert result.stop_reason == "max_minutes" and result.iterations == 1
+    assert math.isfinite(result.best_test_return)
+    assert read_log(tmp_path / "log.txt")["Iteration"].tolist() == [0]
