@@ -12,12 +12,11 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
+from mimictools.cli.console import err_console
 from mimictools.errors import MimicToolsError
 
-err_console = Console(stderr=True, highlight=False)
 _state = {"debug": False}
 
 # Order here is the order in `mimic --help`.
@@ -81,7 +80,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Isaac Gym must be imported before torch, so it is preloaded here
+    when the command line asks for it (nothing above imports torch)."""
+    from mimictools.engines.isaacgym_preload import preload_isaacgym_if_requested
+
+    preload_isaacgym_if_requested(sys.argv[1:])
     app(prog_name="mimic")
 
 

@@ -144,30 +144,15 @@ def _num(x: Any) -> str:
 
 
 def _load_clips(paths: List[Path], character: Any) -> List[Tuple[str, Any]]:
-    """(source, frames) for every clip; folders recursively (.pkl, and .txt files that are DeepMimic JSON)."""
-    from mimictools.errors import MotionFormatError
+    """(source, frames) for every clip; folders recursively, dataset yamls by their entries."""
     from mimictools.motion.io import expand_motion_paths, load_motion
 
     clips = []
     for p in paths:
-        if p.is_dir():
-            files = [f for f, _ in expand_motion_paths(p) if f.suffix.lower() != ".txt" or _looks_like_json(f)]
-            if not files:
-                raise MotionFormatError(f"{p}: folder has no motion clips")
-        else:
-            files = [f for f, _ in expand_motion_paths(p)]
-        for f in files:
+        for f, _ in expand_motion_paths(p):
             motion = load_motion(f, char=character, warn=False)
             clips.append((str(f), motion.frames))
     return clips
-
-
-def _looks_like_json(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(256).lstrip()[:1] == b"{"
-    except OSError:
-        return False
 
 
 def _print_bodies(out: Console, r: Any) -> None:

@@ -27,6 +27,7 @@ motion_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Attach the ``motion`` command group to the root app."""
+    __import__("mimictools.cli.retarget", fromlist=["register_retarget"]).register_retarget(motion_app)
     app.add_typer(motion_app, name="motion")
 
 

@@ -96,6 +96,10 @@ def validate_motion_fields(fps, loop_mode, frames, source: str) -> Tuple[float, 
 
     where = source or "<motion>"
     # fps: int, float, numpy scalar or 0-d array (legacy torch tensor already turned into numpy).
+    if isinstance(fps, (str, bytes, bool, np.bool_)) or (
+        isinstance(fps, np.ndarray) and fps.dtype.kind not in "iuf"
+    ):
+        raise MotionFormatError(f"{where}: fps must be a number, got {type(fps).__name__} {fps!r}")
     try:
         fps_arr = np.asarray(fps, dtype=np.float64)
     except (TypeError, ValueError):

@@ -164,7 +164,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     if cuda and torch.cuda.is_available():
         n = min(len(cuda), torch.cuda.device_count())
         for i in range(n):
-            torch.cuda.set_rng_state(cuda[i].to(torch.uint8), device=i)
+            torch.cuda.set_rng_state(cuda[i].cpu().to(torch.uint8), device=i)  # must be a CPU ByteTensor
 
 
 # -------------------------------------------------------------------------------- policy

@@ -178,6 +178,13 @@ class EpisodeTracker:
 # -------------------------------------------------------------------------------- log
 
 
+def _row_iteration(line: str) -> float:
+    try:
+        return float(line.split()[0])
+    except (ValueError, IndexError):
+        return math.inf  # not a data row of ours: dropped on resume
+
+
 def _format_value(v: Any) -> str:
     if isinstance(v, bool):
         return str(int(v))
@@ -189,16 +196,18 @@ def _format_value(v: Any) -> str:
 class _TextLog:
     """MimicKit-style fixed-width text log; the whole file is rewritten atomically per row."""
 
-    def __init__(self, path: Path, append: bool) -> None:
+    def __init__(self, path: Path, resume_after: Optional[int] = None) -> None:
+        """Start a new log, or (``resume_after`` = last checkpointed iteration) continue one,
+        dropping rows of later iterations (written after that checkpoint, before a crash)."""
         self.path = path
         self.columns: Optional[List[str]] = None
         self.text = ""
-        if append and path.is_file():
-            self.text = path.read_text(encoding="utf-8")
-            first = self.text.splitlines()[0] if self.text else ""
-            self.columns = first.split() or None
-            if self.text and not self.text.endswith("\n"):
-                self.text += "\n"
+        if resume_after is not None and path.is_file():
+            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            if lines:
+                self.columns = lines[0].split()
+                kept = [lines[0]] + [ln for ln in lines[1:] if _row_iteration(ln) <= resume_after]
+                self.text = "\n".join(kept) + "\n"
 
     def write(self, row: Mapping[str, Any]) -> None:
         if self.columns is None:
@@ -491,7 +500,7 @@ class Runner:
             )
         cfg = self.cfg
         writer = self._open_tensorboard(purge_step=self.samples + 1 if resume else None)
-        log = _TextLog(self.out_dir / "log.txt", append=resume)
+        log = _TextLog(self.out_dir / "log.txt", resume_after=self.iteration if resume else None)
         start = time.monotonic()
         wall_base = self.wall_time_s
         stop_reason = "interrupted"

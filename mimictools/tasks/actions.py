@@ -43,7 +43,7 @@ def _dof_limits(joint) -> Tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def action_bounds(char: "Character", zero_center_action: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def action_bounds(char: Character, zero_center_action: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """(low, high) bounds of PD targets per DoF (radians). Each Shape (num_dofs,), float32."""
     low = np.zeros(char.num_dofs, dtype=np.float64)
     high = np.zeros(char.num_dofs, dtype=np.float64)

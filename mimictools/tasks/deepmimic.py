@@ -23,6 +23,7 @@ Envs are not reset automatically: the runner calls ``reset(done_ids)``. Everythi
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 
@@ -34,7 +35,12 @@ from mimictools.engines.base import SimState, check_env_ids
 from mimictools.errors import CharacterError, ConfigError, NotSupportedError
 from mimictools.tasks.actions import action_bounds
 from mimictools.tasks.observations import ObsConfig, compute_deepmimic_obs, deepmimic_obs_size, motion_phase
-from mimictools.tasks.rewards import RewardWeights, compute_deepmimic_reward, dof_err_weights, joint_err_weights
+from mimictools.tasks.rewards import (
+    RewardWeights,
+    compute_deepmimic_reward,
+    dof_err_weights,
+    joint_err_weights,
+)
 from mimictools.tasks.terminations import compute_done, fall_contact, pose_fail
 from mimictools.tasks.tracking import TrackState, compute_tracking_error
 
@@ -75,9 +81,9 @@ class DeepMimicEnv:
 
     def __init__(
         self,
-        config: "EnvConfig",
-        engine: "Engine",
-        motion_lib: "MotionLib",
+        config: EnvConfig,
+        engine: Engine,
+        motion_lib: MotionLib,
         device: Union[str, torch.device, None] = None,
         *,
         ground_contact_height: Optional[float] = None,
@@ -85,7 +91,9 @@ class DeepMimicEnv:
         generator: Optional[torch.Generator] = None,
     ) -> None:
         if config.env_name != "deepmimic":
-            raise NotSupportedError(f"env_name {config.env_name!r} is not supported yet: only 'deepmimic' is built")
+            raise NotSupportedError(
+                f"env_name {config.env_name!r} is not supported yet: only 'deepmimic' is built"
+            )
         char = engine.character
         if motion_lib.frame_body_pos is None:
             raise ConfigError("DeepMimicEnv needs a MotionLib built with the character (body poses)")
@@ -125,11 +133,15 @@ class DeepMimicEnv:
         self.action_low = torch.as_tensor(low, device=dev)
         self.action_high = torch.as_tensor(high, device=dev)
         self.action_dim = char.num_dofs
-        self.obs_dim = deepmimic_obs_size(self.obs_cfg, char.num_bodies, char.num_dofs, len(config.key_bodies))
+        self.obs_dim = deepmimic_obs_size(
+            self.obs_cfg, char.num_bodies, char.num_dofs, len(config.key_bodies)
+        )
 
         # Reference query offsets (s): now, then each target step ahead.
         steps = self.obs_cfg.tar_obs_steps if self.obs_cfg.enable_tar_obs else ()
-        self._ref_dt = torch.tensor([0.0] + [self.control_dt * s for s in steps], dtype=torch.float64, device=dev)
+        self._ref_dt = torch.tensor(
+            [0.0] + [self.control_dt * s for s in steps], dtype=torch.float64, device=dev
+        )
 
         n = self.num_envs
         self.timestep = torch.zeros(n, dtype=torch.long, device=dev)
@@ -207,7 +219,9 @@ class DeepMimicEnv:
         Done envs are not reset.
         """
         if actions.shape != (self.num_envs, self.action_dim):
-            raise ValueError(f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}")
+            raise ValueError(
+                f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
+            )
         targets = torch.maximum(torch.minimum(actions.to(self.dtype), self.action_high), self.action_low)
         self.engine.step(targets)
 
@@ -255,7 +269,16 @@ class DeepMimicEnv:
 
     @staticmethod
     def _scatter(full: TrackState, ids: Tensor, sub: TrackState) -> None:
-        for name in ("root_pos", "root_rot", "root_vel", "root_ang_vel", "joint_rot", "dof_vel", "body_pos", "body_rot"):
+        for name in (
+            "root_pos",
+            "root_rot",
+            "root_vel",
+            "root_ang_vel",
+            "joint_rot",
+            "dof_vel",
+            "body_pos",
+            "body_rot",
+        ):
             getattr(full, name)[ids] = getattr(sub, name)
 
     def read_sim_state(self) -> TrackState:
@@ -288,12 +311,19 @@ class DeepMimicEnv:
         # Body poses by FK of the interpolated pose, as MimicKit (not MotionLib's interpolated FK),
         # so that a character set to the reference state has exactly the reference body poses.
         local_rot = dof_to_local_rot(self.character, f.dof_pos.to(dt))
-        body_pos, body_rot = forward_kinematics(self.character, f.root_pos.to(dt), f.root_rot.to(dt), local_rot)
+        body_pos, body_rot = forward_kinematics(
+            self.character, f.root_pos.to(dt), f.root_rot.to(dt), local_rot
+        )
 
         def view(x: Tensor) -> Tensor:
             return x.to(dt).reshape((k, m) + x.shape[1:])
 
-        root_pos, root_rot, body_pos, local_rot = view(f.root_pos), view(f.root_rot), view(body_pos), view(local_rot)
+        root_pos, root_rot, body_pos, local_rot = (
+            view(f.root_pos),
+            view(f.root_rot),
+            view(body_pos),
+            view(local_rot),
+        )
         now = TrackState(
             root_pos=root_pos[:, 0],
             root_rot=root_rot[:, 0],
@@ -320,7 +350,9 @@ class DeepMimicEnv:
         if self.obs_cfg.enable_phase_obs:
             lib = self.motion_lib
             wrap = lib.loop_mode(motion_ids) == _LOOP_WRAP
-            phase = motion_phase(motion_time.to(self.dtype), lib.motion_length(motion_ids).to(self.dtype), wrap)
+            phase = motion_phase(
+                motion_time.to(self.dtype), lib.motion_length(motion_ids).to(self.dtype), wrap
+            )
         tar_root_pos, tar_root_rot, tar_joint_rot, tar_key_pos = tar if tar is not None else (None,) * 4
         return compute_deepmimic_obs(
             self.obs_cfg,
@@ -369,8 +401,8 @@ class DeepMimicEnv:
 
 
 def build_env(
-    env_cfg: "EnvConfig",
-    engine_cfg: "EngineConfig",
+    env_cfg: EnvConfig,
+    engine_cfg: EngineConfig,
     num_envs: int,
     device: Union[str, torch.device] = "cpu",
     motion_path: Union[str, Path, None] = None,
@@ -396,7 +428,9 @@ def build_env(
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     char_file = Path(char_path) if char_path is not None else resolve_data_path(env_cfg.char_file, base)
-    motion_file = Path(motion_path) if motion_path is not None else resolve_data_path(env_cfg.motion_file, base)
+    motion_file = (
+        Path(motion_path) if motion_path is not None else resolve_data_path(env_cfg.motion_file, base)
+    )
     char = load_character(char_file)
     lib = MotionLib.from_path(motion_file, char=char, device=device)
     engine_name = ENGINE_ALIASES.get(engine_cfg.engine_name, engine_cfg.engine_name)

@@ -27,6 +27,7 @@ translating the scene about the vertical axis.
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -59,7 +60,7 @@ class ObsConfig:
     tar_obs_steps: Tuple[int, ...] = (1, 2, 3)
 
     @classmethod
-    def from_env_config(cls, cfg) -> "ObsConfig":  # cfg: mimictools.config.schema.EnvConfig
+    def from_env_config(cls, cfg) -> ObsConfig:  # cfg: mimictools.config.schema.EnvConfig
         return cls(
             global_obs=bool(cfg.global_obs),
             root_height_obs=bool(cfg.root_height_obs),

@@ -22,6 +22,7 @@ Perfect tracking gives the sum of the weights (1.0 with MimicKit's humanoid conf
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
@@ -64,7 +65,7 @@ class RewardWeights:
     key_pos_scale: float = 10.0
 
     @classmethod
-    def from_env_config(cls, cfg) -> "RewardWeights":  # cfg: mimictools.config.schema.EnvConfig
+    def from_env_config(cls, cfg) -> RewardWeights:  # cfg: mimictools.config.schema.EnvConfig
         return cls(
             pose_w=float(cfg.reward_pose_w),
             vel_w=float(cfg.reward_vel_w),
@@ -84,9 +85,7 @@ class RewardWeights:
         return self.pose_w + self.vel_w + self.root_pose_w + self.root_vel_w + self.key_pos_w
 
 
-def joint_err_weights(
-    char: "Character", joint_err_w: Optional[Sequence[float]], device=None
-) -> Tensor:
+def joint_err_weights(char: Character, joint_err_w: Optional[Sequence[float]], device=None) -> Tensor:
     """Per non-root body weight of the pose error. Shape (num_bodies - 1,), float32.
 
     ``None`` means all ones (MimicKit's default). Otherwise one value per non-root body in the
@@ -110,7 +109,7 @@ def joint_err_weights(
     return w
 
 
-def dof_err_weights(char: "Character", joint_w: Tensor) -> Tensor:
+def dof_err_weights(char: Character, joint_w: Tensor) -> Tensor:
     """Expand per-body weights (num_bodies - 1,) to per-DoF weights (num_dofs,), as MimicKit does."""
     body_of_dof = []
     for j in char.joints:
@@ -165,7 +164,9 @@ def deepmimic_reward_terms(
     root_rot, root_vel, root_ang_vel = sim.root_rot, sim.root_vel, sim.root_ang_vel
     ref_root_rot, ref_root_vel, ref_root_ang_vel = ref.root_rot, ref.root_vel, ref.root_ang_vel
     if not track_root:
-        root_rot, root_vel, root_ang_vel, key_pos = _to_heading_frame(root_rot, root_vel, root_ang_vel, key_pos)
+        root_rot, root_vel, root_ang_vel, key_pos = _to_heading_frame(
+            root_rot, root_vel, root_ang_vel, key_pos
+        )
         ref_root_rot, ref_root_vel, ref_root_ang_vel, ref_key_pos = _to_heading_frame(
             ref_root_rot, ref_root_vel, ref_root_ang_vel, ref_key_pos
         )

@@ -22,6 +22,7 @@ Per env, later rules override earlier ones:
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 from enum import IntEnum
 from typing import Optional
 

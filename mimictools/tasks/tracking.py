@@ -75,7 +75,7 @@ class TrackState:
     body_rot: Tensor
     """World body orientations. Shape (n, nb, 4)."""
 
-    def index(self, ids: Tensor) -> "TrackState":
+    def index(self, ids: Tensor) -> TrackState:
         """The sub-batch ``ids`` (1-D index or bool mask)."""
         return TrackState(
             root_pos=self.root_pos[ids],

@@ -195,7 +195,7 @@ def test_velocity_conversions_match_mujoco_finite_differences(humanoids, odd):
 
 
 def test_spherical_dof_vel_is_mujocos_relative_body_angular_velocity(humanoids):
-    """Cross-check with MuJoCo's own body velocities (mj_objectVelocity, local frame)."""
+    """Cross-check with MuJoCo's own body velocities (mj_objectVelocity): child minus parent, child frame."""
     char, m = humanoids[2]
     d = mujoco.MjData(m)
     rng = np.random.default_rng(6)
@@ -209,12 +209,12 @@ def test_spherical_dof_vel_is_mujocos_relative_body_angular_velocity(humanoids):
         for j in char.joints:
             if j.kind != "spherical":
                 continue
+            # world-frame angular velocities (flg_local=1 would use the body's inertial frame)
             w = np.zeros(6)
             wp = np.zeros(6)
-            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, j.body + 1, w, 1)
-            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, char.parents[j.body] + 1, wp, 1)
-            rel = d.xmat[j.body + 1].reshape(3, 3).T @ d.xmat[char.parents[j.body] + 1].reshape(3, 3)
-            expected = w[:3] - rel @ wp[:3]
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, j.body + 1, w, 0)
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, char.parents[j.body] + 1, wp, 0)
+            expected = d.xmat[j.body + 1].reshape(3, 3).T @ (w[:3] - wp[:3])
             np.testing.assert_allclose(dof_vel[j.dof_offset : j.dof_offset + 3].numpy(), expected, atol=1e-10)
 
 

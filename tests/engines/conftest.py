@@ -21,11 +21,15 @@ from mimictools.errors import EngineError, NotSupportedError
 # pytest.param((engine name, device of the tensors it returns), marks=..., id=name)
 ENGINES = [
     pytest.param(("mujoco", "cpu"), id="mujoco"),
-    # pytest.param(("mjwarp", "cuda"), marks=pytest.mark.gpu, id="mjwarp"),
+    pytest.param(("mjwarp", "cpu"), id="mjwarp-cpu"),  # MuJoCo Warp on Warp's CPU device (runs in CI)
+    pytest.param(("mjwarp", "cuda"), marks=pytest.mark.gpu, id="mjwarp"),
     # Isaac Gym: GPU pipeline; skipped with this reason where isaacgym is not installed (docs/isaacgym.md).
     pytest.param(
         ("isaacgym", "cuda"),
-        marks=[pytest.mark.gpu, pytest.mark.skipif(find_spec("isaacgym") is None, reason="isaacgym not importable")],
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(find_spec("isaacgym") is None, reason="isaacgym not importable"),
+        ],
         id="isaacgym",
     ),
 ]
@@ -39,6 +43,17 @@ def humanoid_xml(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def humanoid(humanoid_xml: Path) -> Character:
     return load_character(humanoid_xml)
+
+
+@pytest.fixture(scope="session", params=["mimickit", "bundled"])
+def character(request: pytest.FixtureRequest, shared_dir: Path, repo_dir: Path) -> Character:
+    """The characters every engine must handle: MimicKit's humanoid.xml and our data/humanoid.xml."""
+    if request.param == "mimickit":
+        return load_character(shared_dir / "mimickit" / "data" / "assets" / "humanoid" / "humanoid.xml")
+    path = repo_dir / "data" / "humanoid.xml"
+    if not path.is_file():
+        pytest.skip(f"bundled humanoid not found at {path}")
+    return load_character(path)
 
 
 @pytest.fixture(params=ENGINES)

@@ -16,6 +16,18 @@ HUMANOID_INIT_POSE = [0, 0, 0.882416, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.5708, 0, 0, 0
 HUMANOID_INIT_POSE += [0] * (34 - len(HUMANOID_INIT_POSE))
 
 
+def standing_init_state(char: Character, n: int) -> SimState:
+    """MimicKit's init pose (arms down) with the root height set so the lowest geom touches z = 0."""
+    from mimictools.character import kinematics
+
+    state = pose_state(HUMANOID_INIT_POSE, n)
+    local_rot = kinematics.dof_to_local_rot(char, state.dof_pos)
+    body_pos, body_rot = kinematics.forward_kinematics(char, state.root_pos, state.root_rot, local_rot)
+    lowest = kinematics.geom_lowest_z(char, body_pos, body_rot)
+    state.root_pos[:, 2] -= lowest.min(dim=-1).values
+    return state
+
+
 def pose_state(frame: List[float], n: int, dtype: torch.dtype = torch.float64) -> SimState:
     """n copies of a MimicKit frame ``[root_pos, root expmap, dofs]`` at rest."""
     f = torch.tensor(frame, dtype=dtype)

@@ -11,7 +11,7 @@ import math
 
 import mujoco
 import torch
-from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state
+from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state, standing_init_state
 
 from mimictools.character import kinematics
 from mimictools.engines.base import SimState
@@ -32,10 +32,10 @@ def _state_close(a: SimState, b: SimState, atol: float) -> None:
         assert err <= atol, f"{name}: max error {err:.3g} > {atol}"
 
 
-def test_shapes_dtypes_devices(engine_factory, humanoid):
-    n, nb, nd = 3, humanoid.num_bodies, humanoid.num_dofs
-    eng = engine_factory(humanoid, n)
-    assert eng.num_envs == n and eng.character is humanoid
+def test_shapes_dtypes_devices(engine_factory, character):
+    n, nb, nd = 3, character.num_bodies, character.num_dofs
+    eng = engine_factory(character, n)
+    assert eng.num_envs == n and eng.character is character
     assert math.isclose(eng.control_dt, 1.0 / 30.0) and math.isclose(eng.sim_dt, 1.0 / 240.0)
     eng.set_state(None, pose_state(HUMANOID_INIT_POSE, n))
     eng.step(eng.get_state().dof_pos)
@@ -52,35 +52,35 @@ def test_shapes_dtypes_devices(engine_factory, humanoid):
         assert torch.isfinite(t).all()
 
 
-def test_set_get_round_trip_with_velocities(engine_factory, humanoid):
+def test_set_get_round_trip_with_velocities(engine_factory, character):
     n = 16
-    eng = engine_factory(humanoid, n)
-    state = random_state(humanoid, n, seed=1)
+    eng = engine_factory(character, n)
+    state = random_state(character, n, seed=1)
     eng.set_state(torch.arange(n), state)
     # float32 outputs; hinge-triple exp map -> Euler -> exp map and J / J^-1 velocity maps are exact in float64
     _state_close(eng.get_state(), state, atol=2e-5)
 
 
-def test_body_poses_after_set_state_match_our_fk(engine_factory, humanoid):
+def test_body_poses_after_set_state_match_our_fk(engine_factory, character):
     n = 16
-    eng = engine_factory(humanoid, n)
-    state = random_state(humanoid, n, seed=2)
+    eng = engine_factory(character, n)
+    state = random_state(character, n, seed=2)
     eng.set_state(None, state)
-    local_rot = kinematics.dof_to_local_rot(humanoid, state.dof_pos)
-    ref_pos, ref_rot = kinematics.forward_kinematics(humanoid, state.root_pos, state.root_rot, local_rot)
+    local_rot = kinematics.dof_to_local_rot(character, state.dof_pos)
+    ref_pos, ref_rot = kinematics.forward_kinematics(character, state.root_pos, state.root_rot, local_rot)
     pos_err_m = (eng.body_pos().double().cpu() - ref_pos).abs().max().item()
     rot_err_rad = quat_diff_angle(eng.body_rot().double().cpu(), ref_rot).abs().max().item()
     assert pos_err_m < 1e-5, pos_err_m  # float32 output of ~2 m coordinates: ~1e-7 m rounding
     assert rot_err_rad < 1e-5, rot_err_rad
 
 
-def test_body_poses_on_clip_frames_match_our_fk(engine_factory, humanoid, shared_dir):
+def test_body_poses_on_clip_frames_match_our_fk(engine_factory, character, shared_dir):
     from mimictools.motion import load_motion
 
-    motion = load_motion(shared_dir / "mimickit/data/motions/humanoid/humanoid_spinkick.pkl")
+    motion = load_motion(shared_dir / "mimickit/data/motions/character/character_spinkick.pkl")
     frames = torch.as_tensor(motion.frames[::4], dtype=torch.float64)
     n = frames.shape[0]
-    eng = engine_factory(humanoid, n)
+    eng = engine_factory(character, n)
     from mimictools.math.rotations import exp_map_to_quat
 
     z = torch.zeros(n, 3, dtype=torch.float64)
@@ -95,20 +95,20 @@ def test_body_poses_on_clip_frames_match_our_fk(engine_factory, humanoid, shared
             torch.zeros_like(frames[:, 6:]),
         ),
     )
-    ref_pos, ref_rot = kinematics.frames_to_body_poses(humanoid, frames)
+    ref_pos, ref_rot = kinematics.frames_to_body_poses(character, frames)
     assert (eng.body_pos().double().cpu() - ref_pos).abs().max().item() < 1e-5
     assert quat_diff_angle(eng.body_rot().double().cpu(), ref_rot).abs().max().item() < 1e-5
 
 
-def test_free_fall_holds_pose(engine_factory, humanoid):
+def test_free_fall_holds_pose(engine_factory, character):
     """Gravity is uniform, so in free fall PD targets = the pose keep the pose; the root falls ballistically."""
     n = 2
-    eng = engine_factory(humanoid, n)
-    frame = [0.0] * humanoid.frame_width  # T-pose (no self-contact), a few joints bent
+    eng = engine_factory(character, n)
+    frame = [0.0] * character.frame_width  # T-pose (no self-contact), a few joints bent
     frame[2] = 3.0
     frame[6:9] = [0.3, -0.2, 0.4]  # abdomen
-    frame[6 + humanoid.dof_names.index("right_elbow")] = 0.8
-    frame[6 + humanoid.dof_names.index("left_knee")] = 0.6
+    frame[6 + character.dof_names.index("right_elbow")] = 0.8
+    frame[6 + character.dof_names.index("left_knee")] = 0.6
     start = pose_state(frame, n)
     eng.set_state(None, start)
     targets = start.dof_pos.float()
@@ -126,42 +126,45 @@ def test_free_fall_holds_pose(engine_factory, humanoid):
     assert eng.contact_forces().abs().max().item() == 0.0
 
 
-def test_standing_pose_settles_on_the_ground(engine_factory, humanoid):
+def test_standing_pose_settles_on_the_ground(engine_factory, character):
     n = 2
-    eng = engine_factory(humanoid, n)
-    start = pose_state(HUMANOID_INIT_POSE, n)
+    eng = engine_factory(character, n)
+    start = standing_init_state(character, n)
     eng.set_state(None, start)
     for _ in range(30):  # 1 s
         eng.step(start.dof_pos.float())
     s = eng.get_state()
-    assert abs(s.root_pos[0, 2].item() - HUMANOID_INIT_POSE[2]) < 0.02
+    assert (s.root_pos[:, 2] - start.root_pos[:, 2]).abs().max().item() < 0.02
     assert s.root_vel.abs().max().item() < 0.05
     cf = eng.contact_forces().double().cpu()
-    feet = [humanoid.body_index("right_foot"), humanoid.body_index("left_foot")]
-    weight_n = mujoco.MjModel.from_xml_path(humanoid.source).body_subtreemass[1] * GRAVITY
+    feet = [
+        character.body_index("right_foot"),
+        character.body_index("left_foot"),
+    ]  # both humanoids name them so
+    weight_n = mujoco.MjModel.from_xml_path(character.source).body_subtreemass[1] * GRAVITY
     assert (cf[:, feet, 2] > 0.2 * weight_n).all(), cf[:, feet]
     total = cf.sum(dim=1)
     assert torch.allclose(total[:, 2], torch.full((n,), weight_n, dtype=torch.float64), rtol=0.02), total
     assert total[:, :2].abs().max().item() < 0.02 * weight_n
-    others = [b for b in range(humanoid.num_bodies) if b not in feet]
+    others = [b for b in range(character.num_bodies) if b not in feet]
     assert cf[:, others].abs().max().item() == 0.0
 
 
-def test_subset_reset_leaves_other_envs_alone(engine_factory, humanoid):
+def test_subset_reset_leaves_other_envs_alone(engine_factory, character):
     n = 4
-    a = engine_factory(humanoid, n)
-    b = engine_factory(humanoid, n)
+    a = engine_factory(character, n)
+    b = engine_factory(character, n)
     start = pose_state(HUMANOID_INIT_POSE, n)
     g = torch.Generator().manual_seed(3)
     targets = [
-        start.dof_pos.float() + 0.2 * torch.randn(n, humanoid.num_dofs, generator=g) for _ in range(10)
+        start.dof_pos.float() + 0.2 * torch.randn(n, character.num_dofs, generator=g) for _ in range(10)
     ]
     for eng in (a, b):
         eng.set_state(None, start)
         for t in targets[:5]:
             eng.step(t)
     before = a.get_state()
-    reset = random_state(humanoid, 2, seed=4)
+    reset = random_state(character, 2, seed=4)
     a.set_state(torch.tensor([3, 1]), reset)
     after = a.get_state()
     keep = torch.tensor([0, 2])
@@ -177,15 +180,15 @@ def test_subset_reset_leaves_other_envs_alone(engine_factory, humanoid):
     torch.testing.assert_close(a.body_pos()[keep], b.body_pos()[keep], rtol=0.0, atol=1e-6)
 
 
-def test_same_inputs_same_outputs(engine_factory, humanoid):
+def test_same_inputs_same_outputs(engine_factory, character):
     n = 3
     runs = []
     for _ in range(2):
-        eng = engine_factory(humanoid, n)
-        eng.set_state(None, random_state(humanoid, n, seed=5, height=1.0))
+        eng = engine_factory(character, n)
+        eng.set_state(None, random_state(character, n, seed=5, height=1.0))
         g = torch.Generator().manual_seed(6)
         for _ in range(20):
-            eng.step(0.5 * torch.randn(n, humanoid.num_dofs, generator=g))
+            eng.step(0.5 * torch.randn(n, character.num_dofs, generator=g))
         runs.append((eng.get_state(), eng.body_pos(), eng.body_rot(), eng.contact_forces()))
     (s0, p0, r0, c0), (s1, p1, r1, c1) = runs
     for x, y in zip(list(s0.fields()) + [p0, r0, c0], list(s1.fields()) + [p1, r1, c1]):

@@ -254,3 +254,44 @@ def test_missing_mjcf_file_is_an_engine_error(humanoid, tmp_path):
     ghost = replace(humanoid, source=str(tmp_path / "nope.xml"))
     with pytest.raises(EngineError, match="not a file"):
         MuJoCoEngine(ghost, EngineSpec(num_envs=1))
+
+
+@pytest.mark.parametrize("which", ["humanoid", "ball"])
+def test_numpy_dof_map_matches_kinematics(humanoid, ball_char, which):
+    """The engine's numpy conversions are kinematics' formulas: same results to rounding, incl. hard cases."""
+    from mimictools.engines.mujoco import _DofMap
+
+    char = humanoid if which == "humanoid" else ball_char
+    n = 256
+    state = random_state(char, n, seed=10)
+    dof = state.dof_pos.clone()
+    g = torch.Generator().manual_seed(11)
+    # hard cases for spherical joints: near 0, near pi, beyond pi, gimbal lock of hinge triples
+    for j in char.joints:
+        if j.kind == "spherical":
+            sl = slice(j.dof_offset, j.dof_offset + 3)
+            dof[0:8, sl] = 1e-9 * torch.randn(8, 3, generator=g, dtype=torch.float64)
+            axis = torch.nn.functional.normalize(torch.randn(16, 3, generator=g, dtype=torch.float64), dim=-1)
+            dof[8:24, sl] = axis * torch.linspace(3.0, 3.3, 16, dtype=torch.float64)[:, None]
+            y = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+            dof[24:32, sl] = (torch.pi / 2 + 1e-7 * torch.randn(8, 1, generator=g, dtype=torch.float64)) * y
+    dm = _DofMap(char)
+    args = [
+        t.numpy()
+        for t in (state.root_pos, state.root_rot, state.root_vel, state.root_ang_vel, dof, state.dof_vel)
+    ]
+    qpos, qvel = dm.to_qpos_qvel(*args)
+    ref_qpos = kinematics.dof_to_qpos(char, state.root_pos, state.root_rot, dof)
+    ref_qvel = kinematics.dof_vel_to_qvel(
+        char, state.root_rot, dof, state.root_vel, state.root_ang_vel, state.dof_vel
+    )
+    np.testing.assert_allclose(qpos, ref_qpos.numpy(), rtol=0, atol=1e-12)
+    # at gimbal lock (rows 24-31) J is singular (cond ~1e9): rounding is amplified to ~1e-8 relative there
+    np.testing.assert_allclose(qvel[:24], ref_qvel[:24].numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(qvel[32:], ref_qvel[32:].numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(qvel[24:32], ref_qvel[24:32].numpy(), rtol=1e-6, atol=1e-6)
+    back = dm.from_qpos_qvel(qpos, qvel)
+    ref_dof = kinematics.qpos_to_dof(char, torch.from_numpy(qpos))
+    ref_vel = kinematics.qvel_to_dof_vel(char, torch.from_numpy(qpos), torch.from_numpy(qvel))
+    for ours, ref in zip(back, list(ref_dof[:2]) + list(ref_vel[:2]) + [ref_dof[2], ref_vel[2]]):
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-12, atol=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# ruff: noqa: UP045 - Optional[...] as in the package (Python 3.8 style)
 from typing import Dict, Optional, Tuple
 
 import pytest

@@ -22,7 +22,9 @@ from mimictools.rl.runner import Runner
 @pytest.fixture
 def trained(tmp_path, make_env, agent_config):
     env = make_env(8)
-    runner = Runner(env, agent_config(steps_per_iter=8, iters_per_output=1), tmp_path / "run", seed=0, tensorboard=False)
+    runner = Runner(
+        env, agent_config(steps_per_iter=8, iters_per_output=1), tmp_path / "run", seed=0, tensorboard=False
+    )
     runner.train(max_samples=64)
     return runner
 

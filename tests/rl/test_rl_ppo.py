@@ -26,7 +26,9 @@ def test_mimickit_net_shapes_and_init():
     actor, critic = build_actor_critic(ModelConfig(), obs_dim=10, action_dim=4)  # fc_2layers_1024units
     widths = [m.out_features for m in actor.body if isinstance(m, torch.nn.Linear)]
     assert widths == [1024, 512]  # MimicKit's fc_2layers_1024units is 1024 then 512
-    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in actor.body if isinstance(m, torch.nn.Linear))
+    assert all(
+        float(m.bias.detach().abs().max()) == 0.0 for m in actor.body if isinstance(m, torch.nn.Linear)
+    )
     assert float(actor.mean_head.weight.detach().abs().max()) <= 0.01
     assert float(actor.mean_head.bias.detach().abs().max()) == 0
     torch.testing.assert_close(actor.std, torch.full((4,), 0.05))

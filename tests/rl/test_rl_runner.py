@@ -61,7 +61,11 @@ def test_log_columns_tensorboard_and_checkpoints(tmp_path, make_env, agent_confi
     assert log["Samples"].tolist() == [64, 192, 320]
     assert (log["Test_Episodes"] >= 8).all()  # at least one test episode per env, as MimicKit
     assert "\r" not in (tmp_path / "log.txt").read_text()
-    assert sorted(p.name for p in tmp_path.glob("iter_*.pt")) == ["iter_000000.pt", "iter_000002.pt", "iter_000004.pt"]
+    assert sorted(p.name for p in tmp_path.glob("iter_*.pt")) == [
+        "iter_000000.pt",
+        "iter_000002.pt",
+        "iter_000004.pt",
+    ]
     assert (tmp_path / "best.pt").is_file()
     assert any((tmp_path / "tensorboard").iterdir())
     assert load_checkpoint(tmp_path / "latest.pt")["config"] == {"note": "x"}
@@ -83,6 +87,8 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, make_env, agent_config
 
     part = Runner(make_env(8), cfg, tmp_path / "part", seed=7, tensorboard=False)
     part.train(max_samples=per_iter * 5)  # stops after the output of iteration 4
+    with open(tmp_path / "part" / "log.txt", "a") as f:  # a row written after the checkpoint, then a crash
+        f.write("6" + " 0" * 18 + "\n")
     resumed = Runner(make_env(8), cfg, tmp_path / "part", seed=999, tensorboard=False)  # seed is overridden
     result = resumed.train(max_samples=per_iter * 7, resume=True)
     assert result.iterations == 7 and result.samples == per_iter * 7
@@ -123,7 +129,9 @@ def test_nan_reward_raises_and_keeps_the_last_good_checkpoint(tmp_path, make_env
 
 
 def test_max_minutes_stops_with_an_output(tmp_path, make_env, agent_config):
-    runner = Runner(make_env(4), agent_config(steps_per_iter=8, iters_per_output=1000), tmp_path, tensorboard=False)
+    runner = Runner(
+        make_env(4), agent_config(steps_per_iter=8, iters_per_output=1000), tmp_path, tensorboard=False
+    )
     result = runner.train(max_minutes=0.0)
     assert result.stop_reason == "max_minutes" and result.iterations == 1
     assert math.isfinite(result.best_test_return)

@@ -71,7 +71,9 @@ def test_normalizer_matches_numpy_over_batches():
     norm = Normalizer(3)
     for b in batches:
         norm.record(torch.tensor(b, dtype=torch.float32).reshape(-1, 1, 3))  # any leading dims
-    everything = np.concatenate([np.asarray(torch.tensor(b, dtype=torch.float32), dtype=np.float64) for b in batches])
+    everything = np.concatenate(
+        [np.asarray(torch.tensor(b, dtype=torch.float32), dtype=np.float64) for b in batches]
+    )
     # not published until update()
     assert torch.equal(norm.mean, torch.zeros(3)) and torch.equal(norm.std, torch.ones(3))
     norm.update()

@@ -33,7 +33,9 @@ class KinematicEngine:
         root_rot[:, 0] = 1.0
         root_pos = torch.zeros(n, 3)
         root_pos[:, 2] = 0.9
-        self.state = SimState(root_pos, root_rot, torch.zeros(n, 3), torch.zeros(n, 3), torch.zeros(n, nd), torch.zeros(n, nd))
+        self.state = SimState(
+            root_pos, root_rot, torch.zeros(n, 3), torch.zeros(n, 3), torch.zeros(n, nd), torch.zeros(n, nd)
+        )
         self.forces = torch.zeros(n, char.num_bodies, 3)
         self.targets = None
         self.set_state_calls = []
@@ -112,7 +114,17 @@ def test_reset_subset_touches_only_those_envs(shared_dir, humanoid):
     assert obs.shape == (2, 464)
     # The reset observation equals the one computed from the engine's state after the reset.
     env.sim_state = env.read_sim_state()
-    torch.testing.assert_close(obs, env._obs(env.sim_state.index(ids), env._reference(env.motion_ids[ids], env.motion_time_s[ids])[2], env.motion_time_s[ids], env.motion_ids[ids]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        obs,
+        env._obs(
+            env.sim_state.index(ids),
+            env._reference(env.motion_ids[ids], env.motion_time_s[ids])[2],
+            env.motion_time_s[ids],
+            env.motion_ids[ids],
+        ),
+        atol=1e-5,
+        rtol=0,
+    )
     assert env.timestep.tolist() == [2, 0, 2, 0, 2]
     keep = torch.tensor([0, 2, 4])
     assert torch.equal(env.motion_time_offset[keep], before_offset[keep])
@@ -130,7 +142,8 @@ def test_tracking_the_reference_gives_reward_near_one(shared_dir, humanoid):
         t = env.motion_time_s + env.control_dt
         f = lib.calc_motion_frame(env.motion_ids, t)
         engine.set_state(
-            torch.arange(4), SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
+            torch.arange(4),
+            SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel),
         )
         obs, reward, done, info = env.step(f.dof_pos)
         assert torch.isfinite(obs).all()
@@ -201,3 +214,19 @@ def test_bad_body_names_are_config_errors(shared_dir, humanoid):
         _env(shared_dir, humanoid, key_bodies=("hed",))
     with pytest.raises(ConfigError, match="joint_err_w"):
         _env(shared_dir, humanoid, joint_err_w=(1.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(global_obs=False, enable_phase_obs=True),
+        dict(enable_tar_obs=False, root_height_obs=False),
+        dict(tar_obs_steps=(1, 5), key_bodies=(), contact_bodies=()),
+    ],
+)
+def test_obs_width_matches_obs_dim_for_other_configs(shared_dir, humanoid, cfg):
+    env, engine = _env(shared_dir, humanoid, n=3, **cfg)
+    obs = env.reset()
+    assert obs.shape == (3, env.obs_dim) and torch.isfinite(obs).all()
+    obs, reward, done, _ = env.step(torch.zeros(3, 28))
+    assert obs.shape == (3, env.obs_dim) and torch.isfinite(obs).all() and torch.isfinite(reward).all()

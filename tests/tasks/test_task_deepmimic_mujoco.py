@@ -19,7 +19,9 @@ def _build(shared_dir, env_cfg=None, clip=None, n=8):
 
     base = shared_dir / "mimickit"
     motion = None if clip is None else base / "data/motions/humanoid" / clip
-    return build_env(env_cfg or EnvConfig(), EngineConfig(), n, device="cpu", motion_path=motion, base_dir=base)
+    return build_env(
+        env_cfg or EnvConfig(), EngineConfig(), n, device="cpu", motion_path=motion, base_dir=base
+    )
 
 
 def test_mimickit_yaml_resets_onto_the_reference(shared_dir):

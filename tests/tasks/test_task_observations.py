@@ -138,7 +138,12 @@ def test_local_obs_is_invariant_to_rotating_the_scene_about_z(make_state, rotate
     phase = torch.rand(6, dtype=torch.float64)
     base = _obs(cfg, sim, tars, phase)
     for angle in (1e-4, 0.7, -2.0, math.pi - 1e-4, math.pi):
-        rot = _obs(cfg, rotate_scene(sim, angle, (3.0, -1.0)), [rotate_scene(t, angle, (3.0, -1.0)) for t in tars], phase)
+        rot = _obs(
+            cfg,
+            rotate_scene(sim, angle, (3.0, -1.0)),
+            [rotate_scene(t, angle, (3.0, -1.0)) for t in tars],
+            phase,
+        )
         torch.testing.assert_close(rot, base, atol=1e-9, rtol=0)
 
 
@@ -151,7 +156,7 @@ def test_global_obs_changes_when_the_scene_rotates(make_state, rotate_scene):
     assert (rot - base).abs().max() > 0.1
     # ...but not its rotation-free parts: root height, joint rotations, DoF velocities.
     torch.testing.assert_close(rot[:, :1], base[:, :1])
-    torch.testing.assert_close(rot[:, 13:13 + 84 + 28], base[:, 13:13 + 84 + 28])
+    torch.testing.assert_close(rot[:, 13 : 13 + 84 + 28], base[:, 13 : 13 + 84 + 28])
 
 
 def test_local_first_target_root_xy_is_zero(make_state):

@@ -19,7 +19,9 @@ from mimictools.tasks.rewards import (
 )
 
 KEY_IDS = torch.tensor([2, 5, 8, 11, 14])
-JOINT_W = torch.tensor([1.0, 0.6, 0.6, 0.4, 0.0, 0.6, 0.4, 0.0, 1.0, 0.6, 0.4, 1.0, 0.6, 0.4], dtype=torch.float64)
+JOINT_W = torch.tensor(
+    [1.0, 0.6, 0.6, 0.4, 0.0, 0.6, 0.4, 0.0, 1.0, 0.6, 0.4, 1.0, 0.6, 0.4], dtype=torch.float64
+)
 DOF_W = torch.ones(28, dtype=torch.float64)
 W = RewardWeights()
 
@@ -67,7 +69,9 @@ def test_same_rotation_as_minus_q_is_perfect(make_state):
 def test_pose_term_hand_checked(make_state):
     ref = make_state(1, seed=5)
     a = 0.3  # rotate the torso (weight 1.0) and the head (weight 0.6) by 0.3 rad
-    dq = axis_angle_to_quat(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor(a, dtype=torch.float64))
+    dq = axis_angle_to_quat(
+        torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor(a, dtype=torch.float64)
+    )
     jr = ref.joint_rot.clone()
     jr[:, 0] = quat_mul(jr[:, 0], dq)
     jr[:, 1] = quat_mul(dq, jr[:, 1])
@@ -89,7 +93,9 @@ def test_vel_term_uses_dof_weights(make_state):
 def test_root_terms_hand_checked(make_state):
     ref = make_state(1, seed=7)
     shift = torch.tensor([[0.1, 0.0, 0.2]], dtype=torch.float64)
-    yaw = axis_angle_to_quat(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64))
+    yaw = axis_angle_to_quat(
+        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
+    )
     sim = dataclasses.replace(
         ref,
         root_pos=ref.root_pos + shift,
@@ -137,7 +143,10 @@ def test_reward_decreases_with_error(make_state, track_root):
     other = make_state(1, seed=12)
     prev = None
     for t in (0.0, 0.05, 0.2, 0.5, 1.0):
-        blend = lambda a, b: (1 - t) * a + t * b  # noqa: E731
+
+        def blend(a, b, t=t):
+            return (1 - t) * a + t * b
+
         sim = dataclasses.replace(
             ref,
             root_pos=blend(ref.root_pos, other.root_pos),
@@ -167,7 +176,9 @@ def test_weights_from_default_env_config():
 
 def test_joint_and_dof_weights(tiny_char):
     jw = joint_err_weights(tiny_char, [1.0, 0.5, 0.0, 0.25])
-    torch.testing.assert_close(dof_err_weights(tiny_char, jw), torch.tensor([1.0, 1.0, 1.0, 0.5, 0.25, 0.25, 0.25]))
+    torch.testing.assert_close(
+        dof_err_weights(tiny_char, jw), torch.tensor([1.0, 1.0, 1.0, 0.5, 0.25, 0.25, 0.25])
+    )
     torch.testing.assert_close(joint_err_weights(tiny_char, None), torch.ones(4))
     with pytest.raises(ConfigError, match="4 non-root bodies.*a, b, c, d"):
         joint_err_weights(tiny_char, [1.0, 1.0])

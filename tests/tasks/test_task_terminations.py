@@ -64,7 +64,12 @@ def test_fall_contact():
     assert fall_contact(forces, body_pos, allowed).tolist() == [False, True, True, False]
     # Height rule: the hand's origin is above 0.3 m -> ignored.
     body_pos[1, 2, 2] = 0.5
-    assert fall_contact(forces, body_pos, allowed, ground_contact_height=0.3).tolist() == [False, False, True, False]
+    assert fall_contact(forces, body_pos, allowed, ground_contact_height=0.3).tolist() == [
+        False,
+        False,
+        True,
+        False,
+    ]
     assert fall_contact(forces, body_pos, allowed).tolist() == [False, True, True, False]
     # Empty contact_bodies: MimicKit switches the check off.
     assert not fall_contact(forces, body_pos, torch.zeros(0, dtype=torch.long)).any()
@@ -81,8 +86,14 @@ def test_pose_fail_world_and_relative():
     sim[1, 2] += torch.tensor([0.0, 1.2, 0.0])  # one body off by 1.2 m
     kw = dict(dist_m=1.0)
     assert pose_fail(sim, ref, ident, ident, global_obs=True, track_root=True, **kw).tolist() == [True, True]
-    assert pose_fail(sim, ref, ident, ident, global_obs=True, track_root=False, **kw).tolist() == [False, True]
-    assert pose_fail(sim, ref, ident, ident, global_obs=False, track_root=False, **kw).tolist() == [False, True]
+    assert pose_fail(sim, ref, ident, ident, global_obs=True, track_root=False, **kw).tolist() == [
+        False,
+        True,
+    ]
+    assert pose_fail(sim, ref, ident, ident, global_obs=False, track_root=False, **kw).tolist() == [
+        False,
+        True,
+    ]
 
 
 def test_pose_fail_local_uses_each_roots_frame():

@@ -39,7 +39,9 @@ def test_zero_on_perfect_tracking(make_state):
 def test_hand_checked_values(make_state):
     ref = make_state(1, seed=2)
     shift = torch.tensor([[0.3, 0.4, 0.0]], dtype=torch.float64)
-    q = axis_angle_to_quat(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64))
+    q = axis_angle_to_quat(
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64)
+    )
     body_rot = ref.body_rot.clone()
     body_rot[:, 3] = quat_mul(body_rot[:, 3], q)  # one of 15 bodies rotated by 0.2 rad
     body_pos = ref.body_pos + shift
@@ -67,7 +69,9 @@ def test_hand_checked_values(make_state):
 def test_rotation_error_near_pi_uses_shortest_arc(make_state):
     ref = make_state(1, seed=3)
     for angle in (math.pi - 1e-3, math.pi):
-        q = axis_angle_to_quat(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), torch.tensor(angle, dtype=torch.float64))
+        q = axis_angle_to_quat(
+            torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), torch.tensor(angle, dtype=torch.float64)
+        )
         sim = dataclasses.replace(ref, root_rot=quat_mul(ref.root_rot, q))
         assert compute_tracking_error(sim, ref)["Root_Rot_Err"].item() == pytest.approx(angle, abs=1e-6)
 

@@ -141,7 +141,7 @@ def _fps_from_dt(rows: np.ndarray, source: str) -> Tuple[float, List[MotionNote]
     bad = np.nonzero(~np.isfinite(dts) | (dts <= 0))[0]
     if bad.size:
         raise MotionFormatError(
-            f"{source}: frame {int(bad[0])} has dt = {dts[bad[0]]!r}; every row but the last needs dt > 0 (seconds to the next frame)"
+            f"{source}: frame {int(bad[0])} has dt = {float(dts[bad[0]])!r}; every row but the last needs dt > 0 (seconds to the next frame)"
         )
     dt = float(np.median(dts))
     fps = 1.0 / dt

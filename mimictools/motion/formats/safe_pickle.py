@@ -269,6 +269,7 @@ _ALLOWED = {
     ("builtins", "float"): float,
     ("builtins", "complex"): complex,
     ("builtins", "bool"): bool,
+    ("builtins", "object"): object,  # only as copyreg._reconstructor's base (protocol 0/1)
     ("builtins", "getattr"): _safe_getattr,
     ("collections", "OrderedDict"): dict,
     ("copyreg", "_reconstructor"): _copyreg_reconstructor,

@@ -273,7 +273,10 @@ def resolve_mapping(mapping: Mapping, source_names: Sequence[str], target_names:
 
 
 def select_preset(source_names: Sequence[str], target_names: Sequence[str], source_kind: str) -> Mapping:
-    """The bundled preset whose every name exists in this source and target (ConfigError if none does)."""
+    """The bundled preset whose every name exists in this source and target (ConfigError if none does).
+
+    When several fit, the one naming the most distinct source joints (the most specific) is chosen.
+    """
     src, tgt = set(source_names), set(target_names)
     fits = []
     tried = []
@@ -292,4 +295,6 @@ def select_preset(source_names: Sequence[str], target_names: Sequence[str], sour
             "no bundled mapping fits this source and target; write one (docs/retargeting.md) and pass --map. "
             f"Presets tried: {'; '.join(tried) or 'none for this source kind'}. Source joints: {', '.join(source_names)}"
         )
+    # several fit (a CMU file also has every joint an SFU preset names): the most specific one wins
+    fits.sort(key=lambda m: (-len(set(_source_names(m))), m.name))
     return fits[0]

@@ -79,9 +79,9 @@ class RetargetOptions:
     """Clamp hinge angles to the MJCF ranges (exactly). False only for diagnostics / round trips."""
     ground_constraint: bool = True
     """Keep every geom above z = 0 (penalty during the solve + an exact final lift)."""
-    iterations: int = 10
+    iterations: int = 6
     """Gauss-Newton iterations before the anti-sliding stage."""
-    slide_iterations: int = 4
+    slide_iterations: int = 3
     """Gauss-Newton iterations with contact spans pinned."""
     smooth_weight: float = 0.05
     """Weight of the second-difference penalty per variable (rad or m) at 30 fps (scaled with fps)."""
@@ -97,7 +97,7 @@ class RetargetOptions:
     damping: float = 1e-4
     """Levenberg-Marquardt damping added to the normal equations' diagonal."""
     max_step_rad: float = 0.5
-    dtype: str = "float64"
+    dtype: str = "float32"
     """'float32' or 'float64' for the solve."""
 
 
@@ -319,17 +319,36 @@ class _Model:
         """Weighted d point / d columns. points (F, P, 3); weight_mask (P, R) = weight * (column moves the
         point's body); axes, moments (F, R, 3) (moment = axis x anchor); weight (P,). Returns (F, 3P, ncol).
 
-        Column c of a point p: ``a_c x (p - o_c) = -(p x a_c) - a_c x o_c``, one batched matmul for all.
+        Column c of a point p: ``a_c x (p - o_c) = -(p x a_c + a_c x o_c)``; translation columns: identity.
+        All of it is one batched matmul ``[skew(p) | I] @ [[0, a_c], [-I, m_c]]`` times the (negated) mask.
         """
         F, P = points.shape[0], points.shape[1]
-        R = axes.shape[1]
+        dt = self.dtype
         x, y, z = points.unbind(-1)
-        zero = torch.zeros_like(x)
-        skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).view(F, 3 * P, 3)
-        jr = torch.bmm(skew, axes.transpose(1, 2)).view(F, P, 3, R)  # p x a_c
-        jr = (jr + moments.transpose(1, 2).unsqueeze(1)) * (-weight_mask.unsqueeze(1))
-        jt = (torch.eye(3, dtype=self.dtype) * weight.view(P, 1, 1)).expand(F, P, 3, 3)
-        return torch.cat([jt, jr], dim=-1).view(F, 3 * P, self.ncol)
+        k = torch.zeros(F, P, 3, 6, dtype=dt)
+        k[..., 0, 1] = -z
+        k[..., 0, 2] = y
+        k[..., 1, 0] = z
+        k[..., 1, 2] = -x
+        k[..., 2, 0] = -y
+        k[..., 2, 1] = x
+        k[..., 0, 3] = 1.0
+        k[..., 1, 4] = 1.0
+        k[..., 2, 5] = 1.0
+        b = self._jac_rhs(axes, moments)  # (F, 6, ncol)
+        j = torch.bmm(k.view(F, 3 * P, 6), b).view(F, P, 3, self.ncol)
+        m = torch.cat([weight.view(P, 1).expand(P, 3), weight_mask], dim=1)  # (P, ncol)
+        return (j * (-m).unsqueeze(1)).view(F, 3 * P, self.ncol)
+
+    def _jac_rhs(self, axes: Tensor, moments: Tensor) -> Tensor:
+        F = axes.shape[0]
+        b = torch.zeros(F, 6, self.ncol, dtype=self.dtype)
+        b[:, 3, 0] = -1.0
+        b[:, 4, 1] = -1.0
+        b[:, 5, 2] = -1.0
+        b[:, 0:3, 3:] = axes.transpose(1, 2)
+        b[:, 3:6, 3:] = moments.transpose(1, 2)
+        return b
 
     def point_jacobian_z(self, points: Tensor, mask: Tensor, axes: Tensor, moments: Tensor) -> Tensor:
         """z rows only: points (F, k, 3), mask (F, k, R) or (k, R). Returns (F, k, ncol)."""

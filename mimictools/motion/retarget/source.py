@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from mimictools.errors import CharacterError, MotionFormatError
+from mimictools.errors import MotionFormatError
 
 __all__ = ["SourceMotion", "default_humanoid_path", "load_source", "resample_source"]
 
@@ -52,19 +52,10 @@ class SourceMotion:
 
 
 def default_humanoid_path() -> Path:
-    """The humanoid MJCF shipped with mimictools (``data/humanoid.xml`` next to the package)."""
-    import mimictools
+    """The humanoid MJCF shipped with mimictools (``data/humanoid.xml``; see ``mimictools.paths``)."""
+    from mimictools.paths import bundled_humanoid_xml
 
-    candidates = [
-        Path(mimictools.__file__).resolve().parent / "data" / "humanoid.xml",
-        Path(mimictools.__file__).resolve().parents[1] / "data" / "humanoid.xml",
-    ]
-    for c in candidates:
-        if c.exists():
-            return c
-    raise CharacterError(
-        f"the bundled humanoid is not installed (looked for {candidates[-1]}); pass the character with --to / --src-char"
-    )
+    return Path(bundled_humanoid_xml())
 
 
 def _bvh_source(
