@@ -141,7 +141,11 @@ class MjWarpEngine:
         mujoco.mj_kinematics(mjm, mjd)
         self._mj_model = mjm
         char_geoms = np.isin(mjm.geom_bodyid, self._sim.body_ids)
-        lowest = float((mjd.geom_xpos[char_geoms, 2] - mjm.geom_rbound[char_geoms]).min()) if char_geoms.any() else 0.0
+        lowest = (
+            float((mjd.geom_xpos[char_geoms, 2] - mjm.geom_rbound[char_geoms]).min())
+            if char_geoms.any()
+            else 0.0
+        )
         self._warmup_lift_m = max(0.0, 0.5 - lowest)
 
         n = self.num_envs
@@ -153,7 +157,9 @@ class MjWarpEngine:
         with wp.ScopedDevice(self._wp_device):
             self._m = mjw.put_model(mjm)
             self._m.opt.deterministic = bool(deterministic)
-            self._m.opt.warn_overflow = 0  # no device printf on stdout (it would corrupt --json); see overflow_report()
+            self._m.opt.warn_overflow = (
+                0  # no device printf on stdout (it would corrupt --json); see overflow_report()
+            )
             self._d = mjw.put_data(mjm, mjd, nworld=n, nconmax=nconmax, njmax=njmax)
             d = self._d
             naconmax = int(d.naconmax)
@@ -228,7 +234,9 @@ class MjWarpEngine:
         """Run ``body`` once eagerly (compiles and creates every kernel), restore the state, capture it."""
         wp = self._wp
         saved = [t.clone() for t in (self._qpos, self._qvel, self._ctrl, self._qacc_warmstart, self._time)]
-        self._qpos[:, 2] += self._warmup_lift_m  # the MJCF default pose may sit in the ground: warm up in the air
+        self._qpos[:, 2] += (
+            self._warmup_lift_m
+        )  # the MJCF default pose may sit in the ground: warm up in the air
         with wp.ScopedDevice(self._wp_device):
             body()
             wp.synchronize_device(self._wp_device)
@@ -281,7 +289,11 @@ class MjWarpEngine:
             "max_nefc": int(d.nefc.numpy().max()),
             "njmax": int(d.njmax),
             "overflow_bits": ovf,
-            "overflow": [f.name for f in self._mjw.OverflowType if f.value and not (f.value & (f.value - 1)) and ovf & f.value],
+            "overflow": [
+                f.name
+                for f in self._mjw.OverflowType
+                if f.value and not (f.value & (f.value - 1)) and ovf & f.value
+            ],
         }
         if reset:
             d.overflow.zero_()
@@ -301,7 +313,9 @@ class MjWarpEngine:
         names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
         for name, shape, t in zip(names, want, state.fields()):
             if tuple(t.shape) != shape:
-                raise EngineError(f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids")
+                raise EngineError(
+                    f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
+                )
         dt = state.dof_pos.dtype if state.dof_pos.is_floating_point() else torch.float32
         root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = (
             t.detach().to(device=self.device, dtype=dt) for t in state.fields()
@@ -309,10 +323,16 @@ class MjWarpEngine:
         root_rot = root_rot / root_rot.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         char = self.character
         qpos = kinematics.dof_to_qpos(char, root_pos, root_rot, dof_pos).to(torch.float32)
-        qvel = kinematics.dof_vel_to_qvel(char, root_rot, dof_pos, root_vel, root_ang_vel, dof_vel).to(torch.float32)
+        qvel = kinematics.dof_vel_to_qvel(char, root_rot, dof_pos, root_vel, root_ang_vel, dof_vel).to(
+            torch.float32
+        )
         if self._qpos_adr is not None:
-            qpos = torch.zeros(k, self._qpos.shape[1], device=self.device).index_copy_(1, self._qpos_adr, qpos)
-            qvel = torch.zeros(k, self._qvel.shape[1], device=self.device).index_copy_(1, self._qvel_adr, qvel)
+            qpos = torch.zeros(k, self._qpos.shape[1], device=self.device).index_copy_(
+                1, self._qpos_adr, qpos
+            )
+            qvel = torch.zeros(k, self._qvel.shape[1], device=self.device).index_copy_(
+                1, self._qvel_adr, qvel
+            )
         self._qpos.index_copy_(0, ids, qpos)
         self._qvel.index_copy_(0, ids, qvel)
         self._qacc_warmstart.index_fill_(0, ids, 0.0)
@@ -357,7 +377,9 @@ class MjWarpEngine:
         self._check_open()
         nd = self.character.num_dofs
         if tuple(dof_targets.shape) != (self.num_envs, nd):
-            raise EngineError(f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})")
+            raise EngineError(
+                f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})"
+            )
         self.set_targets(dof_targets)
         self.step_raw()
 
@@ -404,7 +426,9 @@ def _torch_device(name: str) -> torch.device:
         raise EngineError(f"invalid device {name!r}: {exc}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise EngineError(f"device {name!r}: torch sees no CUDA GPU (use device 'cpu' for Warp's CPU device)")
+            raise EngineError(
+                f"device {name!r}: torch sees no CUDA GPU (use device 'cpu' for Warp's CPU device)"
+            )
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
     elif dev.type != "cpu":

@@ -77,7 +77,7 @@ def test_body_poses_after_set_state_match_our_fk(engine_factory, character):
 def test_body_poses_on_clip_frames_match_our_fk(engine_factory, character, shared_dir):
     from mimictools.motion import load_motion
 
-    motion = load_motion(shared_dir / "mimickit/data/motions/character/character_spinkick.pkl")
+    motion = load_motion(shared_dir / "mimickit/data/motions/humanoid/humanoid_spinkick.pkl")
     frames = torch.as_tensor(motion.frames[::4], dtype=torch.float64)
     n = frames.shape[0]
     eng = engine_factory(character, n)

@@ -312,7 +312,7 @@ def test_dof_properties_follow_the_mjcf(humanoid):
 def test_body_poses_after_a_step_match_fk_of_the_reported_state(engine_factory, humanoid):
     """After a physics step, the body poses the engine reports (Isaac Gym: PhysX's rigid-body states) must be
     FK of the DoF state it reports. On Isaac Gym this is the test that decides ``spherical_coords``: with the
-    wrong convention the three-hinge bodies are off by up to ~0.3 rad here. (Right after ``set_state`` the
+    wrong convention the three-hinge bodies are off by tenths of a radian here. (Right after ``set_state`` the
     Isaac Gym engine reports our own FK, so the contract suite's set_state checks cannot decide it.)"""
     from mimictools.character import kinematics
     from mimictools.math.rotations import quat_diff_angle
@@ -349,3 +349,361 @@ if __name__ == "__main__":
     result = run_mypy()
     sys.stdout.write(result.stdout + result.stderr)
     sys.exit(result.returncode)
+
+
+# ---- the adapter's plumbing against a fake isaacgym package --------------------------------------------
+# A stand-in for Isaac Gym's Python API, written here, NOT a model of PhysX: `simulate()` snaps every DoF to
+# its position target and recomputes rigid-body states by our FK with the exp-map convention. Isaac Gym's
+# layouts are imitated: xyzw quaternions, global positions including a grid offset per env, rigid bodies and
+# DoFs in an order different from the Character's, wrapped tensors that change only on refresh_*, and only
+# the last indexed setter call before simulate() taking effect. This exercises every line of the adapter
+# that talks to gymapi; it proves nothing about PhysX itself.
+FAKE_GYMAPI = """
+import os
+import numpy as np
+import torch
+from mimictools.character import kinematics
+from mimictools.character.mjcf import load_character
+from mimictools.math.rotations import wxyz_to_xyzw, xyzw_to_wxyz
+
+DOF_MODE_NONE, DOF_MODE_POS = 0, 1
+DOMAIN_SIM = 2
+SIM_PHYSX = 0
+UP_AXIS_Z = 1
+DOF_DTYPE = np.dtype([("hasLimits", "?"), ("lower", "f4"), ("upper", "f4"), ("driveMode", "i4"),
+                      ("velocity", "f4"), ("effort", "f4"), ("stiffness", "f4"), ("damping", "f4"),
+                      ("friction", "f4"), ("armature", "f4")])
+calls = []
+
+
+class Vec3:
+    def __init__(self, x=0.0, y=0.0, z=0.0):
+        self.x, self.y, self.z = x, y, z
+
+
+class Quat:
+    def __init__(self, x=0.0, y=0.0, z=0.0, w=1.0):
+        self.x, self.y, self.z, self.w = x, y, z, w
+
+
+class Transform:
+    def __init__(self):
+        self.p, self.r = Vec3(), Quat()
+
+
+class _Bag:
+    pass
+
+
+class SimParams:
+    def __init__(self):
+        self.physx = _Bag()
+        self.gravity = Vec3()
+
+
+class AssetOptions:
+    pass
+
+
+class PlaneParams:
+    pass
+
+
+class Tensor:
+    pass
+
+
+class _Asset:
+    def __init__(self, path):
+        self.char = load_character(path)
+        self.body_names = list(reversed(self.char.body_names))  # not the Character's order
+        self.dof_names = list(reversed(self.char.dof_names))
+
+
+class _Sim:
+    def __init__(self, params):
+        self.params, self.envs, self.pending = params, [], {}
+
+
+class _Env:
+    def __init__(self, index, origin):
+        self.index, self.origin, self.props, self.start = index, origin, None, None
+
+
+class Gym:
+    def create_sim(self, compute, graphics, kind, params):
+        calls.append(("create_sim", params.use_gpu_pipeline))
+        return _Sim(params)
+
+    def add_ground(self, sim, plane):
+        calls.append("add_ground")
+
+    def load_asset(self, sim, root, name, options):
+        sim.asset = _Asset(os.path.join(root, name))
+        return sim.asset
+
+    def get_asset_rigid_body_names(self, asset):
+        return list(asset.body_names)
+
+    def get_asset_dof_names(self, asset):
+        return list(asset.dof_names)
+
+    def create_env(self, sim, lower, upper, per_row):
+        i = len(sim.envs)
+        w = upper.x - lower.x
+        env = _Env(i, [w * (i % per_row), w * (i // per_row), 0.0])
+        sim.envs.append(env)
+        return env
+
+    def create_actor(self, env, asset, pose, name, group, filt, seg):
+        env.start = pose
+        return 0
+
+    def get_actor_dof_properties(self, env, actor):
+        return np.zeros(self._nd, DOF_DTYPE)
+
+    def set_actor_dof_properties(self, env, actor, props):
+        env.props = props.copy()
+        return True
+
+    def get_actor_index(self, env, actor, domain):
+        return env.index
+
+    def prepare_sim(self, sim):
+        a, n = sim.asset, len(sim.envs)
+        sim.nb, sim.nd = len(a.body_names), len(a.dof_names)
+        sim.body_perm = torch.tensor([a.char.body_names.index(b) for b in a.body_names])
+        sim.dof_perm = torch.tensor([a.char.dof_names.index(d) for d in a.dof_names])
+        root = torch.zeros(n, 13)
+        for e in sim.envs:
+            root[e.index, 0:3] = torch.tensor(e.origin) + torch.tensor([e.start.p.x, e.start.p.y, e.start.p.z])
+            root[e.index, 6] = 1.0
+        sim.origin = torch.tensor([e.origin for e in sim.envs])
+        sim.state = {"root": root, "dof": torch.zeros(n * sim.nd, 2)}
+        sim.targets = torch.zeros(n * sim.nd)
+        sim.out = {"root": root.clone(), "dof": torch.zeros(n * sim.nd, 2), "body": torch.zeros(n * sim.nb, 13),
+                   "contact": torch.zeros(n * sim.nb, 3)}
+        sim.simulated = 0
+        self._bodies(sim)
+        return True
+
+    def _bodies(self, sim):
+        n, char = len(sim.envs), sim.asset.char
+        root = sim.state["root"]
+        dof_gym = sim.state["dof"].view(n, sim.nd, 2)[..., 0]
+        dof = torch.zeros(n, sim.nd)
+        dof[:, sim.dof_perm] = dof_gym  # exp-map convention: Isaac Gym coordinates = motion DoFs
+        pos, rot = kinematics.forward_kinematics(
+            char, root[:, 0:3], xyzw_to_wxyz(root[:, 3:7]), kinematics.dof_to_local_rot(char, dof))
+        body = torch.zeros(n, sim.nb, 13)
+        body[..., 0:3] = pos[:, sim.body_perm]
+        body[..., 3:7] = wxyz_to_xyzw(rot[:, sim.body_perm])
+        sim.body = body.view(n * sim.nb, 13)
+
+    def acquire_actor_root_state_tensor(self, sim):
+        return sim.out["root"]
+
+    def acquire_dof_state_tensor(self, sim):
+        return sim.out["dof"]
+
+    def acquire_rigid_body_state_tensor(self, sim):
+        return sim.out["body"]
+
+    def acquire_net_contact_force_tensor(self, sim):
+        return sim.out["contact"]
+
+    def set_actor_root_state_tensor_indexed(self, sim, t, ids, k):
+        sim.pending["root"] = (t.clone(), ids.long().clone())  # only the last call before simulate() counts
+        return True
+
+    def set_dof_state_tensor_indexed(self, sim, t, ids, k):
+        sim.pending["dof"] = (t.clone(), ids.long().clone())
+        return True
+
+    def set_dof_position_target_tensor(self, sim, t):
+        sim.targets = t.clone().reshape(-1)
+        return True
+
+    def simulate(self, sim):
+        n = len(sim.envs)
+        if "root" in sim.pending:
+            t, ids = sim.pending.pop("root")
+            sim.state["root"][ids] = t[ids]
+        if "dof" in sim.pending:
+            t, ids = sim.pending.pop("dof")
+            s, src = sim.state["dof"].view(n, sim.nd, 2), t.view(n, sim.nd, 2)
+            s[ids] = src[ids]
+        dof = sim.state["dof"].view(n, sim.nd, 2)
+        dof[..., 0] = sim.targets.view(n, sim.nd)
+        dof[..., 1] = 0.0
+        self._bodies(sim)
+        sim.simulated += 1
+
+    def fetch_results(self, sim, wait):
+        pass
+
+    def refresh_actor_root_state_tensor(self, sim):
+        sim.out["root"].copy_(sim.state["root"])
+        return True
+
+    def refresh_dof_state_tensor(self, sim):
+        sim.out["dof"].copy_(sim.state["dof"])
+        return True
+
+    def refresh_rigid_body_state_tensor(self, sim):
+        sim.out["body"].copy_(sim.body)
+        return True
+
+    def refresh_net_contact_force_tensor(self, sim):
+        return True
+
+    def destroy_sim(self, sim):
+        calls.append("destroy_sim")
+
+
+def acquire_gym():
+    return _GYM
+
+
+_GYM = Gym()
+"""
+
+FAKE_GYMTORCH = """
+def wrap_tensor(gym_tensor, offsets=None, counts=None):
+    return gym_tensor
+
+
+def unwrap_tensor(torch_tensor):
+    return torch_tensor
+"""
+
+
+@pytest.fixture
+def fake_isaacgym(tmp_path, monkeypatch, humanoid):
+    """Install the fake isaacgym on sys.path for one test; its Gym knows the DoF count of ``humanoid``."""
+    pkg = tmp_path / "fakegym" / "isaacgym"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "gymapi.py").write_text(FAKE_GYMAPI)
+    (pkg / "gymtorch.py").write_text(FAKE_GYMTORCH)
+    for name in [m for m in sys.modules if m == "isaacgym" or m.startswith("isaacgym.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    import isaacgym.gymapi as gymapi
+
+    gymapi._GYM._nd = humanoid.num_dofs
+    yield gymapi
+    for name in [m for m in sys.modules if m == "isaacgym" or m.startswith("isaacgym.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def _fake_engine(humanoid, n, **kw):
+    from mimictools.engines.base import EngineSpec
+    from mimictools.engines.isaacgym import IsaacGymEngine
+
+    return IsaacGymEngine(
+        humanoid, EngineSpec(num_envs=n, device="cpu", control_freq=30.0, sim_freq=120.0), **kw
+    )
+
+
+def test_plumbing_construct_and_env_origins(fake_isaacgym, humanoid):
+    eng = _fake_engine(humanoid, 5)
+    assert eng.substeps == 4 and math.isclose(eng.sim_dt, 1 / 120)
+    s = eng.get_state()
+    start = torch.as_tensor(humanoid.local_pos[0], dtype=torch.float32)
+    # the fake puts envs on a 5 m grid; the engine must hide that offset
+    assert torch.allclose(s.root_pos, start.expand(5, 3)), s.root_pos
+    assert eng._env_origin[:, :2].abs().max() > 1.0
+    assert torch.allclose(s.root_rot, torch.tensor([1.0, 0, 0, 0]).expand(5, 4))
+    # PD properties landed at Isaac Gym's DoF index of each joint
+    props = eng._envs[0].props
+    k = list(reversed(humanoid.dof_names)).index("right_knee")
+    assert props["stiffness"][k] == 500 and props["damping"][k] == 50 and props["effort"][k] == 150
+    assert (props["driveMode"] == fake_isaacgym.DOF_MODE_POS).all()
+    eng.close()
+    assert "destroy_sim" in fake_isaacgym.calls
+    from mimictools.errors import EngineError
+
+    with pytest.raises(EngineError, match="closed"):
+        eng.get_state()
+
+
+@pytest.mark.parametrize("mode", ["exp_map", "hinge"])
+def test_plumbing_set_get_round_trip(fake_isaacgym, humanoid, mode):
+    eng = _fake_engine(humanoid, 4, spherical_coords=mode)
+    state = random_state(humanoid, 4, seed=11)
+    eng.set_state(torch.arange(4), state)
+    got = eng.get_state()
+    for name, x, y in zip(
+        ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel"),
+        got.fields(),
+        state.fields(),
+    ):
+        assert x.dtype == torch.float32 and x.shape == y.shape, name
+        torch.testing.assert_close(x.double(), y, rtol=0.0, atol=1e-5, msg=name)
+    # right after set_state: our FK, and zero contacts
+    from mimictools.character import kinematics
+
+    ref_pos, _ = kinematics.forward_kinematics(
+        humanoid, state.root_pos, state.root_rot, kinematics.dof_to_local_rot(humanoid, state.dof_pos)
+    )
+    torch.testing.assert_close(eng.body_pos().double(), ref_pos, rtol=0.0, atol=1e-5)
+    assert eng.contact_forces().abs().max() == 0
+
+
+def test_plumbing_step_body_poses_and_the_convention_check(fake_isaacgym, humanoid):
+    """The fake's physics uses the exp-map convention: FK-after-step agrees in exp_map mode and is off by
+    tenths of a radian in hinge mode, i.e. the real-Isaac-Gym test can tell the two apart."""
+    from mimictools.character import kinematics
+    from mimictools.math.rotations import quat_diff_angle
+
+    errs = {}
+    for mode in ("exp_map", "hinge"):
+        eng = _fake_engine(humanoid, 3, spherical_coords=mode)
+        s0 = random_state(humanoid, 3, seed=12)
+        eng.set_state(None, s0)
+        eng.step(s0.dof_pos.float())
+        s = eng.get_state()
+        ref_pos, ref_rot = kinematics.forward_kinematics(
+            humanoid,
+            s.root_pos.double(),
+            s.root_rot.double(),
+            kinematics.dof_to_local_rot(humanoid, s.dof_pos.double()),
+        )
+        errs[mode] = quat_diff_angle(eng.body_rot().double(), ref_rot).abs().max().item()
+        assert (eng.body_pos().double() - ref_pos).abs().max().item() < (1e-4 if mode == "exp_map" else 10.0)
+        eng.close()
+    assert errs["exp_map"] < 1e-4, errs
+    assert errs["hinge"] > 0.05, errs
+
+
+def test_plumbing_resets_in_one_control_step_are_merged(fake_isaacgym, humanoid):
+    """Two set_state calls before a step: both envs must be reset (the fake, like Isaac Gym's GPU pipeline,
+    applies only the last indexed call before simulate)."""
+    n = 4
+    eng = _fake_engine(humanoid, n)
+    a = random_state(humanoid, 1, seed=13)
+    b = random_state(humanoid, 1, seed=14)
+    eng.set_state(torch.tensor([1]), a)
+    eng.set_state(torch.tensor([3]), b)
+    targets = torch.zeros(n, humanoid.num_dofs)
+    targets[1], targets[3] = a.dof_pos[0].float(), b.dof_pos[0].float()
+    eng.step(targets)
+    s = eng.get_state()
+    torch.testing.assert_close(s.root_pos[1].double(), a.root_pos[0], rtol=0.0, atol=1e-5)
+    torch.testing.assert_close(s.root_pos[3].double(), b.root_pos[0], rtol=0.0, atol=1e-5)
+    start = torch.as_tensor(humanoid.local_pos[0], dtype=torch.float32)
+    torch.testing.assert_close(s.root_pos[0], start, rtol=0.0, atol=1e-6)  # untouched env
+
+
+def test_plumbing_rejects_bad_inputs(fake_isaacgym, humanoid):
+    from mimictools.errors import EngineError
+
+    eng = _fake_engine(humanoid, 2)
+    with pytest.raises(EngineError, match="dof_targets has shape"):
+        eng.step(torch.zeros(2, 3))
+    with pytest.raises(EngineError, match="NaN or inf"):
+        eng.step(torch.full((2, humanoid.num_dofs), float("nan")))
+    bad = random_state(humanoid, 1, seed=15)
+    with pytest.raises(EngineError, match="env_ids must lie in"):
+        eng.set_state(torch.tensor([2]), bad)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
 from mimictools.character.model import Character, Joint
+from mimictools.engines.base import SimState
 from mimictools.math.rotations import axis_angle_to_quat, quat_mul, quat_normalize, quat_rotate
 from mimictools.tasks.tracking import TrackState
 
@@ -130,6 +132,64 @@ def tiny_character() -> Character:
             _ball("d", 4, 4, 1.0),
         ),
     )
+
+
+class KinematicEngine:
+    """Engine protocol stand-in: DoFs jump to the PD targets, the root stays put, bodies by FK."""
+
+    def __init__(self, char, num_envs: int, control_dt: float = 1.0 / 30.0, device="cpu"):
+        self.character = char
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.control_dt = control_dt
+        self.sim_dt = control_dt / 8
+        n, nd = num_envs, char.num_dofs
+
+        def z(*shape):
+            return torch.zeros(*shape, device=self.device)
+
+        root_rot = z(n, 4)
+        root_rot[:, 0] = 1.0
+        root_pos = z(n, 3)
+        root_pos[:, 2] = 0.9
+        self.state = SimState(root_pos, root_rot, z(n, 3), z(n, 3), z(n, nd), z(n, nd))
+        self.forces = z(n, char.num_bodies, 3)
+        self.targets = None
+        self.set_state_calls = []
+
+    def set_state(self, env_ids, state):
+        self.set_state_calls.append(env_ids.clone())
+        for dst, src in zip(self.state.fields(), state.fields()):
+            dst[env_ids] = src
+
+    def get_state(self):
+        return SimState(*(t.clone() for t in self.state.fields()))
+
+    def _fk(self):
+        local = dof_to_local_rot(self.character, self.state.dof_pos)
+        return forward_kinematics(self.character, self.state.root_pos, self.state.root_rot, local)
+
+    def body_pos(self):
+        return self._fk()[0]
+
+    def body_rot(self):
+        return self._fk()[1]
+
+    def contact_forces(self):
+        return self.forces
+
+    def step(self, dof_targets):
+        self.targets = dof_targets.clone()
+        self.state.dof_pos[:] = dof_targets
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def kinematic_engine():
+    """The `KinematicEngine` class (an Engine-protocol stand-in without physics)."""
+    return KinematicEngine
 
 
 @pytest.fixture

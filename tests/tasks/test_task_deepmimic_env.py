@@ -10,63 +10,12 @@ import dataclasses
 import pytest
 import torch
 
-from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
 from mimictools.config.schema import EnvConfig
 from mimictools.engines.base import SimState
 from mimictools.errors import ConfigError
 from mimictools.tasks.deepmimic import DeepMimicEnv
 from mimictools.tasks.terminations import DoneFlag
 from mimictools.tasks.tracking import TRACKING_ERROR_KEYS, compute_tracking_error
-
-
-class KinematicEngine:
-    """Engine protocol stand-in: DoFs jump to the PD targets, the root stays put, bodies by FK."""
-
-    def __init__(self, char, num_envs: int, control_dt: float = 1.0 / 30.0):
-        self.character = char
-        self.num_envs = num_envs
-        self.device = torch.device("cpu")
-        self.control_dt = control_dt
-        self.sim_dt = control_dt / 8
-        n, nd = num_envs, char.num_dofs
-        root_rot = torch.zeros(n, 4)
-        root_rot[:, 0] = 1.0
-        root_pos = torch.zeros(n, 3)
-        root_pos[:, 2] = 0.9
-        self.state = SimState(
-            root_pos, root_rot, torch.zeros(n, 3), torch.zeros(n, 3), torch.zeros(n, nd), torch.zeros(n, nd)
-        )
-        self.forces = torch.zeros(n, char.num_bodies, 3)
-        self.targets = None
-        self.set_state_calls = []
-
-    def set_state(self, env_ids, state):
-        self.set_state_calls.append(env_ids.clone())
-        for dst, src in zip(self.state.fields(), state.fields()):
-            dst[env_ids] = src
-
-    def get_state(self):
-        return SimState(*(t.clone() for t in self.state.fields()))
-
-    def _fk(self):
-        local = dof_to_local_rot(self.character, self.state.dof_pos)
-        return forward_kinematics(self.character, self.state.root_pos, self.state.root_rot, local)
-
-    def body_pos(self):
-        return self._fk()[0]
-
-    def body_rot(self):
-        return self._fk()[1]
-
-    def contact_forces(self):
-        return self.forces
-
-    def step(self, dof_targets):
-        self.targets = dof_targets.clone()
-        self.state.dof_pos[:] = dof_targets
-
-    def close(self):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +31,21 @@ def _lib(shared_dir, char, clip="humanoid_spinkick.pkl"):
     return MotionLib.from_path(shared_dir / "mimickit/data/motions/humanoid" / clip, char=char)
 
 
-def _env(shared_dir, char, n=4, clip="humanoid_spinkick.pkl", **cfg):
-    engine = KinematicEngine(char, n)
-    env = DeepMimicEnv(dataclasses.replace(EnvConfig(), **cfg), engine, _lib(shared_dir, char, clip))
-    return env, engine
+@pytest.fixture
+def make_env(shared_dir, humanoid, kinematic_engine):
+    """``make_env(n, clip, **env_config_changes) -> (env, engine)`` on the kinematic stand-in engine."""
+
+    def make(n=4, clip="humanoid_spinkick.pkl", **cfg):
+        engine = kinematic_engine(humanoid, n)
+        env = DeepMimicEnv(dataclasses.replace(EnvConfig(), **cfg), engine, _lib(shared_dir, humanoid, clip))
+        return env, engine
+
+    return make
 
 
-def test_reset_observation_and_reference_state_init(shared_dir, humanoid):
+def test_reset_observation_and_reference_state_init(shared_dir, humanoid, make_env):
     torch.manual_seed(0)
-    env, engine = _env(shared_dir, humanoid, n=6)
+    env, engine = make_env(n=6)
     assert (env.obs_dim, env.action_dim, env.num_envs) == (464, 28, 6)
     obs = env.reset()
     assert obs.shape == (6, 464) and obs.dtype == torch.float32
@@ -102,9 +57,9 @@ def test_reset_observation_and_reference_state_init(shared_dir, humanoid):
         assert errs[key].abs().max() < 1e-5, key
 
 
-def test_reset_subset_touches_only_those_envs(shared_dir, humanoid):
+def test_reset_subset_touches_only_those_envs(shared_dir, humanoid, make_env):
     torch.manual_seed(1)
-    env, engine = _env(shared_dir, humanoid, n=5)
+    env, engine = make_env(n=5)
     env.reset()
     env.step(torch.zeros(5, 28))
     env.step(torch.zeros(5, 28))
@@ -132,10 +87,10 @@ def test_reset_subset_touches_only_those_envs(shared_dir, humanoid):
     assert env.reset(torch.zeros(0, dtype=torch.long)).shape == (0, 464)
 
 
-def test_tracking_the_reference_gives_reward_near_one(shared_dir, humanoid):
+def test_tracking_the_reference_gives_reward_near_one(shared_dir, humanoid, make_env):
     # A perfect tracker: before each step put the engine on the reference at the next time.
     torch.manual_seed(2)
-    env, engine = _env(shared_dir, humanoid, n=4)
+    env, engine = make_env(n=4)
     env.reset()
     lib = env.motion_lib
     for _ in range(5):
@@ -153,18 +108,16 @@ def test_tracking_the_reference_gives_reward_near_one(shared_dir, humanoid):
         assert info["Body_Pos_Err"].max() < 1e-4
 
 
-def test_time_limit(shared_dir, humanoid):
-    env, engine = _env(shared_dir, humanoid, n=2, episode_length=0.2, enable_early_termination=False)
+def test_time_limit(shared_dir, humanoid, make_env):
+    env, engine = make_env(n=2, episode_length=0.2, enable_early_termination=False)
     env.reset()
     flags = [env.step(torch.zeros(2, 28))[2].tolist() for _ in range(6)]
     assert flags == [[0, 0]] * 5 + [[int(DoneFlag.TIME)] * 2]
 
 
-def test_end_of_clamp_clip_is_success(shared_dir, humanoid):
+def test_end_of_clamp_clip_is_success(shared_dir, humanoid, make_env):
     # kick: clamp clip of 46 frames at 30 fps = 1.5 s -> SUCC at step 45 when starting at t = 0.
-    env, engine = _env(
-        shared_dir, humanoid, n=2, clip="humanoid_kick.pkl", rand_reset=False, enable_early_termination=False
-    )
+    env, engine = make_env(n=2, clip="humanoid_kick.pkl", rand_reset=False, enable_early_termination=False)
     env.reset()
     assert (env.motion_time_offset == 0).all()
     length = float(env.motion_lib.motion_length(torch.tensor([0])))
@@ -178,8 +131,8 @@ def test_end_of_clamp_clip_is_success(shared_dir, humanoid):
     assert done_at == round(length * 30)
 
 
-def test_ground_contact_of_a_non_contact_body_fails(shared_dir, humanoid):
-    env, engine = _env(shared_dir, humanoid, n=3, pose_termination=False)
+def test_ground_contact_of_a_non_contact_body_fails(shared_dir, humanoid, make_env):
+    env, engine = make_env(n=3, pose_termination=False)
     env.reset()
     hand, foot = humanoid.body_index("right_hand"), humanoid.body_index("left_foot")
     engine.forces[0, hand, 2] = 100.0
@@ -188,8 +141,8 @@ def test_ground_contact_of_a_non_contact_body_fails(shared_dir, humanoid):
     assert done.tolist() == [int(DoneFlag.FAIL), 0, 0]
 
 
-def test_actions_are_clipped_to_bounds_before_the_engine(shared_dir, humanoid):
-    env, engine = _env(shared_dir, humanoid, n=2)
+def test_actions_are_clipped_to_bounds_before_the_engine(shared_dir, humanoid, make_env):
+    env, engine = make_env(n=2)
     env.reset()
     big = torch.full((2, 28), 100.0)
     big[1] = -float("inf")
@@ -198,8 +151,8 @@ def test_actions_are_clipped_to_bounds_before_the_engine(shared_dir, humanoid):
     assert torch.equal(engine.targets[1], env.action_low)
 
 
-def test_test_mode_can_start_at_time_zero(shared_dir, humanoid):
-    engine = KinematicEngine(humanoid, 3)
+def test_test_mode_can_start_at_time_zero(shared_dir, humanoid, kinematic_engine):
+    engine = kinematic_engine(humanoid, 3)
     env = DeepMimicEnv(EnvConfig(), engine, _lib(shared_dir, humanoid), test_rand_reset=False)
     env.set_mode(True)
     env.reset()
@@ -209,11 +162,11 @@ def test_test_mode_can_start_at_time_zero(shared_dir, humanoid):
     assert (env.motion_time_offset > 0).all()
 
 
-def test_bad_body_names_are_config_errors(shared_dir, humanoid):
+def test_bad_body_names_are_config_errors(shared_dir, humanoid, make_env):
     with pytest.raises(ConfigError, match="key_bodies.*no body named 'hed'"):
-        _env(shared_dir, humanoid, key_bodies=("hed",))
+        make_env(key_bodies=("hed",))
     with pytest.raises(ConfigError, match="joint_err_w"):
-        _env(shared_dir, humanoid, joint_err_w=(1.0, 2.0))
+        make_env(joint_err_w=(1.0, 2.0))
 
 
 @pytest.mark.parametrize(
@@ -224,8 +177,8 @@ def test_bad_body_names_are_config_errors(shared_dir, humanoid):
         dict(tar_obs_steps=(1, 5), key_bodies=(), contact_bodies=()),
     ],
 )
-def test_obs_width_matches_obs_dim_for_other_configs(shared_dir, humanoid, cfg):
-    env, engine = _env(shared_dir, humanoid, n=3, **cfg)
+def test_obs_width_matches_obs_dim_for_other_configs(shared_dir, humanoid, cfg, make_env):
+    env, engine = make_env(n=3, **cfg)
     obs = env.reset()
     assert obs.shape == (3, env.obs_dim) and torch.isfinite(obs).all()
     obs, reward, done, _ = env.step(torch.zeros(3, 28))
