@@ -49,6 +49,9 @@ class BenchResult:
     """CPU worker threads the engine used (0 when not applicable)."""
     raw_physics_steps_per_s: float
     """envs x physics steps / s of the engine's stepping alone (the ceiling)."""
+    raw_physics_steps_per_cpu_s: float
+    """The same per second of this process's CPU time (all threads): a per-core rate that other load on a
+    shared machine does not dilute (CPU engines; meaningless for GPU engines)."""
     control_steps_per_s: float
     """envs x control steps / s including target conversion and the state reads a task does."""
     physics_steps_per_s: float
@@ -99,14 +102,18 @@ def _sync(engine: Any) -> None:
         torch.cuda.synchronize(dev)
 
 
-def _timed(fn: Callable[[int], None], seconds: float, min_iters: int = 3) -> Tuple[int, float]:
-    """Call ``fn(i)`` until ``seconds`` of wall time (at least ``min_iters`` calls); returns (calls, seconds)."""
+def _timed(fn: Callable[[int], None], seconds: float, min_iters: int = 3) -> Tuple[int, float, float]:
+    """Call ``fn(i)`` until ``seconds`` of wall time (at least ``min_iters`` calls).
+
+    Returns (calls, wall seconds, process CPU seconds summed over threads).
+    """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     i = 0
     while i < min_iters or time.perf_counter() - t0 < seconds:
         fn(i)
         i += 1
-    return i, time.perf_counter() - t0
+    return i, time.perf_counter() - t0, time.process_time() - c0
 
 
 def peak_memory_mb(engine: Any) -> Optional[float]:
@@ -158,7 +165,7 @@ def measure_engine(
 
         engine.set_state(None, start)
         engine.step(targets)
-        raw_iters, raw_s = _timed(raw, seconds)
+        raw_iters, raw_s, raw_cpu_s = _timed(raw, seconds)
         _sync(engine)
         raw_s = max(raw_s, 1e-9)
 
@@ -172,7 +179,7 @@ def measure_engine(
             engine.contact_forces()
 
         engine.set_state(None, start)
-        ctrl_iters, ctrl_s = _timed(control, seconds)
+        ctrl_iters, ctrl_s, _ = _timed(control, seconds)
         _sync(engine)
         ctrl_s = max(ctrl_s, 1e-9)
         n, sub = spec.num_envs, spec.substeps
@@ -184,6 +191,7 @@ def measure_engine(
             device=str(engine.device),
             num_threads=int(getattr(engine, "num_threads", 0)),
             raw_physics_steps_per_s=n * sub * raw_iters / raw_s,
+            raw_physics_steps_per_cpu_s=n * sub * raw_iters / max(raw_cpu_s, 1e-9),
             control_steps_per_s=control_rate,
             physics_steps_per_s=control_rate * sub,
             raw_seconds=raw_s,

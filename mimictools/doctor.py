@@ -140,7 +140,11 @@ def _error_tail(text: str, lines: int) -> str:
     skip_code = False
     for row in text.splitlines():
         stripped = row.strip()
-        if not stripped or stripped.startswith("@@PROBE@@") or row.startswith("Traceback (most recent call last)"):
+        if (
+            not stripped
+            or stripped.startswith("@@PROBE@@")
+            or row.startswith("Traceback (most recent call last)")
+        ):
             continue
         if re.match(r'\s+File "', row):
             skip_code = True
@@ -456,7 +460,8 @@ def check_python(env: Env, engine: str) -> CheckResult:
             "pip install -e <isaacgym>/python && pip install -e .   # see " + ISAACGYM_DOC
         )
     else:
-        fix = "conda create -n mimic python=3.11 -y && conda activate mimic && pip install -e '.[gpu]'"
+        extra = "'.[gpu]'" if engine == "mjwarp" else "."
+        fix = f"conda create -n mimic python=3.11 -y && conda activate mimic && pip install -e {extra}"
     return CheckResult(name, "fail", detail, fix, (engine,))
 
 
@@ -475,7 +480,8 @@ def check_torch(env: Env, engines: Sequence[str]) -> CheckResult:
         )
     cuda = data.get("cuda")
     available = bool(data.get("available"))
-    names = [str(n) for n in (data.get("names") or [])]  # type: ignore[union-attr]
+    raw_names = data.get("names")
+    names = [str(n) for n in raw_names] if isinstance(raw_names, list) else []
     detail = f"torch {data.get('version')}, built with CUDA {cuda or 'none (CPU-only build)'}, "
     detail += f"torch.cuda.is_available()={available}"
     if names:
@@ -640,8 +646,11 @@ def check_isaacgym(env: Env, engines: Sequence[str]) -> CheckResult:
         fix = "export LD_LIBRARY_PATH=$CONDA_PREFIX/lib:$LD_LIBRARY_PATH   # see the libpython check"
     elif "libcuda" in p.error:
         fix = f"export LD_LIBRARY_PATH={WSL_LIB_DIR}:$LD_LIBRARY_PATH   # WSL; elsewhere install the NVIDIA driver"
-    elif "imported before isaacgym" in p.error.lower() or "torch" in err.lower():
+    elif "imported before isaacgym" in p.error.lower():
         fix = "import isaacgym before torch (mimic does this for --engine isaacgym)"
+    elif "No module named" in err:
+        missing = re.search(r"No module named '([^']+)'", err)
+        fix = f"pip install {missing.group(1).split('.')[0] if missing else '<the missing module>'}"
     else:
         fix = f"pip install -e <isaacgym>/python   # reinstall; {ISAACGYM_DOC} lists known import errors"
     return CheckResult(name, "fail", f"isaacgym is installed but does not import: {err}", fix, ("isaacgym",))

@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -48,7 +49,9 @@ def main() -> None:
     dev = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         commit = "?"
     print(
@@ -63,15 +66,17 @@ def main() -> None:
         local_rot = K.dof_to_local_rot(char, dof)
         qpos = K.dof_to_qpos(char, root_pos, root_rot, dof)
         cases = {
-            "frames_to_body_poses": lambda: K.frames_to_body_poses(char, f),
-            "forward_kinematics": lambda: K.forward_kinematics(char, root_pos, root_rot, local_rot),
-            "dof_to_local_rot": lambda: K.dof_to_local_rot(char, dof),
-            "dof_to_qpos": lambda: K.dof_to_qpos(char, root_pos, root_rot, dof),
-            "qpos_to_dof": lambda: K.qpos_to_dof(char, qpos),
+            "frames_to_body_poses": partial(K.frames_to_body_poses, char, f),
+            "forward_kinematics": partial(K.forward_kinematics, char, root_pos, root_rot, local_rot),
+            "dof_to_local_rot": partial(K.dof_to_local_rot, char, dof),
+            "dof_to_qpos": partial(K.dof_to_qpos, char, root_pos, root_rot, dof),
+            "qpos_to_dof": partial(K.qpos_to_dof, char, qpos),
         }
         for name, fn in cases.items():
             t = _best(fn, args.repeat, sync)
-            print(f"{name:22s} {str(dtype).replace('torch.', ''):8s} {t * 1e3:9.2f} ms  {args.frames / t / 1e6:7.2f} M frames/s")
+            print(
+                f"{name:22s} {str(dtype).replace('torch.', ''):8s} {t * 1e3:9.2f} ms  {args.frames / t / 1e6:7.2f} M frames/s"
+            )
 
 
 if __name__ == "__main__":

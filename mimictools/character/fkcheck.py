@@ -66,13 +66,17 @@ class MujocoKinematicsReference:
         m = self.model
         mj_bodies = [m.body(i).name for i in range(1, m.nbody)]
         if len(mj_bodies) != char.num_bodies or any(a and a != b for a, b in zip(mj_bodies, char.body_names)):
-            raise CharacterError(f"{path}: MuJoCo's bodies {mj_bodies} do not match the parsed ones {list(char.body_names)}")
+            raise CharacterError(
+                f"{path}: MuJoCo's bodies {mj_bodies} do not match the parsed ones {list(char.body_names)}"
+            )
         if m.nq != char.num_qpos:
             raise CharacterError(f"{path}: MuJoCo has nq={m.nq}, the parsed character {char.num_qpos}")
         ours = [None] + [n for j in char.joints for n in j.mjcf_joints]
         theirs = [m.joint(i).name for i in range(m.njnt)]
         if len(ours) != len(theirs) or any(t and o and t != o for o, t in zip(ours[1:], theirs[1:])):
-            raise CharacterError(f"{path}: MuJoCo's joints {theirs[1:]} do not match the parsed ones {ours[1:]}")
+            raise CharacterError(
+                f"{path}: MuJoCo's joints {theirs[1:]} do not match the parsed ones {ours[1:]}"
+            )
 
     def __call__(self, root_pos: Tensor, root_rot: Tensor, dof: Tensor) -> Tuple[np.ndarray, np.ndarray]:
         mujoco, m, d = self._mujoco, self.model, self.data
@@ -182,7 +186,11 @@ class ClipCheck:
         """Within tolerance on every valid frame (and, with ``strict``, no bad frames)."""
         if strict and self.bad_frames.size:
             return False
-        return self.max_pos_err_mm <= tol_mm and self.max_rot_err_deg <= tol_deg and self.max_roundtrip_deg <= tol_deg
+        return (
+            self.max_pos_err_mm <= tol_mm
+            and self.max_rot_err_deg <= tol_deg
+            and self.max_roundtrip_deg <= tol_deg
+        )
 
     def per_body(self) -> List[Dict[str, Any]]:
         """Per-body max/mean position (mm) and rotation (deg) errors."""
@@ -326,7 +334,9 @@ def _random_exp_maps(rng: np.random.Generator, num: int, near_pi: float) -> np.n
 # ---- reporting -------------------------------------------------------------------------------------------
 
 
-def summarize(results: Sequence[ClipCheck], tol_mm: float, tol_deg: float, strict: bool = False) -> Dict[str, Any]:
+def summarize(
+    results: Sequence[ClipCheck], tol_mm: float, tol_deg: float, strict: bool = False
+) -> Dict[str, Any]:
     """Overall numbers over many clips (JSON-ready)."""
     checked = [r for r in results if r.num_valid]
     return {

@@ -112,7 +112,9 @@ class _Consts:
             parent_local = [pos_in_level[char.parents[b]] for b in bodies]
             lq = char.local_quat[bodies]
             ident = np.allclose(lq, [1.0, 0.0, 0.0, 0.0], atol=0.0, rtol=0.0)
-            self.levels.append((idx(bodies), idx(parent_local), t(char.local_pos[bodies]), None if ident else t(lq)))
+            self.levels.append(
+                (idx(bodies), idx(parent_local), t(char.local_pos[bodies]), None if ident else t(lq))
+            )
             cat_order.extend(int(b) for b in bodies)
         self.fk_src = idx(np.argsort(np.asarray(cat_order)))
 
@@ -153,7 +155,9 @@ class _Consts:
         self.triple_dof_flat = idx([j.dof_offset + k for j in triple for k in range(3)])
 
 
-_CACHE: "weakref.WeakKeyDictionary[Character, Dict[Tuple[str, torch.dtype], _Consts]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Character, Dict[Tuple[str, torch.dtype], _Consts]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _consts(char: Character, like: Tensor) -> _Consts:
@@ -224,44 +228,17 @@ def local_rot_to_dof(char: Character, local_rot: Tensor) -> Tensor:
 
 def _wrap_pi(angle: Tensor) -> Tensor:
     """Wrap to (-pi, pi] (a twist from 2*atan2 lies in (-2pi, 2pi])."""
-    return torch.where(angle > math.pi, angle - 2.0 * math.pi, torch.where(angle <= -math.pi, angle + 2.0 * math.pi, angle))
+    return torch.where(
+        angle > math.pi, angle - 2.0 * math.pi, torch.where(angle <= -math.pi, angle + 2.0 * math.pi, angle)
+    )
 
 
 # ---- forward kinematics -----------------------------------------------------------------------------------
 
 
-def _qmul(a: Tensor, b: Tensor) -> Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        dim=-1,
-    )
-
-
-def _qrot(q: Tensor, v: Tensor) -> Tensor:
-    """Rotate v (..., 3) by q (..., 4); the cross products written out (faster than linalg.cross on CPU)."""
-    w, x, y, z = q.unbind(-1)
-    vx, vy, vz = v.unbind(-1)
-    tx = 2.0 * (y * vz - z * vy)
-    ty = 2.0 * (z * vx - x * vz)
-    tz = 2.0 * (x * vy - y * vx)
-    return torch.stack(
-        (
-            vx + w * tx + (y * tz - z * ty),
-            vy + w * ty + (z * tx - x * tz),
-            vz + w * tz + (x * ty - y * tx),
-        ),
-        dim=-1,
-    )
-
-
-def forward_kinematics(char: Character, root_pos: Tensor, root_rot: Tensor, local_rot: Tensor) -> Tuple[Tensor, Tensor]:
+def forward_kinematics(
+    char: Character, root_pos: Tensor, root_rot: Tensor, local_rot: Tensor
+) -> Tuple[Tensor, Tensor]:
     """World body poses. root_pos (..., 3), root_rot (..., 4) wxyz, local_rot (..., num_bodies, 4).
 
     Returns ``(body_pos (..., num_bodies, 3) metres, body_rot (..., num_bodies, 4) wxyz)``; body 0 is the
@@ -282,9 +259,9 @@ def forward_kinematics(char: Character, root_pos: Tensor, root_rot: Tensor, loca
         prot = rot.index_select(-2, parent_local)
         jrot = local_rot.index_select(-2, bodies)
         if lquat is not None:
-            jrot = _qmul(lquat, jrot)
-        pos = ppos + _qrot(prot, lpos.expand_as(ppos))
-        rot = _qmul(prot, jrot)
+            jrot = quat_mul(lquat, jrot)
+        pos = ppos + quat_rotate(prot, lpos.expand_as(ppos))
+        rot = quat_mul(prot, jrot)
         all_pos.append(pos)
         all_rot.append(rot)
     if len(all_pos) == 1:
@@ -308,11 +285,12 @@ def frames_to_body_poses(char: Character, frames: Tensor) -> Tuple[Tensor, Tenso
 def _triple_euler(c: _Consts, q: Tensor) -> Tensor:
     """Hinge angles (..., nt, 3) of joint rotations q (..., nt, 4), limit-aware branch choice."""
     qa = c.triple_qa
-    qe = _qmul(_qmul(quat_conj(qa), q), qa)  # rotation in the axes' frame = Rx(a) Ry(b) Rz(c), c = sign * q3
+    qe = quat_mul(
+        quat_mul(quat_conj(qa), q), qa
+    )  # rotation in the axes' frame = Rx(a) Ry(b) Rz(c), c = sign * q3
     raw = quat_to_euler_xyz(qe)
     # the other Euler solution of the same rotation: (a + pi, pi - b, c + pi)
-    alt = raw + raw.new_tensor([math.pi, 0.0, math.pi])
-    alt = torch.stack([alt[..., 0], math.pi - raw[..., 1], alt[..., 2]], dim=-1)
+    alt = torch.stack([raw[..., 0] + math.pi, math.pi - raw[..., 1], raw[..., 2] + math.pi], dim=-1)
     e = _wrap_pi(raw * c.triple_sign)
     alt = _wrap_pi(normalize_angle(alt) * c.triple_sign)
 
@@ -328,7 +306,7 @@ def _triple_euler(c: _Consts, q: Tensor) -> Tensor:
 def _triple_quat(c: _Consts, angles: Tensor) -> Tensor:
     """Joint rotations (..., nt, 4) from hinge angles (..., nt, 3): R(a1,q1) R(a2,q2) R(a3,q3)."""
     qe = euler_xyz_to_quat(angles * c.triple_sign)
-    return _qmul(_qmul(c.triple_qa, qe), quat_conj(c.triple_qa))
+    return quat_mul(quat_mul(c.triple_qa, qe), quat_conj(c.triple_qa))
 
 
 def dof_to_qpos(char: Character, root_pos: Tensor, root_rot: Tensor, dof: Tensor) -> Tensor:
@@ -381,7 +359,7 @@ def _triple_jacobian(c: _Consts, angles: Tensor) -> Tensor:
     q3 = torch.cat([torch.cos(h3), torch.sin(h3) * axes[:, 2]], dim=-1)
     a1 = axes[:, 0].expand(angles.shape)
     a2 = axes[:, 1].expand(angles.shape)
-    col1 = quat_rotate_inv(_qmul(q2, q3), a1)
+    col1 = quat_rotate_inv(quat_mul(q2, q3), a1)
     col2 = quat_rotate_inv(q3, a2)
     col3 = axes[:, 2].expand(angles.shape)
     return torch.stack([col1, col2, col3], dim=-1)
@@ -418,7 +396,9 @@ def qvel_to_dof_vel(char: Character, qpos: Tensor, qvel: Tensor) -> Tuple[Tensor
         ang = qpos.index_select(-1, c.triple_qpos).reshape(qpos.shape[:-1] + (-1, 3))
         rates = dof_vel.index_select(-1, c.triple_dof_flat).reshape(qvel.shape[:-1] + (-1, 3))
         omega = (_triple_jacobian(c, ang) @ rates.unsqueeze(-1)).squeeze(-1)
-        dof_vel = dof_vel.expand(lead + dof_vel.shape[-1:]).index_copy(-1, c.triple_dof_flat, omega.flatten(-2))
+        dof_vel = dof_vel.expand(lead + dof_vel.shape[-1:]).index_copy(
+            -1, c.triple_dof_flat, omega.flatten(-2)
+        )
     return qvel[..., 0:3], root_ang_vel, dof_vel
 
 
@@ -439,7 +419,11 @@ def dof_vel_to_qvel(
     _check_width(char, dof_vel, char.num_dofs, "dof_vel")
     c = _consts(char, dof_vel)
     lead = torch.broadcast_shapes(
-        root_rot.shape[:-1], dof_pos.shape[:-1], root_vel.shape[:-1], root_ang_vel.shape[:-1], dof_vel.shape[:-1]
+        root_rot.shape[:-1],
+        dof_pos.shape[:-1],
+        root_vel.shape[:-1],
+        root_ang_vel.shape[:-1],
+        dof_vel.shape[:-1],
     )
     local_ang = quat_rotate_inv(root_rot, root_ang_vel).expand(lead + (3,))
     dv = dof_vel.expand(lead + dof_vel.shape[-1:])
@@ -469,11 +453,13 @@ def geom_lowest_z(char: Character, body_pos: Tensor, body_rot: Tensor) -> Tensor
     bodies = torch.tensor([g.body for g in geoms], device=dev)
     gpos = torch.as_tensor(np.stack([g.pos for g in geoms]), dtype=dt, device=dev)
     gquat = torch.as_tensor(np.stack([g.quat for g in geoms]), dtype=dt, device=dev)
-    size = torch.as_tensor(np.stack([np.pad(g.size[:3], (0, 3 - min(3, g.size.size))) for g in geoms]), dtype=dt, device=dev)
+    size = torch.as_tensor(
+        np.stack([np.pad(g.size[:3], (0, 3 - min(3, g.size.size))) for g in geoms]), dtype=dt, device=dev
+    )
     bp = body_pos.index_select(-2, bodies)
     br = body_rot.index_select(-2, bodies)
-    centre = bp + _qrot(br, gpos.expand(bp.shape))
-    wq = _qmul(br, gquat.expand(br.shape))
+    centre = bp + quat_rotate(br, gpos.expand(bp.shape))
+    wq = quat_mul(br, gquat.expand(br.shape))
     # row 2 of the geom's world rotation matrix: world-z components of its local x, y, z axes
     w, x, y, z = wq.unbind(-1)
     r20 = 2.0 * (x * z - w * y)
@@ -481,7 +467,7 @@ def geom_lowest_z(char: Character, body_pos: Tensor, body_rot: Tensor) -> Tensor
     r22 = 1.0 - 2.0 * (x * x + y * y)
     r2 = torch.stack([r20, r21, r22], dim=-1)
     cz = centre[..., 2]
-    s0, s1, s2 = size[:, 0], size[:, 1], size[:, 2]
+    s0, s1 = size[:, 0], size[:, 1]
     low = torch.full_like(cz, math.inf)
     types = [g.type for g in geoms]
 

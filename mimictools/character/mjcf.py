@@ -24,7 +24,7 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -96,7 +96,9 @@ def load_character(path: Union[str, Path]) -> Character:
     return load_character_from_string(text, source=str(p), default_name=p.stem)
 
 
-def load_character_from_string(xml: str, source: str = "<string>", default_name: str = "character") -> Character:
+def load_character_from_string(
+    xml: str, source: str = "<string>", default_name: str = "character"
+) -> Character:
     """Parse MJCF text; ``source`` names it in error messages and ``Character.source``."""
     try:
         root = ET.fromstring(xml)
@@ -149,11 +151,15 @@ def _parse_compiler(root: ET.Element, source: str) -> _Compiler:
         eulerseq = c.get("eulerseq", eulerseq)
         autolimits = c.get("autolimits", autolimits)
         if c.get("coordinate", "local") != "local":
-            raise CharacterError(f"{source}: <compiler coordinate={c.get('coordinate')!r}> is not supported; use 'local'")
+            raise CharacterError(
+                f"{source}: <compiler coordinate={c.get('coordinate')!r}> is not supported; use 'local'"
+            )
     if angle not in ("degree", "radian"):
         raise CharacterError(f"{source}: <compiler angle={angle!r}> is invalid; use 'degree' or 'radian'")
     if len(eulerseq) != 3 or any(ch not in "xyzXYZ" for ch in eulerseq):
-        raise CharacterError(f"{source}: <compiler eulerseq={eulerseq!r}> is invalid; use 3 of x y z X Y Z (e.g. 'xyz')")
+        raise CharacterError(
+            f"{source}: <compiler eulerseq={eulerseq!r}> is invalid; use 3 of x y z X Y Z (e.g. 'xyz')"
+        )
     return _Compiler(
         angle_scale=math.pi / 180.0 if angle == "degree" else 1.0,
         eulerseq=eulerseq,
@@ -288,7 +294,12 @@ def _orientation(ctx: _Ctx, get: Callable[[str], Optional[str]], what: str) -> n
 
 
 def _limits(
-    ctx: _Ctx, get: Callable[[str], Optional[str]], limited_attr: str, range_attr: str, what: str, angular: bool
+    ctx: _Ctx,
+    get: Callable[[str], Optional[str]],
+    limited_attr: str,
+    range_attr: str,
+    what: str,
+    angular: bool,
 ) -> Optional[np.ndarray]:
     """(low, high) if limited (angles converted to radians), else None. MuJoCo's 'auto' rule applies."""
     rng = _floats(ctx, get(range_attr), 2, f"{what} {range_attr}")
@@ -361,7 +372,9 @@ class _Builder:
         if e.tag == "joint":
             jpos = _floats(ctx, ctx.lookup(e, cls)("pos"), 3, f"root joint of {body_name!r} pos")
             if jpos is not None and np.any(jpos != 0):
-                raise ctx.error(f"root free joint of body {body_name!r} has pos={e.get('pos')!r}; only pos='0 0 0' is supported")
+                raise ctx.error(
+                    f"root free joint of body {body_name!r} has pos={e.get('pos')!r}; only pos='0 0 0' is supported"
+                )
 
     def _body_joints(self, elems: List[ET.Element], body: int, body_name: str, cls: str) -> None:
         ctx = self.ctx
@@ -380,7 +393,9 @@ class _Builder:
                     f"{where}: slide joints are not supported; joints must be hinge (1 or 3 per body) or ball"
                 )
             if jtype not in ("hinge", "ball"):
-                raise ctx.error(f"{where}: unknown joint type {jtype!r}; supported: hinge, ball (and free on the root)")
+                raise ctx.error(
+                    f"{where}: unknown joint type {jtype!r}; supported: hinge, ball (and free on the root)"
+                )
             jpos = _floats(ctx, get("pos"), 3, f"{where} pos")
             if jpos is not None and np.any(jpos != 0):
                 raise ctx.error(

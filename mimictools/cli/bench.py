@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any, List, Optional
@@ -99,14 +100,22 @@ def bench(
 
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    table = Table(title=f"mimic bench: {engine} on {char_path.name}", title_justify="left")
+    table = Table(
+        title=f"mimic bench: {engine} on {char_path.name}",
+        title_justify="left",
+        caption="Summed over envs. raw: physics steps/s of the engine alone (the ceiling); per CPU-s: the same per "
+        "second of this process's CPU time (a per-core rate); control: control steps/s with target conversion "
+        "and state reads.",
+        caption_justify="left",
+    )
     for col in (
         "envs",
         "threads",
         "substeps",
-        "raw physics steps/s",
-        "control steps/s",
-        "physics steps/s (via control)",
+        "raw physics/s",
+        "raw per CPU-s",
+        "control/s",
+        "physics/s via control",
     ):
         table.add_column(col, justify="right")
     if train:
@@ -133,6 +142,7 @@ def bench(
             "seconds": seconds,
             "machine": {
                 "processor": platform.processor() or platform.machine(),
+                "cpu_count": os.cpu_count(),
                 "python": platform.python_version(),
             },
             "results": [r.to_dict() for r in rows],
@@ -145,6 +155,7 @@ def bench(
             str(r.num_threads) if r.num_threads else "-",
             str(r.substeps),
             _rate(r.raw_physics_steps_per_s),
+            _rate(r.raw_physics_steps_per_cpu_s),
             _rate(r.control_steps_per_s),
             _rate(r.physics_steps_per_s),
         ]

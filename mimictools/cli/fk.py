@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
-_ENGINES = ("mujoco",)
+_ENGINES = ("mujoco", "mjwarp")
 
 
 def fk_check(
@@ -39,23 +39,33 @@ def fk_check(
         typer.Option(
             "--engine",
             help="Reference: default MuJoCo's mj_kinematics on the MJCF; 'mujoco' = the MuJoCo CPU engine "
-            "through the Engine protocol (set_state, body_pos/body_rot).",
+            "through the Engine protocol (set_state, body_pos/body_rot); 'mjwarp' = the MuJoCo Warp engine "
+            "the same way (CUDA when available, else Warp's CPU device).",
         ),
     ] = None,
-    random: Annotated[int, typer.Option("--random", help="Random poses to check when no MOTION is given.")] = 1000,
+    random: Annotated[
+        int, typer.Option("--random", help="Random poses to check when no MOTION is given.")
+    ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --random.")] = 0,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on clips with NaN/inf frames too.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 1) on clips with NaN/inf frames too.")
+    ] = False,
 ) -> None:
     """Compare our batched FK (float64) with the engine's kinematics on every frame; exit 1 over tolerance.
 
     Reports per-body max/mean position (mm) and rotation (deg) error, and the DoF -> rotation -> DoF and
     hinge-angle round trips. Frames with NaN/inf are reported as bad frames and skipped.
     """
+    import torch
+
     from mimictools.character import fkcheck
     from mimictools.character.mjcf import load_character
     from mimictools.errors import MimicToolsError, NotSupportedError
     from mimictools.paths import bundled_humanoid_xml
 
+    # per-clip tensors are small and the time goes to the per-frame MuJoCo loop: extra torch threads only
+    # add synchronisation (4x slower wall time with 2 threads on a loaded 2-core machine)
+    torch.set_num_threads(1)
     if tol_mm <= 0 or tol_deg <= 0:
         raise MimicToolsError(f"tolerances must be > 0 (got --tol-mm {tol_mm}, --tol-deg {tol_deg})")
     char_path = char if char is not None else bundled_humanoid_xml()
@@ -71,8 +81,21 @@ def fk_check(
         eng = MuJoCoEngine(character, EngineSpec(num_envs=256, ground=False, num_threads=1))
         reference = fkcheck.EngineReference(eng, "mujoco")
         ref_name = "MuJoCo CPU engine (Engine protocol)"
+    elif engine == "mjwarp":
+        import torch
+
+        from mimictools.engines.base import EngineSpec
+        from mimictools.engines.mjwarp import MjWarpEngine
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: MuJoCo Warp on Warp's CPU device
+        n = 1024 if dev == "cuda" else 256
+        eng = MjWarpEngine(character, EngineSpec(num_envs=n, ground=False, device=dev))
+        reference = fkcheck.EngineReference(eng, "mjwarp")
+        ref_name = f"MuJoCo Warp engine on {dev} (Engine protocol)"
     else:
-        raise NotSupportedError(f"--engine {engine!r} is not supported by fk-check; available: {', '.join(_ENGINES)}")
+        raise NotSupportedError(
+            f"--engine {engine!r} is not supported by fk-check; available: {', '.join(_ENGINES)}"
+        )
 
     results = []
     err = Console(stderr=True, highlight=False)
@@ -172,7 +195,16 @@ def _print_bodies(out: Console, r: Any) -> None:
 
 def _print_clips(out: Console, results: List[Any], tol_mm: float, tol_deg: float, strict: bool) -> None:
     t = Table(title="per clip", expand=False)
-    for col in ("clip", "frames", "bad", "max pos (mm)", "mean pos (mm)", "max rot (deg)", "round trip (deg)", ""):
+    for col in (
+        "clip",
+        "frames",
+        "bad",
+        "max pos (mm)",
+        "mean pos (mm)",
+        "max rot (deg)",
+        "round trip (deg)",
+        "",
+    ):
         t.add_column(col, justify="left" if col == "clip" else "right")
     common = _common_parent([r.source for r in results])
     for r in results:

@@ -59,7 +59,9 @@ def default_char_path() -> Path:
         p = root / "mimickit" / "data" / "assets" / "humanoid" / "humanoid.xml"
         if p.is_file():
             return p
-    raise CharacterError("no default character found (bundled data/humanoid.xml is missing); pass --char PATH.xml")
+    raise CharacterError(
+        "no default character found (bundled data/humanoid.xml is missing); pass --char PATH.xml"
+    )
 
 
 def _load_char(char: Optional[Path]) -> Any:
@@ -134,7 +136,9 @@ def _joint_table(report: Dict[str, Any]) -> Table:
     for j in report["joints"]:
         cols = j["columns"]
         cols_txt = str(cols[0]) if len(cols) == 1 else f"{cols[0]}-{cols[-1]}"
-        ranges = "  ".join(f"{_fmt(lo, '.2f', 'nan')}..{_fmt(hi, '.2f', 'nan')}" for lo, hi in zip(j["min"], j["max"]))
+        ranges = "  ".join(
+            f"{_fmt(lo, '.2f', 'nan')}..{_fmt(hi, '.2f', 'nan')}" for lo, hi in zip(j["min"], j["max"])
+        )
         lim = j.get("limit_violations")
         lim_txt = "-"
         if lim is not None:
@@ -246,7 +250,15 @@ def _summary_table(reports: List[Dict[str, Any]], totals: Dict[str, Any]) -> Tab
         ]
         t.add_row(*row, style="red" if any(f["kind"] == "nonfinite" for f in r["faults"]) else None)
     t.add_section()
-    total_row = ["total", "", "", str(totals["frames"]), _fmt(totals["duration_s"], ".1f"), "", _size(totals["file_size_bytes"])]
+    total_row = [
+        "total",
+        "",
+        "",
+        str(totals["frames"]),
+        _fmt(totals["duration_s"], ".1f"),
+        "",
+        _size(totals["file_size_bytes"]),
+    ]
     if weighted:
         total_row.append("")
     total_row += ["", f"{totals['clips_with_faults']} clips", str(totals["warnings"])]
@@ -264,13 +276,16 @@ def inspect_cmd(
         Optional[Path],
         typer.Option("--char", help="Character MJCF the clips are for. Default: the bundled humanoid.xml."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (for scripts) instead of tables.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document (for scripts) instead of tables.")
+    ] = False,
     details: Annotated[
         bool, typer.Option("--details", help="Per-clip details and per-joint tables even for many clips.")
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any clip has data faults.")] = False,
     ground_tol: Annotated[
-        float, typer.Option("--ground-tol", help="Report frames whose lowest body point is below -TOL metres.")
+        float,
+        typer.Option("--ground-tol", help="Report frames whose lowest body point is below -TOL metres."),
     ] = 0.05,
 ) -> None:
     """Report format, timing, DoF layout, joint ranges/limits, root path, ground contact and data faults.
@@ -280,10 +295,15 @@ def inspect_cmd(
     """
     import warnings
 
+    import torch
+
     from mimictools.errors import MimicToolsError
     from mimictools.motion.checks import InspectOptions, inspect_motion
     from mimictools.motion.io import check_frame_width, load_motion
 
+    # Per-clip tensors are small (<= a few thousand frames): extra intra-op threads only add overhead
+    # (measured 2.8 s vs 7-13 s user time for all of shared/mimickit; docs/performance.md).
+    torch.set_num_threads(1)
     options = InspectOptions(ground_tol_m=ground_tol)
     character = _load_char(char)
     clips, errors = _collect(paths)
@@ -358,7 +378,9 @@ def convert_cmd(
     ] = None,
     char: Annotated[
         Optional[Path],
-        typer.Option("--char", help="Character MJCF (checks columns; needed by --fps). Default: bundled humanoid."),
+        typer.Option(
+            "--char", help="Character MJCF (checks columns; needed by --fps). Default: bundled humanoid."
+        ),
     ] = None,
 ) -> None:
     """Convert a clip to MimicKit's current .pkl format (DeepMimic .txt -> .pkl, old .pkl variants -> current)."""
@@ -395,18 +417,23 @@ def convert_cmd(
 # ---- download --------------------------------------------------------------------------------------------------
 @motion_app.command("download")
 def download_cmd(
-    source: Annotated[DownloadSource, typer.Argument(help="Which public clips: 'deepmimic' (humanoid3d clips).")],
+    source: Annotated[
+        DownloadSource, typer.Argument(help="Which public clips: 'deepmimic' (humanoid3d clips).")
+    ],
     to: Annotated[Path, typer.Option("--to", help="Folder for the clips (created if missing).")],
     base_url: Annotated[
         Optional[str],
-        typer.Option("--base-url", help="Where the humanoid3d_*.txt files live. Default: xbpeng/DeepMimic on GitHub."),
+        typer.Option(
+            "--base-url", help="Where the humanoid3d_*.txt files live. Default: xbpeng/DeepMimic on GitHub."
+        ),
     ] = None,
     clips: Annotated[
         Optional[str],
         typer.Option("--clips", help="Comma-separated clip names (e.g. 'spinkick,run'). Default: all 20."),
     ] = None,
     keep_txt: Annotated[
-        bool, typer.Option("--keep-txt/--no-keep-txt", help="Keep the downloaded DeepMimic .txt next to the .pkl.")
+        bool,
+        typer.Option("--keep-txt/--no-keep-txt", help="Keep the downloaded DeepMimic .txt next to the .pkl."),
     ] = True,
 ) -> None:
     """Download the public DeepMimic humanoid3d clips and convert each to a MimicKit .pkl."""

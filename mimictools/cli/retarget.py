@@ -38,10 +38,24 @@ def _summary_table(r: Dict[str, Any]) -> Table:
     ok = "[green]0[/]" if r["limit_violations"] == 0 else f"[bold red]{r['limit_violations']}[/]"
     rows = [
         ("output", r["output"]),
-        ("mapping", r["mapping"]),
-        ("frames", f"{r['num_frames']} at {r['fps']:g} fps (source {r['source_frames']} at {r['source_fps']:g} fps)"),
-        ("scale", f"{r['scale']:.4f}" + (f", ground shift {r['ground_shift_cm']:+.1f} cm" if r["ground_shift_cm"] else "")),
-        ("position error", f"mean {r['pos_err_mean_cm']:.2f} cm, max {r['pos_err_max_cm']:.2f} cm (after scaling)"),
+        (
+            "mapping",
+            r["mapping"]
+            + ("" if Path(r["mapping_file"]).stem == r["mapping"] else f" ({r['mapping_file']})"),
+        ),
+        (
+            "frames",
+            f"{r['num_frames']} at {r['fps']:g} fps (source {r['source_frames']} at {r['source_fps']:g} fps)",
+        ),
+        (
+            "scale",
+            f"{r['scale']:.4f}"
+            + (f", ground shift {r['ground_shift_cm']:+.1f} cm" if r["ground_shift_cm"] else ""),
+        ),
+        (
+            "position error",
+            f"mean {r['pos_err_mean_cm']:.2f} cm, max {r['pos_err_max_cm']:.2f} cm (after scaling)",
+        ),
         ("joint-limit violations", f"{ok} (max {r['limit_violation_max_rad']:.2e} rad)"),
         (
             "ground penetration",
@@ -51,7 +65,10 @@ def _summary_table(r: Dict[str, Any]) -> Table:
             "foot sliding in contact",
             f"{r['foot_slide_cm_s']:.1f} cm/s (source {r['source_foot_slide_cm_s']:.1f} cm/s; {r['contact_frames']} contact frames)",
         ),
-        ("time", f"{r['time_s']:.2f} s total, retarget {r['solve_time_s']:.2f} s = {r['frames_per_s']:.0f} frames/s"),
+        (
+            "time",
+            f"{r['time_s']:.2f} s total, retarget {r['solve_time_s']:.2f} s = {r['frames_per_s']:.0f} frames/s",
+        ),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -71,8 +88,13 @@ def _points_table(r: Dict[str, Any]) -> Table:
 
 
 def retarget_cmd(
-    src: Annotated[Path, typer.Argument(help="Source clip: BVH mocap, MimicKit .pkl or DeepMimic .txt.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output clip (MimicKit .pkl).", show_default=False)],
+    src: Annotated[
+        Path,
+        typer.Argument(help="Source clip: BVH mocap, MimicKit .pkl or DeepMimic .txt.", show_default=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output clip (MimicKit .pkl).", show_default=False)
+    ],
     to: Annotated[
         Optional[Path], typer.Option("--to", help="Target character MJCF. Default: the bundled humanoid.xml.")
     ] = None,
@@ -86,7 +108,9 @@ def retarget_cmd(
     ] = None,
     src_char: Annotated[
         Optional[Path],
-        typer.Option("--src-char", help="Character the .pkl/.txt source was made for. Default: the bundled humanoid."),
+        typer.Option(
+            "--src-char", help="Character the .pkl/.txt source was made for. Default: the bundled humanoid."
+        ),
     ] = None,
     scale: Annotated[
         str,
@@ -96,13 +120,19 @@ def retarget_cmd(
             "or a number: uniform scale of the source (after unit conversion).",
         ),
     ] = "auto",
-    fps: Annotated[Optional[float], typer.Option("--fps", help="Output frame rate. Default: the source's.")] = None,
-    report: Annotated[
-        Optional[Path], typer.Option("--report", help="Write a PNG overlay of source vs retargeted trajectories.")
+    fps: Annotated[
+        Optional[float], typer.Option("--fps", help="Output frame rate. Default: the source's.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the quality report as one JSON document.")] = False,
+    report: Annotated[
+        Optional[Path],
+        typer.Option("--report", help="Write a PNG overlay of source vs retargeted trajectories."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the quality report as one JSON document.")
+    ] = False,
     src_up: Annotated[
-        Optional[str], typer.Option("--src-up", help="BVH up axis: y or z. Default: detected from the rest pose.")
+        Optional[str],
+        typer.Option("--src-up", help="BVH up axis: y or z. Default: detected from the rest pose."),
     ] = None,
     src_unit: Annotated[
         Optional[str],
@@ -161,31 +191,34 @@ def retarget_cmd(
     if out.suffix.lower() not in (".pkl", ".pickle"):
         raise ConfigError(f"-o {out}: the output is a MimicKit clip; give it a .pkl name")
     scale_value = _parse_scale(scale)
-    target_path = to if to is not None else default_char_path()
-    char = load_character(target_path)
-    source = load_source(src, src_char=src_char, up=src_up, unit=src_unit, skip_first=skip_first)
-    if map_file is not None:
-        mapping = load_mapping(map_file)
-    else:
-        mapping = select_preset(source.names, char.body_names, source.kind)
-    options = RetargetOptions(
-        scale=scale_value,
-        fps=fps,
-        ground_constraint=ground_clearance,
-        respect_limits=not ignore_limits,
-        iterations=iterations,
-    )
+    # small per-frame tensors: torch's default threads only add overhead (and thrash a shared machine)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        target_path = to if to is not None else default_char_path()
+        char = load_character(target_path)
+        source = load_source(src, src_char=src_char, up=src_up, unit=src_unit, skip_first=skip_first)
+        if map_file is not None:
+            mapping = load_mapping(map_file)
+        else:
+            mapping = select_preset(source.names, char.body_names, source.kind)
+        options = RetargetOptions(
+            scale=scale_value,
+            fps=fps,
+            ground_constraint=ground_clearance,
+            respect_limits=not ignore_limits,
+            iterations=iterations,
+        )
         result = retarget(source, char, mapping, options)
+        motion = Motion(fps=result.fps, loop_mode=result.loop_mode, frames=result.frames, source=str(out))
+        save_motion(motion, out)
+        rep = quality_report(
+            result, char, source_path=str(src), output_path=str(out), time_s=time.perf_counter() - t_start
+        )
+        if report is not None:
+            plot_report(result, char, rep, report)
     finally:
         torch.set_num_threads(old_threads)
-    motion = Motion(fps=result.fps, loop_mode=result.loop_mode, frames=result.frames, source=str(out))
-    save_motion(motion, out)
-    rep = quality_report(result, char, source_path=str(src), output_path=str(out), time_s=time.perf_counter() - t_start)
-    if report is not None:
-        plot_report(result, char, rep, report)
     d = rep.to_dict()
     if report is not None:
         d["report_png"] = str(report)

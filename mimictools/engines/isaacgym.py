@@ -348,7 +348,8 @@ class IsaacGymEngine:
         self._read_bodies(None)
 
     def close(self) -> None:
-        """Destroy the Isaac Gym sim."""
+        """Destroy the Isaac Gym sim. Explicit only: no ``__del__``, since destroying a sim while the
+        interpreter shuts down can crash inside Isaac Gym."""
         if self._closed:
             return
         self._closed = True
@@ -452,13 +453,6 @@ class IsaacGymEngine:
     def _check_open(self) -> None:
         if self._closed:
             raise EngineError("the Isaac Gym engine was closed")
-
-    def __del__(self) -> None:  # best effort
-        try:
-            if hasattr(self, "_sim"):
-                self.close()
-        except Exception:
-            pass
 
 
 # ---------------------------------------------------------------------------------------------------------

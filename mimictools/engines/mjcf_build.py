@@ -18,7 +18,7 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
   its velocity derivative into the implicit update. Explicit Euler is unstable here: the kd/inertia ratio of
   the light distal bodies (hands, feet, head: armature 0.01 kg m^2, kd 10-40 N m s/rad) needs
   ``dt < 2 I / kd`` ~ 1 ms, below the 4.2 ms physics step at 240 Hz (measured in
-  ``tests/engines/test_mjcf_build.py::test_euler_blows_up_where_implicitfast_holds``).
+  ``tests/engines/test_engine_mujoco.py::test_euler_blows_up_where_implicitfast_holds``).
 - ``opt.timestep = 1 / sim_freq``; solver, cone and iterations stay MuJoCo's defaults (Newton, pyramidal).
 - **Ground** (``spec.ground``): an infinite plane ``mimic_ground`` at z = 0 with ``condim=3`` and friction
   ``1 0.05 0.05`` (MimicKit's MuJoCo scene), a checker material and a directional light for rendering.

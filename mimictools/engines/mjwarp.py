@@ -14,7 +14,7 @@ engine's sensors in ``tests/engines/test_mjwarp_parity.py``).
 
 What is captured (one Warp graph per control step; CUDA graph on a GPU, Warp's CPU graph replay on CPU):
 ``contact accumulator = 0``; ``substeps`` x (``mjw.step``, ``mjw.contact_force`` of every contact,
-``_ground_force_kernel`` adding the ground's force on each body into the accumulator / substeps);
+our ``ground_force`` kernel adding the ground's force on each body into the accumulator / substeps);
 ``mjw.kinematics`` (``mj_step`` leaves body poses one physics step behind ``qpos``, as the CPU engine
 refreshes them too). ``set_state`` writes qpos/qvel rows with torch ``index_copy_`` and replays a second
 small graph (``mjw.kinematics`` for all worlds). ``step`` writes ``ctrl`` with torch ops and replays the
@@ -24,6 +24,12 @@ Tensors the task sees are ``wp.to_torch`` views of the Warp arrays (``body_pos``
 views: valid until the next ``step``/``set_state``, clone to keep them). float32 throughout.
 No host<->device transfer and no Python loop over envs or bodies on the hot path; ``set_state``/``step``
 do no validation that would need a host sync (shapes only; NaNs are the task's ``TrainingDivergedError``).
+
+Capacity: ``nconmax`` contacts per world (pooled over worlds) and ``njmax`` constraint rows per world are
+fixed at construction; MJWarp drops what does not fit and sets overflow bits (its device printf is
+switched off: it would land in ``--json`` output). ``overflow_report()`` reads them (a host sync: call it
+between rollouts). Measured on this humanoid: <= 11 contacts and <= 38 rows per world when falling and
+lying on the ground, 8 contacts / 34 rows standing (4 per foot box, 4 rows per condim-3 contact).
 """
 
 from __future__ import annotations
@@ -56,8 +62,9 @@ def import_warp() -> Tuple[Any, Any]:
     except ImportError as exc:
         raise EngineError(f"engine 'mjwarp' is unavailable: {exc}. Install: {INSTALL_HINT}") from None
     if "ground_force" not in _KERNELS:
+        # before init: no greeting and no per-module load lines on stdout (they would corrupt --json output)
+        wp.config.log_level = max(int(wp.config.log_level), int(wp.LOG_WARNING))
         wp.init()
-        wp.config.log_level = max(int(wp.config.log_level), int(wp.LOG_WARNING))  # no per-module load lines
         _KERNELS["ground_force"] = _make_ground_force_kernel(wp)
     return wp, mjw
 
@@ -154,12 +161,13 @@ class MjWarpEngine:
         except Exception as exc:
             raise EngineError(f"Warp cannot use device {spec.device!r}: {exc}") from None
         self.is_cuda = bool(self._wp_device.is_cuda)
+        self._wp_mem_base = self._warp_mem_current()
         with wp.ScopedDevice(self._wp_device):
             self._m = mjw.put_model(mjm)
-            self._m.opt.deterministic = bool(deterministic)
-            self._m.opt.warn_overflow = (
-                0  # no device printf on stdout (it would corrupt --json); see overflow_report()
-            )
+            if deterministic:
+                self._m.opt.deterministic = True
+            # no device printf on stdout (it would corrupt --json output): see overflow_report()
+            self._m.opt.warn_overflow = 0
             self._d = mjw.put_data(mjm, mjd, nworld=n, nconmax=nconmax, njmax=njmax)
             d = self._d
             naconmax = int(d.naconmax)
@@ -233,10 +241,12 @@ class MjWarpEngine:
     def _capture(self, body: Any) -> Any:
         """Run ``body`` once eagerly (compiles and creates every kernel), restore the state, capture it."""
         wp = self._wp
+        wp.synchronize_device(self._wp_device)
         saved = [t.clone() for t in (self._qpos, self._qvel, self._ctrl, self._qacc_warmstart, self._time)]
-        self._qpos[:, 2] += (
-            self._warmup_lift_m
-        )  # the MJCF default pose may sit in the ground: warm up in the air
+        # the MJCF default pose may sit in the ground (contact overflow): warm up in the air
+        self._qpos[:, int(self._sim.qpos_adr[2])] += self._warmup_lift_m
+        if self.is_cuda:
+            torch.cuda.synchronize(self.device)
         with wp.ScopedDevice(self._wp_device):
             body()
             wp.synchronize_device(self._wp_device)
@@ -246,11 +256,18 @@ class MjWarpEngine:
             self._d.overflow.zero_()
             if self.is_cuda:
                 torch.cuda.synchronize(self.device)
-            with wp.ScopedCapture(device=self._wp_device, force_module_load=False) as cap:
-                body()
+            graph: Any = None
+            try:
+                with wp.ScopedCapture(device=self._wp_device, force_module_load=False) as cap:
+                    body()
+                graph = cap.graph
+            except Exception as exc:
+                if self.is_cuda:
+                    raise EngineError(f"CUDA graph capture of the MJWarp step failed: {exc}") from exc
+                graph = body  # a Warp without CPU graph capture: replay = call the body eagerly
             self._mjw.kinematics(self._m, self._d)
             wp.synchronize_device(self._wp_device)
-        return cap.graph
+        return graph
 
     def _replay(self, graph: Any) -> None:
         """Launch ``graph`` on torch's current stream (ordered after the torch writes before it)."""
@@ -261,6 +278,8 @@ class MjWarpEngine:
                 stream = self._wp.stream_from_torch(ts)
                 self._torch_streams[ts.cuda_stream] = stream
             self._wp.capture_launch(graph, stream=stream)
+        elif callable(graph):
+            graph()
         else:
             self._wp.capture_launch(graph)
 
@@ -277,6 +296,35 @@ class MjWarpEngine:
     @property
     def mjw_data(self) -> Any:
         return self._d
+
+    def _warp_mem_current(self) -> int:
+        wp = self._wp
+        if self.is_cuda and wp.is_mempool_enabled(self._wp_device):
+            return int(wp.get_mempool_used_mem_current(self._wp_device))
+        return 0
+
+    def memory_report(self) -> Dict[str, float]:
+        """Device memory in MiB: ``warp_engine`` (Warp arrays + graphs this engine holds), ``warp_peak`` and
+        ``torch_peak`` (process-wide high-water marks of Warp's pool and torch's allocator), ``device_used``
+        (everything on the GPU, other processes included). Zeros on the CPU."""
+        if not self.is_cuda:
+            return {"warp_engine": 0.0, "warp_peak": 0.0, "torch_peak": 0.0, "device_used": 0.0}
+        wp, mib = self._wp, 2.0**20
+        peak = wp.get_mempool_used_mem_high(self._wp_device) if wp.is_mempool_enabled(self._wp_device) else 0
+        free, total = torch.cuda.mem_get_info(self.device)
+        return {
+            "warp_engine": (self._warp_mem_current() - self._wp_mem_base) / mib,
+            "warp_peak": peak / mib,
+            "torch_peak": torch.cuda.max_memory_allocated(self.device) / mib,
+            "device_used": (total - free) / mib,
+        }
+
+    def peak_memory_mb(self) -> Optional[float]:
+        """``mimic bench``'s hook: Warp pool peak + torch allocator peak (MiB, process-wide); None on the CPU."""
+        if not self.is_cuda:
+            return None
+        rep = self.memory_report()
+        return rep["warp_peak"] + rep["torch_peak"]
 
     def overflow_report(self, reset: bool = False) -> Dict[str, Any]:
         """Contact/constraint capacity use since the last reset (reads the device: call it between rollouts,
@@ -392,7 +440,10 @@ class MjWarpEngine:
             self._wp.synchronize_device(self._wp_device)
         self._step_graph = self._kin_graph = None
         self._torch_streams = {}
-        self._m = self._d = None
+        # the torch views keep their Warp arrays alive: drop them too so the memory returns to the pool
+        for name in ("_qpos", "_qvel", "_ctrl", "_qacc_warmstart", "_time", "_contact", "_xpos", "_xquat"):
+            setattr(self, name, None)
+        self._m = self._d = self._contact_frc = self._ground_frc = self._contact_ids = None
 
     # ---- lower-level stepping (benchmarks) ------------------------------------------------------------
     def set_targets(self, dof_targets: Tensor) -> None:

@@ -1,16 +1,19 @@
-"""MuJoCo on the CPU: N characters, one ``MjModel``, N ``MjData``, stepped by a thread pool.
+"""MuJoCo on the CPU: N characters, one ``MjModel``, stepped in parallel by ``mujoco.rollout``.
 
-Stepping: the envs are split into one contiguous chunk per worker thread; each worker steps its envs
-``substeps`` times with ``mujoco.mj_step`` (which releases the GIL), adds the ground-contact sensor values
-after every physics step, runs ``mj_kinematics`` once at the end (``mj_step`` leaves ``xpos``/``xquat`` one
-physics step behind ``qpos``) and copies qpos/qvel/body poses/contact forces into shared numpy buffers. The
-torch tensors the task sees are built from those buffers, once per control step, on first use.
+State: the envs' full physics state (MuJoCo's ``mjSTATE_FULLPHYSICS`` vectors) lives in one numpy array,
+Shape (num_envs, nstate). A control step hands the whole batch to a persistent ``mujoco.rollout.Rollout``
+thread pool (``spec.num_threads``, default all cores; the GIL is released for the whole call), which runs
+``substeps`` ``mj_step`` per env in C and returns the new states plus every physics step's sensor values;
+the ground-contact sensors are averaged over the substeps. Body poses are MuJoCo's own ``mj_kinematics`` on
+the new ``qpos``, computed lazily (one scratch ``MjData``) when ``body_pos``/``body_rot`` are read (``mj_step``
+itself leaves ``xpos``/``xquat`` one physics step behind ``qpos``).
 
-Why a thread pool over ``MjData`` and not ``mujoco.rollout``: on this humanoid both scale the same
-(docs/performance.md, "MuJoCo CPU engine"), but rollout copies the full state in and out every call, does
-not carry the solver warm start between calls, and still needs a per-env pass for body poses; keeping one
-``MjData`` per env keeps the warm start, makes subset resets trivial and keeps results bitwise
-deterministic regardless of thread scheduling (each env is only ever touched by one thread at a time).
+Why rollout and not a Python thread pool over N ``MjData`` (one ``mj_step`` call per env and substep, GIL
+released inside): measured on this humanoid (docs/performance.md, "MuJoCo CPU engine"), rollout gives more
+physics steps per CPU-second (no Python between substeps) and degrades far less on a loaded machine (no GIL
+hand-offs). The price: the solver warm start is not carried across control steps (rollout starts each call
+from a zero ``qacc_warmstart``; the trajectories differ from uninterrupted ``mj_step`` by ~1e-16 per control
+step). Results are bitwise deterministic and independent of the thread count (tested).
 
 Conventions (``mimictools.engines.base``): tensors float32 on ``spec.device``; quaternions wxyz; bodies in
 Character order (MuJoCo body ids are mapped by name, the world body is skipped); DoFs in motion DoF space.
@@ -19,12 +22,12 @@ Character order (MuJoCo body ids are mapped by name, the world body is skipped);
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import mujoco
 import numpy as np
 import torch
+from mujoco import rollout
 from torch import Tensor
 
 from mimictools.character.model import Character
@@ -59,45 +62,59 @@ class MuJoCoEngine:
         m = self._sim.model
         n = self.num_envs
         self._model = m
-        self._datas: List[mujoco.MjData] = [mujoco.MjData(m) for _ in range(n)]
+        self._scratch = mujoco.MjData(m)  # kinematics, snapshots
+        # The envs' full physics state (time, qpos, qvel, act, ...), MuJoCo's mjSTATE_FULLPHYSICS layout.
+        spec_bits = int(mujoco.mjtState.mjSTATE_FULLPHYSICS.value)
+        self._state_spec = spec_bits
+        nstate = mujoco.mj_stateSize(m, spec_bits)
+        template = np.zeros(nstate)
+        mujoco.mj_getState(m, self._scratch, template, spec_bits)  # qpos0, zero velocity, time 0
+        self._template = template
+        self._state = np.repeat(template[None, :], n, axis=0)
+        self._qpos_off = int(mujoco.mj_stateSize(m, int(mujoco.mjtState.mjSTATE_TIME.value)))
+        self._qvel_off = self._qpos_off + m.nq
+        self._check_state_layout()
+        self._ctrl = np.zeros((n, m.nu))
+        self._control = np.zeros((n, self.substeps, m.nu))
+        self._out_state = np.zeros((n, self.substeps, nstate))
+        self._out_sensor = np.zeros((n, self.substeps, m.nsensordata))
         nb = character.num_bodies
-        # Buffers written by the workers (float64, MuJoCo layouts).
-        self._qpos = np.zeros((n, m.nq))
-        self._qvel = np.zeros((n, m.nv))
         self._xpos = np.zeros((n, nb, 3))
         self._xquat = np.zeros((n, nb, 4))
-        self._ctrl = np.zeros((n, m.nu))
-        sensor_bodies = self._sim.contact_sensor_bodies
-        self._sensor_bodies = sensor_bodies
-        if len(sensor_bodies):
-            adr = self._sim.contact_sensor_adr[sensor_bodies]
-            lo, hi = int(adr.min()), int(adr.max()) + 3
-            self._sensor_slice = slice(lo, hi)
-            self._sensor_cols = (adr[:, None] - lo + np.arange(3)[None, :]).reshape(-1)
-        else:
-            self._sensor_slice = slice(0, 0)
-            self._sensor_cols = np.zeros(0, dtype=np.int64)
-        self._contact_sum = np.zeros((n, self._sensor_slice.stop - self._sensor_slice.start))
+        self._poses_stale = np.ones(n, dtype=bool)
+        self._contact = np.zeros((n, nb, 3))
+        bodies = self._sim.contact_sensor_bodies
+        self._sensor_bodies = bodies
+        self._sensor_cols = (self._sim.contact_sensor_adr[bodies][:, None] + np.arange(3)[None, :]).reshape(
+            -1
+        )
 
         threads = spec.num_threads if spec.num_threads > 0 else (os.cpu_count() or 1)
         self.num_threads = max(1, min(threads, n))
-        bounds = np.linspace(0, n, self.num_threads + 1).round().astype(int)
-        self._chunks: List[Tuple[int, int]] = [
-            (int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a
-        ]
-        self._pool: Optional[ThreadPoolExecutor] = (
-            ThreadPoolExecutor(max_workers=len(self._chunks), thread_name_prefix="mimic-mujoco")
-            if len(self._chunks) > 1
-            else None
+        self._rollout: Optional[rollout.Rollout] = rollout.Rollout(
+            nthread=self.num_threads if self.num_threads > 1 else 0
         )
+        self._thread_data = [mujoco.MjData(m) for _ in range(self.num_threads)]
+        self._models = [m] * n  # rollout's skip_checks path takes one model per env
         self._closed = False
         self._cache: Dict[str, Tensor] = {}
         self._body_ids = self._sim.body_ids
         self._dof_map = _DofMap(character)
 
-        for i, d in enumerate(self._datas):  # the MJCF's default pose, kinematics fresh
-            mujoco.mj_kinematics(m, d)
-            self._copy_out(i, d)
+    def _check_state_layout(self) -> None:
+        """The qpos/qvel offsets into the state vector agree with mj_getState (a MuJoCo version guard)."""
+        m, d = self._model, mujoco.MjData(self._model)
+        d.qpos[:] = np.arange(1, m.nq + 1)
+        d.qvel[:] = -np.arange(1, m.nv + 1)
+        row = np.zeros_like(self._template)
+        mujoco.mj_getState(m, d, row, self._state_spec)
+        if not (
+            np.array_equal(row[self._qpos_off : self._qpos_off + m.nq], d.qpos)
+            and np.array_equal(row[self._qvel_off : self._qvel_off + m.nv], d.qvel)
+        ):
+            raise EngineError(
+                "unexpected MuJoCo state layout (mjSTATE_FULLPHYSICS); this mujoco version is not supported"
+            )
 
     # ---- accessors beyond the protocol (rendering, fk-check, tests) ----------------------------------
     @property
@@ -110,12 +127,19 @@ class MuJoCoEngine:
         return self._model
 
     def mj_data(self, env_id: int) -> mujoco.MjData:
-        """The ``MjData`` of one env (read it; writing it bypasses the engine's buffers)."""
-        return self._datas[env_id]
+        """A snapshot ``MjData`` of one env: its state and current ``ctrl``, after ``mj_forward`` (so
+        ``actuator_force``, contacts, ... are those the next physics step starts from). Writing it changes nothing."""
+        self._check_open()
+        d = mujoco.MjData(self._model)
+        mujoco.mj_setState(self._model, d, self._state[env_id], self._state_spec)
+        d.ctrl[:] = self._ctrl[env_id]
+        mujoco.mj_forward(self._model, d)
+        return d
 
     # ---- protocol -----------------------------------------------------------------------------------
     def set_state(self, env_ids: Optional[Tensor], state: SimState) -> None:
-        """Teleport envs ``env_ids`` to ``state``; data is reset (warm start, ctrl, time) and kinematics refreshed."""
+        """Teleport envs ``env_ids`` to ``state``: everything else of their physics state is reset to the model's
+        defaults (time 0, no actuator activation); contact forces read zero until the next step."""
         self._check_open()
         ids = check_env_ids(env_ids, self.num_envs, torch.device("cpu"))
         k = int(ids.numel())
@@ -134,38 +158,32 @@ class MuJoCoEngine:
                 raise EngineError(
                     f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
                 )
-            fields.append(t.detach().to(device="cpu", dtype=_F64))
-        root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = (f.numpy() for f in fields)
+            fields.append(t.detach().to(device="cpu", dtype=_F64).numpy())
+        root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = fields
         root_rot = root_rot / np.maximum(np.linalg.norm(root_rot, axis=-1, keepdims=True), 1e-12)
         qpos, qvel = self._dof_map.to_qpos_qvel(root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel)
         if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
             raise EngineError("set_state: the state has NaN or inf values")
-        m = self._model
-        qpos_adr, qvel_adr = self._sim.qpos_adr, self._sim.qvel_adr
-        for row, i in enumerate(ids.tolist()):
-            d = self._datas[i]
-            mujoco.mj_resetData(m, d)
-            d.qpos[qpos_adr] = qpos[row]
-            d.qvel[qvel_adr] = qvel[row]
-            mujoco.mj_kinematics(m, d)
-            self._copy_out(i, d)
-            self._contact_sum[i] = 0.0
+        idx = ids.numpy()
+        rows = np.repeat(self._template[None, :], k, axis=0)
+        rows[:, self._qpos_off + self._sim.qpos_adr] = qpos
+        rows[:, self._qvel_off + self._sim.qvel_adr] = qvel
+        self._state[idx] = rows
+        self._contact[idx] = 0.0
+        self._poses_stale[idx] = True
         self._cache.clear()
 
     def get_state(self) -> SimState:
         """Root and DoF state of all envs (float32, ``device``)."""
         self._check_open()
         if "state" not in self._cache:
-            qpos = self._qpos[:, self._sim.qpos_adr]
-            qvel = self._qvel[:, self._sim.qvel_adr]
-            root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = self._dof_map.from_qpos_qvel(
-                qpos, qvel
-            )
+            qpos = self._state[:, self._qpos_off + self._sim.qpos_adr]
+            qvel = self._state[:, self._qvel_off + self._sim.qvel_adr]
+            parts = self._dof_map.from_qpos_qvel(qpos, qvel)
             for key, t in zip(
-                ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel"),
-                (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel),
+                ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel"), parts
             ):
-                self._cache[key] = self._out(torch.from_numpy(np.ascontiguousarray(t)))
+                self._cache[key] = self._out(np.ascontiguousarray(t))
             self._cache["state"] = torch.empty(0)
         c = self._cache
         return SimState(
@@ -173,17 +191,19 @@ class MuJoCoEngine:
         )
 
     def body_pos(self) -> Tensor:
-        """World body origins, Shape (num_envs, num_bodies, 3), metres."""
+        """World body origins (MuJoCo's ``mj_kinematics``), Shape (num_envs, num_bodies, 3), metres."""
         self._check_open()
         if "body_pos" not in self._cache:
-            self._cache["body_pos"] = self._out(torch.from_numpy(self._xpos))
+            self._update_poses()
+            self._cache["body_pos"] = self._out(self._xpos)
         return self._cache["body_pos"]
 
     def body_rot(self) -> Tensor:
-        """World body orientations, Shape (num_envs, num_bodies, 4), wxyz."""
+        """World body orientations (MuJoCo's ``mj_kinematics``), Shape (num_envs, num_bodies, 4), wxyz."""
         self._check_open()
         if "body_rot" not in self._cache:
-            self._cache["body_rot"] = self._out(torch.from_numpy(self._xquat))
+            self._update_poses()
+            self._cache["body_rot"] = self._out(self._xquat)
         return self._cache["body_rot"]
 
     def contact_forces(self) -> Tensor:
@@ -191,11 +211,7 @@ class MuJoCoEngine:
         physics steps. Shape (num_envs, num_bodies, 3); zero after ``set_state`` and for bodies without geoms."""
         self._check_open()
         if "contact" not in self._cache:
-            out = np.zeros((self.num_envs, self.character.num_bodies, 3))
-            if len(self._sensor_bodies):
-                mean = self._contact_sum[:, self._sensor_cols] / self.substeps
-                out[:, self._sensor_bodies, :] = mean.reshape(self.num_envs, -1, 3)
-            self._cache["contact"] = self._out(torch.from_numpy(out))
+            self._cache["contact"] = self._out(self._contact)
         return self._cache["contact"]
 
     def step(self, dof_targets: Tensor) -> None:
@@ -210,19 +226,20 @@ class MuJoCoEngine:
         self.step_raw()
 
     def close(self) -> None:
-        """Stop the worker threads and drop the MuJoCo data."""
+        """Stop the rollout threads and drop the MuJoCo data."""
         if self._closed:
             return
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self._datas = []
+        if self._rollout is not None:
+            self._rollout.close()
+            self._rollout = None
+        self._thread_data = []
         self._cache.clear()
 
     # ---- lower-level stepping (benchmarks) ------------------------------------------------------------
     def set_targets(self, dof_targets: Tensor) -> None:
         """Convert motion-DoF targets (num_envs, num_dofs) to actuator ``ctrl`` (hinge angles / ball exp maps)."""
+        self._check_open()
         t = dof_targets.detach().to(device="cpu", dtype=_F64).numpy()
         src = np.concatenate([self._dof_map.joint_qpos(t), t], axis=-1)
         ctrl = src[:, self._sim.ctrl_src]
@@ -233,48 +250,46 @@ class MuJoCoEngine:
     def step_raw(self) -> None:
         """Advance every env one control step with the current ``ctrl`` (the physics part of ``step``)."""
         self._check_open()
-        if self._pool is None:
-            for lo, hi in self._chunks:
-                self._step_chunk(lo, hi)
-        else:
-            for fut in [self._pool.submit(self._step_chunk, lo, hi) for lo, hi in self._chunks]:
-                fut.result()
+        runner = self._rollout
+        if runner is None:
+            raise EngineError("the MuJoCo engine was closed")
+        self._control[:] = self._ctrl[:, None, :]
+        runner.rollout(
+            self._models,
+            self._thread_data,
+            self._state,
+            self._control,
+            nstep=self.substeps,
+            state=self._out_state,
+            sensordata=self._out_sensor,
+            skip_checks=True,
+        )
+        self._state[:] = self._out_state[:, -1]
+        if len(self._sensor_bodies):
+            mean = self._out_sensor[:, :, self._sensor_cols].mean(axis=1)
+            self._contact[:, self._sensor_bodies] = mean.reshape(self.num_envs, -1, 3)
+        self._poses_stale[:] = True
         self._cache.clear()
 
-    def _step_chunk(self, lo: int, hi: int) -> None:
-        m = self._model
-        sub = self.substeps
-        sl = self._sensor_slice
-        has_sensors = sl.stop > sl.start
-        step = mujoco.mj_step
-        for i in range(lo, hi):
-            d = self._datas[i]
-            d.ctrl[:] = self._ctrl[i]
-            acc = self._contact_sum[i]
-            if has_sensors:
-                acc[:] = 0.0
-                for _ in range(sub):
-                    step(m, d)
-                    acc += d.sensordata[sl]
-            else:
-                step(m, d, sub)
+    def _update_poses(self) -> None:
+        """MuJoCo's body poses (``mj_kinematics``) of the envs whose state changed since the last call."""
+        m, d = self._model, self._scratch
+        qpos = self._state[:, self._qpos_off : self._qpos_off + m.nq]
+        for i in np.nonzero(self._poses_stale)[0]:
+            d.qpos[:] = qpos[i]
             mujoco.mj_kinematics(m, d)
-            self._copy_out(i, d)
+            self._xpos[i] = d.xpos[self._body_ids]
+            self._xquat[i] = d.xquat[self._body_ids]
+        self._poses_stale[:] = False
 
-    def _copy_out(self, i: int, d: mujoco.MjData) -> None:
-        self._qpos[i] = d.qpos
-        self._qvel[i] = d.qvel
-        self._xpos[i] = d.xpos[self._body_ids]
-        self._xquat[i] = d.xquat[self._body_ids]
-
-    def _out(self, t: Tensor) -> Tensor:
-        return t.to(device=self.device, dtype=self.dtype)
+    def _out(self, a: np.ndarray) -> Tensor:
+        return torch.from_numpy(a).to(device=self.device, dtype=self.dtype)
 
     def _check_open(self) -> None:
         if self._closed:
             raise EngineError("the MuJoCo engine was closed")
 
-    def __del__(self) -> None:  # best effort: never leave worker threads behind
+    def __del__(self) -> None:  # best effort: never leave rollout threads behind
         try:
             self.close()
         except Exception:
@@ -372,11 +387,21 @@ def _left_right(q: np.ndarray) -> np.ndarray:
     """M (..., 4, 4) with M @ x = q * x * conj(q) for quaternions x (conjugation is linear in x)."""
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
     left = np.stack(
-        [np.stack([w, -x, -y, -z], -1), np.stack([x, w, -z, y], -1), np.stack([y, z, w, -x], -1), np.stack([z, -y, x, w], -1)],
+        [
+            np.stack([w, -x, -y, -z], -1),
+            np.stack([x, w, -z, y], -1),
+            np.stack([y, z, w, -x], -1),
+            np.stack([z, -y, x, w], -1),
+        ],
         axis=-2,
     )  # q * x
     right_conj = np.stack(
-        [np.stack([w, x, y, z], -1), np.stack([-x, w, -z, y], -1), np.stack([-y, z, w, -x], -1), np.stack([-z, -y, x, w], -1)],
+        [
+            np.stack([w, x, y, z], -1),
+            np.stack([-x, w, -z, y], -1),
+            np.stack([-y, z, w, -x], -1),
+            np.stack([-z, -y, x, w], -1),
+        ],
         axis=-2,
     )  # x * conj(q)
     return left @ right_conj
@@ -546,6 +571,7 @@ def mujoco_body_poses(
             zd = torch.zeros(k, nd, dtype=_F64)
             state = SimState(root_pos[lo:hi], root_rot[lo:hi], z3, z3, dof_pos[lo:hi], zd)
             engine.set_state(torch.arange(k), state)
+            engine._update_poses()
             out_pos[lo:hi] = engine._xpos[:k]
             out_rot[lo:hi] = engine._xquat[:k]
     finally:

@@ -108,7 +108,10 @@ def quat_to_axis_angle(q: Tensor) -> Tuple[Tensor, Tensor]:
     angle = 2.0 * torch.atan2(s, q[..., 0])
     default = torch.zeros_like(v)
     default[..., 0] = 1.0
-    axis = torch.where((s > _SMALL).unsqueeze(-1), v / s.clamp_min(_SMALL).unsqueeze(-1), default)
+    # v / |v| is a valid unit axis for any |v| > 0 (a 1e-8 cut-off here returned +x for rotations of up
+    # to 2e-8 rad about other axes); only the exact identity has no axis
+    tiny = torch.finfo(v.dtype).tiny
+    axis = torch.where((s > tiny).unsqueeze(-1), v / s.clamp_min(tiny).unsqueeze(-1), default)
     return axis, angle
 
 

@@ -11,8 +11,9 @@
   frames below the floor by more than a tolerance;
 - the wrap seam (last -> first frame) for wrap clips, reported separately from jumps;
 - ``faults`` (data errors; ``mimic motion inspect --strict`` exits 1 on any): NaN/inf (joint, frames),
-  non-unit quaternions in the source (DeepMimic), exponential-map flips (the same rotation stored on the
-  other branch, a jump of ~2 pi in the numbers), and discontinuities (a frame step much larger than its
+  non-unit quaternions in the source (DeepMimic), flipping rotations (an exponential map jumping to the
+  other branch, ~2 pi in the numbers for the same rotation; a DeepMimic quaternion changing sign between
+  frames), and discontinuities (a frame step much larger than its
   neighbours' and above an absolute floor);
 - ``warnings`` (properties worth knowing, not errors): joint-limit violations, ground penetration,
   irregular frame times.
@@ -78,12 +79,26 @@ def joint_columns(char: Optional[Any], width: int) -> List[Dict[str, Any]]:
     is its own 'column' entry.
     """
     out = [
-        {"name": "root_pos", "kind": "position", "columns": [0, 1, 2], "dof_names": ["x", "y", "z"], "joint": None},
-        {"name": "root_rot", "kind": "spherical", "columns": [3, 4, 5], "dof_names": ["x", "y", "z"], "joint": None},
+        {
+            "name": "root_pos",
+            "kind": "position",
+            "columns": [0, 1, 2],
+            "dof_names": ["x", "y", "z"],
+            "joint": None,
+        },
+        {
+            "name": "root_rot",
+            "kind": "spherical",
+            "columns": [3, 4, 5],
+            "dof_names": ["x", "y", "z"],
+            "joint": None,
+        },
     ]
     if char is None or char.frame_width != width:
         for c in range(6, width):
-            out.append({"name": f"col{c}", "kind": "column", "columns": [c], "dof_names": [f"col{c}"], "joint": None})
+            out.append(
+                {"name": f"col{c}", "kind": "column", "columns": [c], "dof_names": [f"col{c}"], "joint": None}
+            )
         return out
     dof_names = char.dof_names
     for j in char.joints:
@@ -231,13 +246,12 @@ def inspect_motion(
     warns = []  # type: List[Dict[str, Any]]
     faults.extend(describe_nonfinite(frames, use_char))
     for note in motion.notes:
-        entry = {"kind": note.kind, "message": note.message}
         if note.kind == "non_unit_quaternion":
-            faults.append(entry)
+            faults.append({"kind": note.kind, "message": note.message})
         elif note.kind == "quat_sign_flip":
-            report.setdefault("notes", []).append(entry)
+            faults.append({"kind": "rotation_flip", "message": note.message})
         else:
-            warns.append(entry)
+            warns.append({"kind": note.kind, "message": note.message})
 
     t = torch.as_tensor(frames, dtype=torch.float64)
     root_pos = t[:, 0:3]
@@ -294,7 +308,11 @@ def inspect_motion(
                 q = local_rot[:, entry["joint"].body]
             else:
                 q = exp_map_to_quat(t[:, cols])
-            d = quat_to_exp_map(quat_mul(quat_conj(q[:-1]), q[1:])).norm(dim=-1).numpy() if n > 1 else np.zeros(0)
+            d = (
+                quat_to_exp_map(quat_mul(quat_conj(q[:-1]), q[1:])).norm(dim=-1).numpy()
+                if n > 1
+                else np.zeros(0)
+            )
             step = d
             floor = opt.jump_min_rot_rad
             if n > 1:
@@ -428,7 +446,11 @@ def inspect_motion(
             if entry["kind"] == "spherical":
                 if entry["name"] == "root_rot":
                     continue
-                q = local_rot[:, entry["joint"].body] if local_rot is not None else exp_map_to_quat(t[:, cols])
+                q = (
+                    local_rot[:, entry["joint"].body]
+                    if local_rot is not None
+                    else exp_map_to_quat(t[:, cols])
+                )
                 d = quat_to_exp_map(quat_mul(quat_conj(q[-1]), q[0])).norm().item()
             else:
                 d = abs(frames[-1, cols[0]] - frames[0, cols[0]])

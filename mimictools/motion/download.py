@@ -86,7 +86,9 @@ def parse_clip_list(text: Optional[str]) -> Tuple[str, ...]:
         if not name:
             continue
         if not _CLIP_NAME.match(name):
-            raise DownloadError(f"--clips: {raw.strip()!r} is not a clip name; known: {', '.join(DEEPMIMIC_CLIPS)}")
+            raise DownloadError(
+                f"--clips: {raw.strip()!r} is not a clip name; known: {', '.join(DEEPMIMIC_CLIPS)}"
+            )
         names.append(name)
     if not names:
         raise DownloadError(f"--clips is empty; known clips: {', '.join(DEEPMIMIC_CLIPS)}")
@@ -98,7 +100,9 @@ def clip_url(base_url: str, clip: str) -> str:
     return base_url.rstrip("/") + "/" + f"humanoid3d_{clip}.txt"
 
 
-def fetch_bytes(url: str, progress: Optional[Callable[[int, Optional[int]], None]] = None, timeout_s: float = 30.0) -> bytes:
+def fetch_bytes(
+    url: str, progress: Optional[Callable[[int, Optional[int]], None]] = None, timeout_s: float = 30.0
+) -> bytes:
     """GET ``url``; ``DownloadError`` naming the URL on HTTP errors, refused connections and timeouts."""
     req = urllib.request.Request(url, headers={"User-Agent": "mimictools"})
     try:
@@ -164,7 +168,7 @@ def download_deepmimic(
         results.append(res)
         cb = None
         if progress is not None:
-            cb = (lambda c: (lambda done, total: progress(c, done, total)))(clip)
+            cb = (lambda c: lambda done, total: progress(c, done, total))(clip)
         try:
             data = fetch_bytes(url, cb, timeout_s=timeout_s)
             try:

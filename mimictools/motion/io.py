@@ -118,7 +118,9 @@ def expand_motion_paths(path: PathLike) -> List[Tuple[Path, float]]:
     return [(p, 1.0)]
 
 
-def load_motion_set(path: PathLike, char: Optional[Any] = None, warn: bool = True) -> List[Tuple[Motion, float]]:
+def load_motion_set(
+    path: PathLike, char: Optional[Any] = None, warn: bool = True
+) -> List[Tuple[Motion, float]]:
     """``[(Motion, weight), ...]`` for a clip, a folder or a dataset yaml (see ``expand_motion_paths``).
 
     The first unreadable clip raises ``MotionFormatError`` naming it (and, for a dataset, the yaml).

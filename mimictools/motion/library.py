@@ -14,8 +14,8 @@ nothing loops over environments. At construction the frames of every clip are co
 ``calc_motion_frame(ids, times)`` turns times into a frame index and blend (clamp: time clamped to
 [0, length]; wrap: time modulo length, and the root/body positions advanced in xy by the number of whole
 cycles times the clip's (last - first) root displacement, as MimicKit does), then lerps positions and
-velocities and slerps rotations. Body poses are interpolated from the precomputed FK (not recomputed for
-the blended pose; the difference is a chord-vs-arc error, < 2 mm for the fastest official clip).
+velocities and slerps rotations (the root's and every joint's), and runs FK on the blended pose for the body
+positions/rotations, as MimicKit's environment does.
 """
 
 from __future__ import annotations
@@ -202,21 +202,19 @@ class MotionLib:
 
         dev, dt = self.device, self.dtype
         nd = dof.shape[1]
-        nb = 0 if body_pos is None else body_pos.shape[1]
+        nb = 0 if local_rot is None else local_rot.shape[1]
         # Two packed per-frame tables, so a query is 2 x 2 row gathers (index_select is much faster than
         # many advanced-indexing gathers on CPU): linear quantities (lerped) and quaternions (slerped).
-        lin_parts = [root_pos, root_vel, root_ang_vel, dof, dof_vel]
-        quat_parts = [root_rot.unsqueeze(1)]
-        if self._sph_body is not None:
-            quat_parts.append(local_rot[:, self._sph_body.cpu()])
-        if body_pos is not None:
-            lin_parts.append(body_pos.reshape(total, -1))
-            quat_parts.append(body_rot)
-        self._lin = torch.cat(lin_parts, dim=1).to(device=dev, dtype=dt).contiguous()
-        """Shape (F, 9 + 2 num_dofs + 3 num_bodies): root_pos, root_vel, root_ang_vel, dof_pos, dof_vel, body_pos."""
-        self._quat = torch.cat(quat_parts, dim=1).to(device=dev, dtype=dt).contiguous()
-        """Shape (F, 1 + num_spherical + num_bodies, 4): root_rot, spherical joint rots, body_rot."""
-        self._num_sph = 0 if self._sph_body is None else int(self._sph_body.shape[0])
+        lin = torch.cat([root_pos, root_vel, root_ang_vel, dof, dof_vel], dim=1)
+        quat = (
+            root_rot.unsqueeze(1)
+            if local_rot is None
+            else torch.cat([root_rot.unsqueeze(1), local_rot], dim=1)
+        )
+        self._lin = lin.to(device=dev, dtype=dt).contiguous()
+        """Shape (F, 9 + 2 num_dofs): root_pos, root_vel, root_ang_vel, dof_pos, dof_vel."""
+        self._quat = quat.to(device=dev, dtype=dt).contiguous()
+        """Shape (F, 1 + num_bodies, 4): root_rot, then the joint (local) rotation of every body."""
         self._nd, self._nb = nd, nb
 
         # Per-frame views (documented attributes; the packed tables are what queries read).
@@ -227,13 +225,11 @@ class MotionLib:
         self.frame_dof_pos = self._lin[:, 9 : 9 + nd]
         self.frame_dof_vel = self._lin[:, 9 + nd : 9 + 2 * nd]
         self.frame_root_rot = self._quat[:, 0]
-        self.frame_local_rot = None if local_rot is None else local_rot.to(device=dev, dtype=dt)
+        self.frame_local_rot = None if local_rot is None else self._quat[:, 1:]
         """Shape (F, num_bodies, 4): joint rotation per body (identity for root/welded bodies)."""
-        self.frame_body_pos = None
-        self.frame_body_rot = None
-        if body_pos is not None:
-            self.frame_body_pos = self._lin[:, 9 + 2 * nd :].reshape(total, nb, 3)
-            self.frame_body_rot = self._quat[:, 1 + self._num_sph :]
+        self.frame_body_pos = None if body_pos is None else body_pos.to(device=dev, dtype=dt)
+        """Shape (F, num_bodies, 3), m: FK of each frame (queries recompute FK for the blended pose)."""
+        self.frame_body_rot = None if body_rot is None else body_rot.to(device=dev, dtype=dt)
 
         self.motion_start = start.to(dev)
         """Shape (M,), long: index of each clip's first frame in the flat tensors."""
@@ -310,11 +306,15 @@ class MotionLib:
         start = self.motion_start.index_select(0, ids)
         return start + i0, start + i1, blend, cycles
 
-    def calc_motion_frame(self, ids: Tensor, times: Tensor) -> MotionFrame:
-        """Interpolated reference state for motion ids (N,) at times (N,) seconds."""
+    def calc_motion_frame(self, ids: Tensor, times: Tensor, bodies: bool = True) -> MotionFrame:
+        """Interpolated reference state for motion ids (N,) at times (N,) seconds.
+
+        ``bodies=False`` skips FK (``body_pos``/``body_rot`` are None), e.g. for resets that only need
+        the root and DoFs.
+        """
         g0, g1, blend, cycles = self.calc_frame_blend(ids, times)
         n = g0.shape[0]
-        nd, nb, ns = self._nd, self._nb, self._num_sph
+        nd = self._nd
         b = blend.unsqueeze(-1)
         lin0 = self._lin.index_select(0, g0)
         lin = lin0 + b * (self._lin.index_select(0, g1) - lin0)
@@ -322,17 +322,23 @@ class MotionLib:
 
         offset = cycles.unsqueeze(-1) * self.motion_wrap_delta.index_select(0, ids)  # (N, 3)
         root_pos = lin[:, 0:3] + offset
+        root_rot = quat[:, 0]
         dof_pos = lin[:, 9 : 9 + nd]
-        if ns:
-            exp = quat_to_exp_map(quat[:, 1 : 1 + ns]).reshape(n, -1)
-            dof_pos = dof_pos.index_copy(-1, self._sph_cols, exp)
         body_pos = body_rot = None
-        if nb:
-            body_pos = lin[:, 9 + 2 * nd :].reshape(n, nb, 3) + offset.unsqueeze(-2)
-            body_rot = quat[:, 1 + ns :]
+        if self._nb:
+            local_rot = quat[:, 1:]
+            if self._sph_body is not None:
+                exp = quat_to_exp_map(local_rot.index_select(1, self._sph_body)).reshape(n, -1)
+                dof_pos = dof_pos.index_copy(-1, self._sph_cols, exp)
+            from mimictools.character.kinematics import forward_kinematics
+
+            # FK of the blended pose (as MimicKit's env does): lerping per-frame body positions instead
+            # would cut arcs short by up to 16 cm on the 16 fps backflip.
+            if bodies:
+                body_pos, body_rot = forward_kinematics(self.char, root_pos, root_rot, local_rot)
         return MotionFrame(
             root_pos=root_pos,
-            root_rot=quat[:, 0],
+            root_rot=root_rot,
             root_vel=lin[:, 3:6],
             root_ang_vel=lin[:, 6:9],
             dof_pos=dof_pos,

@@ -150,4 +150,6 @@ def _row_len(row, where: str, i: int) -> int:
     try:
         return len(row)
     except TypeError:
-        raise MotionFormatError(f"{where}: frame {i} is not a list of numbers ({type(row).__name__})") from None
+        raise MotionFormatError(
+            f"{where}: frame {i} is not a list of numbers ({type(row).__name__})"
+        ) from None

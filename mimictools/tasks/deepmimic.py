@@ -18,7 +18,10 @@ built), and neither does this one. As in MimicKit, test mode does not change ``r
 ``test_rand_reset=False`` to start test episodes at t = 0 (deterministic evaluation).
 
 Envs are not reset automatically: the runner calls ``reset(done_ids)``. Everything runs on
-``device`` with no Python loop over envs or bodies.
+``device`` with no Python loop over envs or bodies, under ``torch.no_grad`` (nothing the env returns
+needs gradients). On a CPU shared with the MuJoCo engine's worker threads, run torch with one
+intra-op thread (``torch.set_num_threads(1)``): torch's threads otherwise compete with the engine's
+and the task's small tensor ops slow down by an order of magnitude.
 """
 
 from __future__ import annotations
@@ -174,15 +177,35 @@ class DeepMimicEnv:
         """Training (False) or test (True) mode. Only affects resets when ``test_rand_reset`` is set."""
         self._test = bool(test)
 
-    def reset(self, env_ids: Optional[Tensor] = None) -> Tensor:
-        """Reference-state-initialise envs ``env_ids`` (all when None). Returns their obs, Shape (k, obs_dim)."""
+    @torch.no_grad()
+    def reset(
+        self,
+        env_ids: Optional[Tensor] = None,
+        *,
+        motion_ids: Optional[Tensor] = None,
+        start_time_s: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Reference-state-initialise envs ``env_ids`` (all when None). Returns their obs, Shape (k, obs_dim).
+
+        ``motion_ids`` (k,) / ``start_time_s`` (k,) pick the clips and start times instead of sampling
+        them (evaluation of given clips, `mimictools.eval.rollout`); None = sample as configured.
+        """
+        if env_ids is not None and env_ids.dtype == torch.bool:
+            raise ValueError(
+                "reset(env_ids) takes env indices (long), not a bool mask: use mask.nonzero().flatten()"
+            )
         ids = check_env_ids(env_ids, self.num_envs, self.device)
         k = int(ids.shape[0])
         if k == 0:
             return torch.zeros(0, self.obs_dim, dtype=self.dtype, device=self.device)
         lib = self.motion_lib
-        motion_ids = lib.sample_motions(k, generator=self.generator).to(self.device)
-        if self.rand_reset:
+        if motion_ids is not None:
+            motion_ids = torch.as_tensor(motion_ids, dtype=torch.long, device=self.device).reshape(k)
+        else:
+            motion_ids = lib.sample_motions(k, generator=self.generator).to(self.device)
+        if start_time_s is not None:
+            start = torch.as_tensor(start_time_s, dtype=torch.float64, device=self.device).reshape(k)
+        elif self.rand_reset:
             start = lib.sample_times(motion_ids, generator=self.generator).to(torch.float64)
         else:
             start = torch.zeros(k, dtype=torch.float64, device=self.device)
@@ -210,6 +233,7 @@ class DeepMimicEnv:
         self._scatter(self.sim_state, ids, ref)
         return self._obs(ref, tar, start, motion_ids)
 
+    @torch.no_grad()
     def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
         """One control step for all envs. Returns (obs (n, obs_dim), reward (n,), done (n,) int32, info).
 

@@ -86,7 +86,9 @@ def test_engine_reference_mujoco(char):
 
     engine = MuJoCoEngine(char, EngineSpec(num_envs=7, ground=False, num_threads=1))
     try:
-        r = fkcheck.check_frames(char, fkcheck.random_frames(char, 20, seed=5), fkcheck.EngineReference(engine))
+        r = fkcheck.check_frames(
+            char, fkcheck.random_frames(char, 20, seed=5), fkcheck.EngineReference(engine)
+        )
     finally:
         engine.close()
     # the engine hands out float32 poses: ~1e-7 relative over ~2 m -> ~1e-3 mm at most

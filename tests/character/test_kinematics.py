@@ -84,7 +84,14 @@ def test_fk_matches_mujoco_random_poses_humanoids(humanoids):
 
 def test_fk_matches_mujoco_odd_character(odd):
     char, m = odd
-    assert [j.kind for j in char.joints] == ["spherical", "spherical", "hinge", "spherical", "spherical", "spherical"]
+    assert [j.kind for j in char.joints] == [
+        "spherical",
+        "spherical",
+        "hinge",
+        "spherical",
+        "spherical",
+        "spherical",
+    ]
     frames = random_frames(char, 500, seed=2)
     check_fk_parity(char, m, frames)
     # exp maps longer than pi (the same rotations as their wrap) and hinge angles beyond pi
@@ -95,7 +102,12 @@ def test_fk_matches_mujoco_odd_character(odd):
 def test_fk_matches_mujoco_on_real_clips(humanoids, shared_dir):
     from mimictools.motion import load_motion
 
-    clips = ["humanoid_backflip.pkl", "humanoid_cartwheel.pkl", "humanoid_getup_facedown.pkl", "long/humanoid_long_zombie.pkl"]
+    clips = [
+        "humanoid_backflip.pkl",
+        "humanoid_cartwheel.pkl",
+        "humanoid_getup_facedown.pkl",
+        "long/humanoid_long_zombie.pkl",
+    ]
     for name in clips:
         frames = load_motion(shared_dir / "mimickit/data/motions/humanoid" / name).frames.astype(np.float64)
         for char, m in humanoids:
@@ -178,10 +190,14 @@ def test_velocity_conversions_match_mujoco_finite_differences(humanoids, odd):
             mujoco.mj_integratePos(m, qm[i], qvel[i], -h)
         rpp, rrp, dp = K.qpos_to_dof(char, torch.from_numpy(qp))
         rpm, rrm, dm = K.qpos_to_dof(char, torch.from_numpy(qm))
-        root_vel, root_ang_vel, dof_vel = K.qvel_to_dof_vel(char, torch.from_numpy(qpos), torch.from_numpy(qvel))
+        root_vel, root_ang_vel, dof_vel = K.qvel_to_dof_vel(
+            char, torch.from_numpy(qpos), torch.from_numpy(qvel)
+        )
         assert torch.allclose(root_vel, (rpp - rpm) / (2 * h), atol=1e-7)
         # world angular velocity: R(t+h) R(t-h)^T = exp(2h w)
-        assert torch.allclose(root_ang_vel, quat_to_exp_map(quat_mul(rrp, quat_conj(rrm))) / (2 * h), atol=1e-7)
+        assert torch.allclose(
+            root_ang_vel, quat_to_exp_map(quat_mul(rrp, quat_conj(rrm))) / (2 * h), atol=1e-7
+        )
         # joint angular velocity in the child frame: R(t-h)^T R(t+h) = exp(2h w_child)
         lrp, lrm = K.dof_to_local_rot(char, dp), K.dof_to_local_rot(char, dm)
         w_child = quat_to_exp_map(quat_mul(quat_conj(lrm), lrp)) / (2 * h)
@@ -232,7 +248,12 @@ def test_leading_dims_float32_and_cache(humanoids):
     qpos = K.dof_to_qpos(char, f64[..., :3], exp_map_to_quat(f64[..., 3:6]), f64[..., 6:])
     assert qpos.shape == (2, 3, 4, char.num_qpos)
     # broadcasting: one root for many poses
-    pos_b, _ = K.forward_kinematics(char, torch.zeros(3, dtype=F64), torch.tensor([1.0, 0, 0, 0], dtype=F64), K.dof_to_local_rot(char, f64[..., 6:]))
+    pos_b, _ = K.forward_kinematics(
+        char,
+        torch.zeros(3, dtype=F64),
+        torch.tensor([1.0, 0, 0, 0], dtype=F64),
+        K.dof_to_local_rot(char, f64[..., 6:]),
+    )
     assert pos_b.shape == (2, 3, 4, char.num_bodies, 3)
     assert K._consts(char, f64) is K._consts(char, f64)
     assert K._consts(char, f64) is not K._consts(char, f64.float())
@@ -272,8 +293,14 @@ def test_geom_lowest_z_matches_mujoco_geom_frames(humanoids, odd):
             d.qpos[:] = qpos[i]
             mujoco.mj_kinematics(m, d)
             for g in range(m.ngeom):
-                expected = _lowest_z_brute(m.geom_type[g], m.geom_size[g], d.geom_xpos[g], d.geom_xmat[g].reshape(3, 3))
-                assert abs(float(low[i, g]) - expected) < 1e-3, (char.geoms[g].name, float(low[i, g]), expected)
+                expected = _lowest_z_brute(
+                    m.geom_type[g], m.geom_size[g], d.geom_xpos[g], d.geom_xmat[g].reshape(3, 3)
+                )
+                assert abs(float(low[i, g]) - expected) < 1e-3, (
+                    char.geoms[g].name,
+                    float(low[i, g]),
+                    expected,
+                )
 
 
 def _lowest_z_brute(gtype, size, centre, mat):

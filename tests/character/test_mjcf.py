@@ -30,7 +30,11 @@ def _xml(body: str, compiler: str = "", default: str = "") -> str:
 
 def _geom_capsule_endpoints(g):
     axis = np.array(
-        [2 * (g.quat[1] * g.quat[3] + g.quat[0] * g.quat[2]), 2 * (g.quat[2] * g.quat[3] - g.quat[0] * g.quat[1]), 1 - 2 * (g.quat[1] ** 2 + g.quat[2] ** 2)]
+        [
+            2 * (g.quat[1] * g.quat[3] + g.quat[0] * g.quat[2]),
+            2 * (g.quat[2] * g.quat[3] - g.quat[0] * g.quat[1]),
+            1 - 2 * (g.quat[1] ** 2 + g.quat[2] ** 2),
+        ]
     )
     a, b = g.pos - g.size[1] * axis, g.pos + g.size[1] * axis
     return sorted([tuple(np.round(a, 9)), tuple(np.round(b, 9))])
@@ -46,7 +50,13 @@ def test_radian_and_degree_mimickit_files_give_the_same_model(mk_xmls):
     np.testing.assert_array_equal(a.local_quat, b.local_quat)
     assert a.dof_names == b.dof_names and a.num_dofs == b.num_dofs == 28 and a.num_qpos == 35
     for ja, jb in zip(a.joints, b.joints):
-        assert (ja.name, ja.body, ja.kind, ja.dof_offset, ja.mjcf_joints) == (jb.name, jb.body, jb.kind, jb.dof_offset, jb.mjcf_joints)
+        assert (ja.name, ja.body, ja.kind, ja.dof_offset, ja.mjcf_joints) == (
+            jb.name,
+            jb.body,
+            jb.kind,
+            jb.dof_offset,
+            jb.mjcf_joints,
+        )
         np.testing.assert_array_equal(ja.axes, jb.axes)
         # the radian file rounds to 4 decimals: |60 deg - 1.0472| = 2.4e-5 rad
         np.testing.assert_allclose(ja.range_low, jb.range_low, atol=5e-5)
@@ -73,7 +83,12 @@ def test_mimickit_humanoid_layout_matches_data_md(mk_xmls):
     assert c.frame_width == 34
     knee = c.joints[[j.name for j in c.joints].index("right_knee")]
     assert knee.kind == "hinge" and knee.range_low[0] == 0.0 and knee.range_high[0] == pytest.approx(2.7925)
-    assert knee.stiffness[0] == 500 and knee.damping[0] == 50 and knee.effort_limit[0] == 150 and knee.armature[0] == 0.02
+    assert (
+        knee.stiffness[0] == 500
+        and knee.damping[0] == 50
+        and knee.effort_limit[0] == 150
+        and knee.armature[0] == 0.02
+    )
 
 
 def test_our_humanoid_has_mimickits_joint_tree(mk_xmls):
@@ -81,7 +96,12 @@ def test_our_humanoid_has_mimickits_joint_tree(mk_xmls):
     assert ours.body_names == mk.body_names and ours.parents == mk.parents
     assert ours.dof_names == mk.dof_names
     for jo, jm in zip(ours.joints, mk.joints):
-        assert (jo.name, jo.kind, jo.dof_offset, jo.mjcf_joints) == (jm.name, jm.kind, jm.dof_offset, jm.mjcf_joints)
+        assert (jo.name, jo.kind, jo.dof_offset, jo.mjcf_joints) == (
+            jm.name,
+            jm.kind,
+            jm.dof_offset,
+            jm.mjcf_joints,
+        )
         np.testing.assert_array_equal(jo.axes, jm.axes)
         assert np.all(jo.stiffness > 0) and np.all(jo.damping > 0) and np.all(np.isfinite(jo.effort_limit))
         assert np.all(np.isfinite(jo.range_low)) and np.all(jo.range_low < jo.range_high)
@@ -96,7 +116,9 @@ def test_our_humanoid_masses_are_comparable(mk_xmls):
     mk = mujoco.MjModel.from_xml_path(str(mk_xmls[0]))
     np.testing.assert_allclose(ours.body_mass[1:], mk.body_mass[1:], rtol=0.05)
     assert ours.ngeom == sum(1 for _ in load_character(OURS).geoms)
-    assert not any(ours.geom(i).type == mujoco.mjtGeom.mjGEOM_PLANE for i in range(ours.ngeom)), "no floor: the engine adds it"
+    assert not any(ours.geom(i).type == mujoco.mjtGeom.mjGEOM_PLANE for i in range(ours.ngeom)), (
+        "no floor: the engine adds it"
+    )
 
 
 @pytest.mark.parametrize("which", ["mk_rad", "mk_deg", "ours"])
@@ -159,7 +181,10 @@ ORIENTATIONS = [
 
 @pytest.mark.parametrize("orient, compiler", ORIENTATIONS)
 def test_body_orientation_matches_mujoco(orient, compiler):
-    xml = _xml(f'<body name="b" pos="0.1 0.2 0.3" {orient}><joint type="hinge" axis="0 1 0"/><geom size="0.1"/></body>', compiler)
+    xml = _xml(
+        f'<body name="b" pos="0.1 0.2 0.3" {orient}><joint type="hinge" axis="0 1 0"/><geom size="0.1"/></body>',
+        compiler,
+    )
     c = load_character_from_string(xml)
     m = mujoco.MjModel.from_xml_string(xml)
     q_mj = m.body_quat[2]
@@ -185,11 +210,19 @@ def test_defaults_classes_childclass_and_degree_default():
     np.testing.assert_array_equal(v.stiffness, [10, 10, 0])
     np.testing.assert_allclose(v.range_high, [math.pi / 2, math.pi / 2, math.radians(30)])
     assert v.effort_limit[2] == math.inf
-    np.testing.assert_allclose(m.jnt_range[1:], np.stack([np.concatenate([h1.range_low, v.range_low]), np.concatenate([h1.range_high, v.range_high])], 1))
+    np.testing.assert_allclose(
+        m.jnt_range[1:],
+        np.stack(
+            [np.concatenate([h1.range_low, v.range_low]), np.concatenate([h1.range_high, v.range_high])], 1
+        ),
+    )
 
 
 def test_limited_false_and_autolimits():
-    xml = _xml('<body name="b"><joint limited="false" range="-1 1"/><body name="c"><joint/></body></body>', '<compiler angle="radian"/>')
+    xml = _xml(
+        '<body name="b"><joint limited="false" range="-1 1"/><body name="c"><joint/></body></body>',
+        '<compiler angle="radian"/>',
+    )
     c = load_character_from_string(xml)
     assert all(math.isinf(j.range_low[0]) and math.isinf(j.range_high[0]) for j in c.joints)
     xml = _xml('<body name="b"><joint range="-1 1"/></body>', '<compiler angle="radian" autolimits="false"/>')
@@ -204,7 +237,12 @@ def test_ball_joint_and_general_triples():
     )
     c = load_character_from_string(xml)
     ball, tri, left = c.joints
-    assert ball.is_ball and ball.qpos_count == 4 and ball.range_high[0] == pytest.approx(math.pi / 2) and ball.range_low[0] == 0
+    assert (
+        ball.is_ball
+        and ball.qpos_count == 4
+        and ball.range_high[0] == pytest.approx(math.pi / 2)
+        and ball.range_low[0] == 0
+    )
     assert not tri.is_ball and tri.name == "tri" and tri.qpos_count == 3
     assert c.num_qpos == 7 + 4 + 3 + 3 and c.num_dofs == 9
     assert c.dof_names[:3] == ("bj_x", "bj_y", "bj_z")
@@ -218,7 +256,10 @@ BAD = [
     ('<body name="b"><joint type="slide"/></body>', "slide joints are not supported"),
     ('<body name="b"><joint axis="1 0 0"/><joint axis="0 1 0"/></body>', "2 hinge joints"),
     ('<body name="b"><joint/><joint/><joint/><joint/></body>', "4 hinge joints"),
-    ('<body name="b"><joint axis="1 0 0"/><joint axis="1 1 0"/><joint axis="0 0 1"/></body>', "not orthogonal"),
+    (
+        '<body name="b"><joint axis="1 0 0"/><joint axis="1 1 0"/><joint axis="0 0 1"/></body>',
+        "not orthogonal",
+    ),
     ('<body name="b"><joint name="off" pos="0 0 0.1"/></body>', "joint pos="),
     ('<body name="b"><joint name="r" ref="10"/></body>', "ref="),
     ('<body name="b"><joint type="ball"/><joint/></body>', "ball joint must be the only joint"),
@@ -240,9 +281,15 @@ def test_unsupported_constructs_raise_clear_errors(body, message):
 @pytest.mark.parametrize(
     "xml, message",
     [
-        ('<mujoco><worldbody><body name="a"><joint/></body></worldbody></mujoco>', "root body must have exactly one free joint"),
+        (
+            '<mujoco><worldbody><body name="a"><joint/></body></worldbody></mujoco>',
+            "root body must have exactly one free joint",
+        ),
         ('<mujoco><worldbody><body name="a"/></worldbody></mujoco>', "has no joint"),
-        ('<mujoco><worldbody><body name="a"><freejoint/></body><body name="b"><freejoint/></body></worldbody></mujoco>', "2 root bodies"),
+        (
+            '<mujoco><worldbody><body name="a"><freejoint/></body><body name="b"><freejoint/></body></worldbody></mujoco>',
+            "2 root bodies",
+        ),
         ("<mujoco><worldbody/></mujoco>", "has no <body>"),
         ('<mujoco><include file="x.xml"/><worldbody/></mujoco>', "<include> is not supported"),
         ('<robot name="urdf"/>', "expected <mujoco>"),

@@ -34,7 +34,9 @@ def _json(result):
 
 def test_clip_passes_with_each_character(mk):
     for char in (None, mk["xml"], mk["xml_deg"]):
-        args = ["fk-check", str(mk["run"]), str(mk["backflip"]), "--json"] + (["--char", str(char)] if char else [])
+        args = ["fk-check", str(mk["run"]), str(mk["backflip"]), "--json"] + (
+            ["--char", str(char)] if char else []
+        )
         r = runner.invoke(app, args)
         assert r.exit_code == 0, r.output
         doc = _json(r)
@@ -98,7 +100,9 @@ def test_exit_2_on_bad_input(tmp_path, mk):
     r = runner.invoke(app, ["fk-check", "--random", "5", "--engine", "nope"])
     assert r.exit_code == 2 and "mujoco" in r.output
     bad_xml = tmp_path / "slide.xml"
-    bad_xml.write_text('<mujoco><worldbody><body name="a"><freejoint/><body name="b"><joint type="slide"/></body></body></worldbody></mujoco>')
+    bad_xml.write_text(
+        '<mujoco><worldbody><body name="a"><freejoint/><body name="b"><joint type="slide"/></body></body></worldbody></mujoco>'
+    )
     r = runner.invoke(app, ["fk-check", "--char", str(bad_xml)])
     assert r.exit_code == 2 and "slide" in r.output
 
@@ -113,7 +117,10 @@ def test_engine_mujoco(mk):
 
 def test_subprocess_smoke():
     proc = subprocess.run(
-        [sys.executable, "-m", "mimictools", "fk-check", "--random", "5", "--json"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "mimictools", "fk-check", "--random", "5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"]["passed"] is True

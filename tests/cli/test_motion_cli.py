@@ -54,7 +54,16 @@ def test_inspect_one_clip_rich(mk):
     r = _inspect(mk, mk["walk"])
     assert r.exit_code == 0, r.output
     out = r.stdout
-    for text in ("mimickit-dict-list", "120", "125", "1.0333 s", "wrap", "neck", "nonfinite", "NaN at frames 0-124"):
+    for text in (
+        "mimickit-dict-list",
+        "120",
+        "125",
+        "1.0333 s",
+        "wrap",
+        "neck",
+        "nonfinite",
+        "NaN at frames 0-124",
+    ):
         assert text in out, text
 
 
@@ -70,7 +79,9 @@ def test_inspect_everything_json(mk):
     assert r.exit_code == 0, r.stderr
     doc = _json(r)
     clips = {c["display_name"]: c for c in doc["clips"]}
-    assert len(clips) == len(list(mk["root"].rglob("*.pkl"))) and not doc["errors"]  # LICENSE.txt etc. skipped
+    assert (
+        len(clips) == len(list(mk["root"].rglob("*.pkl"))) and not doc["errors"]
+    )  # LICENSE.txt etc. skipped
     walk = clips["data/motions/humanoid/humanoid_walk.pkl"]
     (nan,) = [f for f in walk["faults"] if f["kind"] == "nonfinite"]
     assert nan["joint"] == "neck" and nan["frames"] == list(range(125))
@@ -111,7 +122,10 @@ def _bad_files(tmp_path, mk):
     files = {}
     data = mk["run"].read_bytes()
     files["truncated"] = (data[: len(data) // 2], "truncated pickle")
-    files["columns"] = (pickle.dumps(dict(good, frames=[[0.0] * 33] * 3)), "has 33 columns, character humanoid.xml expects 34")
+    files["columns"] = (
+        pickle.dumps(dict(good, frames=[[0.0] * 33] * 3)),
+        "has 33 columns, character humanoid.xml expects 34",
+    )
     files["empty"] = (pickle.dumps(dict(good, frames=[])), "empty clip")
     files["fps0"] = (pickle.dumps(dict(good, fps=0)), "fps is 0.0")
     files["fpsneg"] = (pickle.dumps(dict(good, fps=-5.0)), "fps is -5.0")
@@ -162,7 +176,9 @@ def test_unknown_character_is_exit_2(tmp_path, mk):
 # ---- convert -------------------------------------------------------------------------------------------------
 def test_convert_deepmimic_txt(tmp_path, mk):
     out = tmp_path / "spinkick.pkl"
-    r = runner.invoke(app, ["motion", "convert", str(mk["dm"] / "motions/humanoid3d_spinkick.txt"), "-o", str(out)])
+    r = runner.invoke(
+        app, ["motion", "convert", str(mk["dm"] / "motions/humanoid3d_spinkick.txt"), "-o", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert "78 frames at 60 fps" in r.stdout
     ours, ref = load_motion(out), load_motion(mk["spinkick"])
@@ -174,7 +190,9 @@ def test_convert_deepmimic_txt(tmp_path, mk):
 
 def test_convert_warns_about_non_unit(tmp_path, mk):
     out = tmp_path / "kick.pkl"
-    r = runner.invoke(app, ["motion", "convert", str(mk["dm"] / "motions/humanoid3d_kick.txt"), "-o", str(out)])
+    r = runner.invoke(
+        app, ["motion", "convert", str(mk["dm"] / "motions/humanoid3d_kick.txt"), "-o", str(out)]
+    )
     assert r.exit_code == 0 and "right_hip quaternion has norm" in r.stderr
 
 
@@ -224,7 +242,17 @@ def test_download_from_local_server(tmp_path, mk, local_server):
     to = tmp_path / "clips"
     r = runner.invoke(
         app,
-        ["motion", "download", "deepmimic", "--to", str(to), "--base-url", local_server + "/motions/", "--clips", "spinkick, run"],
+        [
+            "motion",
+            "download",
+            "deepmimic",
+            "--to",
+            str(to),
+            "--base-url",
+            local_server + "/motions/",
+            "--clips",
+            "spinkick, run",
+        ],
     )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in to.iterdir()) == [
@@ -245,9 +273,22 @@ def test_download_from_local_server(tmp_path, mk, local_server):
 
 def test_download_404_names_the_url(tmp_path, local_server):
     base = local_server + "/motions"
-    r = runner.invoke(app, ["motion", "download", "deepmimic", "--to", str(tmp_path), "--base-url", base, "--clips", "run,backflip"])
+    r = runner.invoke(
+        app,
+        [
+            "motion",
+            "download",
+            "deepmimic",
+            "--to",
+            str(tmp_path),
+            "--base-url",
+            base,
+            "--clips",
+            "run,backflip",
+        ],
+    )
     assert r.exit_code == 2
-    assert f"HTTP 404" in r.stderr and f"{base}/humanoid3d_backflip.txt" in r.stderr
+    assert "HTTP 404" in r.stderr and f"{base}/humanoid3d_backflip.txt" in r.stderr
     assert (tmp_path / "humanoid_run.pkl").exists() and not (tmp_path / "humanoid_backflip.pkl").exists()
 
 
@@ -257,17 +298,23 @@ def test_download_connection_refused_names_the_url(tmp_path):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     base = f"http://127.0.0.1:{port}/motions"
-    r = runner.invoke(app, ["motion", "download", "deepmimic", "--to", str(tmp_path), "--base-url", base, "--clips", "run"])
+    r = runner.invoke(
+        app, ["motion", "download", "deepmimic", "--to", str(tmp_path), "--base-url", base, "--clips", "run"]
+    )
     assert r.exit_code == 2
     assert "connection refused" in r.stderr and f"{base}/humanoid3d_run.txt" in r.stderr
 
 
 def test_download_rejects_path_like_clip_names(tmp_path):
-    r = runner.invoke(app, ["motion", "download", "deepmimic", "--to", str(tmp_path), "--clips", "../etc/passwd"])
+    r = runner.invoke(
+        app, ["motion", "download", "deepmimic", "--to", str(tmp_path), "--clips", "../etc/passwd"]
+    )
     assert r.exit_code == 2 and "is not a clip name" in r.stderr
 
 
 def test_motion_help_subprocess_is_light():
-    out = subprocess.run([sys.executable, "-m", "mimictools", "motion", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mimictools", "motion", "--help"], capture_output=True, text=True, check=True
+    )
     for cmd in ("inspect", "convert", "download"):
         assert cmd in out.stdout

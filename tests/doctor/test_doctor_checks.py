@@ -302,6 +302,27 @@ def test_isaacgym_installed_but_libpython_missing(fm):
     assert "LD_LIBRARY_PATH=$CONDA_PREFIX/lib" in r.fix
 
 
+@pytest.mark.parametrize(
+    "gymapi_src, fix_part",
+    [
+        ("import mimic_doctor_missing_dep_7c1\n", "pip install mimic_doctor_missing_dep_7c1"),
+        (
+            'raise ImportError("PyTorch was imported before isaacgym modules.  Please import torch after isaacgym modules.")\n',
+            "import isaacgym before torch",
+        ),
+        (
+            'raise OSError("libcuda.so.1: cannot open shared object file")\n',
+            "LD_LIBRARY_PATH=/usr/lib/wsl/lib",
+        ),
+    ],
+)
+def test_isaacgym_import_errors_get_their_fix(fm, gymapi_src, fix_part):
+    fm.package("fakegym_err", {"__init__.py": "", "gymapi.py": gymapi_src})
+    fm.modules["isaacgym"] = "fakegym_err"
+    r = doctor.check_isaacgym(fm.env(), ("isaacgym",))
+    assert r.status == "fail" and fix_part in r.fix, r
+
+
 def test_isaacgym_importable(fm):
     fm.package("fakegym_ok", {"__init__.py": "__version__ = '1.0rc4'\n", "gymapi.py": "X = 1\n"})
     fm.modules["isaacgym"] = "fakegym_ok"

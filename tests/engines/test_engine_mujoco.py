@@ -41,42 +41,37 @@ def test_pd_drives_one_hinge_to_its_target(humanoid):
 
 
 def test_pd_torque_formula_and_clamp(humanoid):
-    # one physics step per control step, so MjData.actuator_force is the force of the step just taken
-    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1, control_freq=240.0, sim_freq=240.0))
+    """MjData.actuator_force (what MuJoCo applies) = clip(kp (target - q) - kd qdot, +-actuatorfrcrange)."""
+    eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1))
     sim = eng.sim_model
     m = eng.mj_model
     eng.set_state(None, _tpose_in_air(humanoid, 1, height=30.0))
     elbow = humanoid.dof_names.index("right_elbow")
     act = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, "pd_right_elbow")
+    jnt = m.actuator_trnid[act, 0]
     limit = sim.effort_limit[act]
     assert limit == 70.0 and sim.kp[act] == 300.0 and sim.kd[act] == 30.0
 
+    def check(d: mujoco.MjData) -> float:
+        q, qd = d.qpos[m.jnt_qposadr[jnt]], d.qvel[m.jnt_dofadr[jnt]]
+        raw = float(sim.kp[act] * (d.ctrl[act] - q) - sim.kd[act] * qd)
+        assert np.all(np.abs(d.actuator_force) <= sim.effort_limit + 1e-9)
+        assert d.actuator_force[act] == pytest.approx(np.clip(raw, -limit, limit), rel=1e-9, abs=1e-9)
+        return raw
+
     targets = torch.zeros(1, humanoid.num_dofs)
     targets[0, elbow] = 2.0  # kp * 2 rad = 600 N m >> 70 N m, from rest
-    d = eng.mj_data(0)
-    for _ in range(20):
+    eng.set_targets(targets)
+    d = eng.mj_data(0)  # the state the next physics step starts from, with this ctrl
+    assert check(d) == pytest.approx(600.0) and d.actuator_force[act] == pytest.approx(limit)
+    for _ in range(60):  # 2 s of free fall from 30 m: no ground yet
         eng.step(targets)
-        assert np.all(np.abs(d.actuator_force) <= sim.effort_limit + 1e-9)
-        if _ == 0:
-            assert d.actuator_force[act] == pytest.approx(limit)
-
-    # while moving: force = clip(kp * (target - q) - kd * qdot, +-limit), at the current qpos/qvel
-    jnt = m.actuator_trnid[act, 0]
-
-    def pd_torque() -> float:
-        mujoco.mj_forward(m, d)
-        q, qd = d.qpos[m.jnt_qposadr[jnt]], d.qvel[m.jnt_dofadr[jnt]]
-        return float(sim.kp[act] * (d.ctrl[act] - q) - sim.kd[act] * qd)
-
-    raw = pd_torque()
-    assert d.actuator_force[act] == pytest.approx(np.clip(raw, -limit, limit), rel=1e-9, abs=1e-9)
-    for _ in range(480):  # settle (2 s of free fall from 30 m: no ground yet)
-        eng.step(targets)
-    targets[0, elbow] = float(d.qpos[m.jnt_qposadr[jnt]]) + 0.01
-    eng.step(targets)
-    raw = pd_torque()
-    assert 0.0 < abs(raw) < limit
-    assert d.actuator_force[act] == pytest.approx(raw, rel=1e-9, abs=1e-9)
+        check(eng.mj_data(0))
+    q = float(eng.mj_data(0).qpos[m.jnt_qposadr[jnt]])
+    assert abs(q - 2.0) < 1e-3
+    targets[0, elbow] = q + 0.01  # small error: the unclamped PD torque
+    eng.set_targets(targets)
+    assert 0.0 < abs(check(eng.mj_data(0))) < limit
     eng.close()
 
 

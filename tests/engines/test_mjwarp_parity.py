@@ -1,7 +1,8 @@
 """MuJoCo Warp engine vs the MuJoCo CPU engine: same model, same start states, same actions.
 
-Runs on Warp's CPU device in CI (a few envs, ~10 s warm, + ~30 s of Warp kernel compilation on a cold
-cache) and on CUDA with ``-m gpu``. One rollout of 90 control steps (720 physics steps at 240 Hz) of six
+Runs on Warp's CPU device in CI (a few envs: ~15 s with a warm Warp kernel cache, plus 30-110 s of
+kernel compilation on a cold one: cache ``~/.cache/warp`` or ``$WARP_CACHE_PATH`` in CI) and on CUDA
+with ``-m gpu``. One rollout of 90 control steps (720 physics steps at 240 Hz) of six
 envs in three scenarios is simulated once per device and shared by the tests:
 
 - envs 0-1 *in the air* (root at 50 m, T-pose, legs apart: no ground and no self contact for 3 s), PD
@@ -184,7 +185,7 @@ def test_fk_check_against_mjwarp_engine(device, humanoid, shared_dir):
         clip = load_motion(shared_dir / "mimickit/data/motions/humanoid/humanoid_spinkick.pkl")
         for frames in (clip.frames, random_frames(humanoid, 100, seed=3)):
             res = check_frames(humanoid, frames, ref)
-            # float32 poses of a 5-level chain ~1-2 m from the origin: ~1e-6 m rounding; measured 5e-4 mm
+            # float32 poses of a 5-level chain ~1-2 m from the origin: ~1e-6 m rounding; measured 7e-4 mm, 7e-5 deg
             assert res.max_pos_err_mm < 0.01, res.max_pos_err_mm
             assert res.max_rot_err_deg < 1e-3, res.max_rot_err_deg
     finally:
@@ -222,3 +223,18 @@ def test_cuda_step_has_no_host_device_copies(humanoid):
         assert not copies, sorted(set(copies))
     finally:
         eng.close()
+
+
+def test_fk_check_cli_with_mjwarp_engine():
+    """``mimic fk-check --engine mjwarp`` on random poses (bundled humanoid): passes, JSON names the reference."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mimictools.cli.app import app
+
+    result = CliRunner().invoke(app, ["fk-check", "--engine", "mjwarp", "--random", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert "MuJoCo Warp" in doc["reference"] and doc["summary"]["passed"]
+    assert doc["summary"]["max_pos_err_mm"] < 0.01

@@ -160,7 +160,9 @@ def test_rotation_composes_like_matrices(a, b, v):
     lhs = R.quat_rotate(R.quat_mul(a, b), v)
     rhs = R.quat_rotate(a, R.quat_rotate(b, v))
     assert torch.allclose(lhs, rhs, atol=1e-12)
-    assert torch.allclose(R.quat_to_matrix(R.quat_mul(a, b)), R.quat_to_matrix(a) @ R.quat_to_matrix(b), atol=1e-12)
+    assert torch.allclose(
+        R.quat_to_matrix(R.quat_mul(a, b)), R.quat_to_matrix(a) @ R.quat_to_matrix(b), atol=1e-12
+    )
     assert torch.allclose(R.quat_rotate_inv(a, R.quat_rotate(a, v)), v, atol=1e-12)
     assert abs(float(R.quat_rotate(a, v).norm() - v.norm())) < 1e-12
 
@@ -169,7 +171,9 @@ def test_quat_mul_order_applies_b_first():
     qx = R.axis_angle_to_quat(t([1.0, 0.0, 0.0]), t(math.pi / 2))
     qz = R.axis_angle_to_quat(t([0.0, 0.0, 1.0]), t(math.pi / 2))
     # z first maps x -> y, then x-rotation maps y -> z
-    assert torch.allclose(R.quat_rotate(R.quat_mul(qx, qz), t([1.0, 0.0, 0.0])), t([0.0, 0.0, 1.0]), atol=1e-15)
+    assert torch.allclose(
+        R.quat_rotate(R.quat_mul(qx, qz), t([1.0, 0.0, 0.0])), t([0.0, 0.0, 1.0]), atol=1e-15
+    )
 
 
 # ---- matrices and Euler angles -------------------------------------------------------------------------------------
@@ -234,7 +238,9 @@ def test_euler_lock_puts_everything_in_the_first_angle():
 
 def test_euler_float32_near_lock_is_accurate():
     # regression: the matrix-based extraction lost ~1e-3 rad (float32) near the lock
-    e = torch.tensor([[0.4, math.pi / 2 - 1e-3, -1.1], [2.0, -(math.pi / 2 - 2e-4), 0.7]], dtype=torch.float32)
+    e = torch.tensor(
+        [[0.4, math.pi / 2 - 1e-3, -1.1], [2.0, -(math.pi / 2 - 2e-4), 0.7]], dtype=torch.float32
+    )
     q = R.euler_xyz_to_quat(e)
     back = R.euler_xyz_to_quat(R.quat_to_euler_xyz(q))
     assert float(R.quat_diff_angle(q.double(), back.double()).max()) < 2e-6
@@ -287,7 +293,9 @@ def test_normalize_angle_range():
     x = t(np.linspace(-20, 20, 1001))
     y = R.normalize_angle(x)
     assert float(y.min()) >= -math.pi and float(y.max()) < math.pi
-    assert torch.allclose(torch.sin(y), torch.sin(x), atol=1e-12) and torch.allclose(torch.cos(y), torch.cos(x), atol=1e-12)
+    assert torch.allclose(torch.sin(y), torch.sin(x), atol=1e-12) and torch.allclose(
+        torch.cos(y), torch.cos(x), atol=1e-12
+    )
 
 
 def test_batched_leading_dims_and_float32():

@@ -45,5 +45,3 @@ def legacy_motion_bytes(frames: np.ndarray, fps: float, loop: int, protocol: int
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
-
-

@@ -145,7 +145,9 @@ def test_validation_errors_are_one_line(tmp_path, change, pattern):
 
 def test_missing_key_and_not_a_dict(tmp_path):
     p = _write(tmp_path, {"loop_mode": 1, "frames": GOOD["frames"]})
-    with pytest.raises(MotionFormatError, match=r"missing key 'fps' in the motion dict \(has: frames, loop_mode"):
+    with pytest.raises(
+        MotionFormatError, match=r"missing key 'fps' in the motion dict \(has: frames, loop_mode"
+    ):
         load_motion(p)
     p = _write(tmp_path, [1, 2, 3])
     with pytest.raises(MotionFormatError, match=r"holds a dict .* this one holds a list"):

@@ -50,7 +50,9 @@ def test_interpolation_matches_hand_computed_values(humanoid):
     torch.testing.assert_close(f.root_pos[1], torch.tensor([1.0, 1.0, 1.0]))
     assert _close_rot(f.root_rot[0], _zquat(0.2)) and _close_rot(f.root_rot[1], _zquat(0.6))
     assert f.dof_pos[0, 9].item() == pytest.approx(0.5) and f.dof_pos[1, 9].item() == pytest.approx(1.25)
-    torch.testing.assert_close(f.dof_pos[0, 0:3], torch.tensor([0.1, 0.0, 0.0]))  # slerp of a single-axis rotation
+    torch.testing.assert_close(
+        f.dof_pos[0, 0:3], torch.tensor([0.1, 0.0, 0.0])
+    )  # slerp of a single-axis rotation
     torch.testing.assert_close(f.dof_pos[1, 0:3], torch.tensor([0.4, 0.0, 0.0]))
     # velocities (forward differences x fps, lerped): frame0 (10,0,0), frame1 (0,20,0)
     torch.testing.assert_close(f.root_vel[0], torch.tensor([5.0, 10.0, 0.0]))
@@ -129,7 +131,9 @@ def test_velocities_match_analytic_derivatives(humanoid):
     # MotionLib's frames are float32 exp maps, so compare at ~1e-3 rad/s (|omega| ~ 1 rad/s)
     torch.testing.assert_close(lib.frame_root_ang_vel[:-1], world, atol=5e-3, rtol=0)
     torch.testing.assert_close(lib.frame_dof_vel[:-1, 0:3], body, atol=5e-3, rtol=0)
-    torch.testing.assert_close(lib.frame_root_vel[:-1, 0], torch.full((n - 1,), 0.5, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        lib.frame_root_vel[:-1, 0], torch.full((n - 1,), 0.5, dtype=torch.float64), atol=1e-4, rtol=0
+    )
     torch.testing.assert_close(lib.frame_root_vel[:-1, 2], 0.1 * torch.cos(tm), atol=2e-3, rtol=0)
     torch.testing.assert_close(lib.frame_dof_vel[:-1, 9], 2.0 * torch.cos(2.0 * tm), atol=5e-3, rtol=0)
 
@@ -145,7 +149,9 @@ def test_frame_times_reproduce_fk(mk_motions, humanoid):
     pos, rot = frames_to_body_poses(humanoid, torch.as_tensor(m.frames))
     torch.testing.assert_close(f.body_pos, pos, atol=1e-4, rtol=0)
     assert _close_rot(f.body_rot, rot, 1e-3)
-    assert _close_rot(exp_map_to_quat(f.dof_pos[:, :3]), exp_map_to_quat(torch.as_tensor(m.frames[:, 6:9])), 1e-3)
+    assert _close_rot(
+        exp_map_to_quat(f.dof_pos[:, :3]), exp_map_to_quat(torch.as_tensor(m.frames[:, 6:9])), 1e-3
+    )
     torch.testing.assert_close(f.dof_pos[:, 9], torch.as_tensor(m.frames[:, 15]), atol=1e-4, rtol=0)
 
 
@@ -196,7 +202,9 @@ def test_bad_inputs(humanoid):
     with pytest.raises(MotionFormatError, match="not all 0"):
         MotionLib([_toy()], weights=[0.0], char=humanoid)
     narrow = Motion(fps=30.0, loop_mode=0, frames=np.zeros((3, 33), np.float32), source="narrow.pkl")
-    with pytest.raises(MotionFormatError, match="narrow.pkl: has 33 columns, character humanoid.xml expects 34"):
+    with pytest.raises(
+        MotionFormatError, match="narrow.pkl: has 33 columns, character humanoid.xml expects 34"
+    ):
         MotionLib([narrow], char=humanoid)
 
 
@@ -214,3 +222,21 @@ def lib_weight_sum(yaml_path) -> float:
     from mimictools.motion.formats.dataset_yaml import read_dataset_yaml
 
     return sum(w for _, w in read_dataset_yaml(yaml_path))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(humanoid):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    motions = [_toy(0), _toy(1), _analytic_clip(60.0, 50)[0]]
+    cpu = MotionLib(motions, char=humanoid)
+    gpu = MotionLib(motions, char=humanoid, device="cuda")
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 3, (1000,), generator=g)
+    times = torch.rand(1000, generator=g) * 3.0 - 1.0
+    a = cpu.calc_motion_frame(ids, times)
+    b = gpu.calc_motion_frame(ids.cuda(), times.cuda())
+    for name in ("root_pos", "root_vel", "root_ang_vel", "dof_pos", "dof_vel", "body_pos"):
+        torch.testing.assert_close(getattr(b, name).cpu(), getattr(a, name), atol=1e-4, rtol=1e-4)
+    assert _close_rot(b.body_rot.cpu(), a.body_rot, 1e-4)
+    assert gpu.sample_motions(10).device.type == "cuda"

@@ -60,7 +60,11 @@ def test_malicious_payload_would_really_run_with_plain_pickle(tmp_path):
     """Guards the test above: the same bytes do create the marker under ``pickle.loads``."""
     marker = tmp_path / "pwned"
     data = pickle.dumps({"frames": _SystemCall(marker)})
-    subprocess.run([sys.executable, "-c", "import pickle,sys; pickle.loads(sys.stdin.buffer.read())"], input=data, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import pickle,sys; pickle.loads(sys.stdin.buffer.read())"],
+        input=data,
+        check=True,
+    )
     assert marker.exists()
 
 
@@ -72,11 +76,21 @@ def _global(module: str, name: str) -> bytes:
     "payload",
     [
         # numpy._reconstruct with a non-ndarray subtype
-        b"\x80\x02" + _global("numpy.core.multiarray", "_reconstruct") + _global("builtins", "dict") + b"K\x00\x85C\x01b\x87R.",
+        b"\x80\x02"
+        + _global("numpy.core.multiarray", "_reconstruct")
+        + _global("builtins", "dict")
+        + b"K\x00\x85C\x01b\x87R.",
         # getattr on an allowed class, reaching for something else
-        b"\x80\x02" + _global("builtins", "getattr") + _global("anim.motion", "LoopMode") + b"X\x08\x00\x00\x00__init__\x86R.",
+        b"\x80\x02"
+        + _global("builtins", "getattr")
+        + _global("anim.motion", "LoopMode")
+        + b"X\x08\x00\x00\x00__init__\x86R.",
         # copyreg._reconstructor building an arbitrary class
-        b"\x80\x02" + _global("copyreg", "_reconstructor") + _global("builtins", "dict") + _global("builtins", "object") + b"N\x87R.",
+        b"\x80\x02"
+        + _global("copyreg", "_reconstructor")
+        + _global("builtins", "dict")
+        + _global("builtins", "object")
+        + b"N\x87R.",
         # numpy dtype 'O' (arrays of arbitrary Python objects)
         b"\x80\x02" + _global("numpy", "dtype") + b"X\x02\x00\x00\x00O8\x89\x88\x87R.",
         # _codecs.encode with another codec
@@ -135,7 +149,9 @@ def test_torch_tensor_fps_is_decoded_without_torch_calls(protocol):
 def test_torch_fps_clip_loads_without_importing_torch(tmp_path):
     torch = pytest.importorskip("torch")
     clip = tmp_path / "tensor_fps.pkl"
-    clip.write_bytes(pickle.dumps({"loop_mode": 1, "fps": torch.tensor(30.0), "frames": _frames().tolist()}, protocol=3))
+    clip.write_bytes(
+        pickle.dumps({"loop_mode": 1, "fps": torch.tensor(30.0), "frames": _frames().tolist()}, protocol=3)
+    )
     code = (
         "import sys\n"
         "from mimictools.motion import load_motion\n"

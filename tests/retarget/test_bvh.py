@@ -118,7 +118,9 @@ def test_detect_up_and_unit(tmp_path):
     z_up = SMALL.replace("OFFSET 0 20 0", "OFFSET 0 0 20").replace("OFFSET 0 30 5", "OFFSET 0 5 30")
     z_up = z_up.replace("OFFSET 10 -45 0", "OFFSET 10 0 -45").replace("OFFSET 0 -45 0", "OFFSET 0 0 -45")
     assert bvh.detect_up_axis(bvh.load_bvh(_write(tmp_path, z_up, "z.bvh")).skeleton) == "z"
-    metres = SMALL.replace("OFFSET 10 -45 0", "OFFSET 0.1 -0.45 0").replace("OFFSET 0 -45 0", "OFFSET 0 -0.45 0")
+    metres = SMALL.replace("OFFSET 10 -45 0", "OFFSET 0.1 -0.45 0").replace(
+        "OFFSET 0 -45 0", "OFFSET 0 -0.45 0"
+    )
     assert bvh.detect_unit(bvh.load_bvh(_write(tmp_path, metres, "m.bvh")).skeleton, "y")[0] == "m"
 
 
@@ -126,7 +128,10 @@ def test_detect_up_and_unit(tmp_path):
     "edit, match",
     [
         (lambda s: s.replace("Frames: 3", "Frames: 5"), "only 3 data rows"),
-        (lambda s: s.replace("Yrotation Zrotation\n", "Yrotation Wrotation\n", 1), "unknown channel 'Wrotation'"),
+        (
+            lambda s: s.replace("Yrotation Zrotation\n", "Yrotation Wrotation\n", 1),
+            "unknown channel 'Wrotation'",
+        ),
         (lambda s: s.replace("1 91 2 30", "1 91 30"), "frame 1 has 11 values"),
         (lambda s: s.replace("2 92 4 -170", "2 92 4 abc"), "non-number"),
         (lambda s: s.split("MOTION")[0], "no MOTION section"),
@@ -149,7 +154,12 @@ def test_rest_frame_detection(tmp_path):
     for k in range(1, 40):
         a = 10.0 * math.sin(k / 10.0) + 0.123
         rows.append(f"{k * 0.1:.4f} 90 0 {a:.4f} {a / 2:.4f} 0.5 {a:.4f} 1.25 0.75 {a:.4f} 3.5 0.25")
-    text = SMALL.split("MOTION")[0] + f"MOTION\nFrames: {len(rows)}\nFrame Time: 0.0083333\n" + "\n".join(rows) + "\n"
+    text = (
+        SMALL.split("MOTION")[0]
+        + f"MOTION\nFrames: {len(rows)}\nFrame Time: 0.0083333\n"
+        + "\n".join(rows)
+        + "\n"
+    )
     clip = bvh.load_bvh(_write(tmp_path, text))
     assert bvh.detect_rest_frame(clip)
     clip2 = bvh.BvhClip(clip.skeleton, clip.frame_time_s, clip.channels[1:], clip.source)

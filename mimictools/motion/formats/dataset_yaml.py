@@ -51,7 +51,9 @@ def read_dataset_yaml(path: Union[str, Path]) -> List[Tuple[Path, float]]:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MotionFormatError(f"{source}: invalid YAML ({first})") from None
     if not isinstance(doc, dict) or "motions" not in doc:
-        raise MotionFormatError(f"{source}: a dataset yaml needs a top-level 'motions' list of {{file, weight}}")
+        raise MotionFormatError(
+            f"{source}: a dataset yaml needs a top-level 'motions' list of {{file, weight}}"
+        )
     entries = doc["motions"]
     if not isinstance(entries, list) or not entries:
         raise MotionFormatError(f"{source}: 'motions' must be a non-empty list of {{file, weight}}")

@@ -26,7 +26,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -133,10 +133,11 @@ def deepmimic_rows_to_frames(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fps_from_dt(rows: np.ndarray, source: str) -> Tuple[float, List[MotionNote]]:
+def _fps_from_dt(rows: np.ndarray, source: str) -> Tuple[float, List[MotionNote], float]:
+    """(fps, notes, median dt in s) from the rows' dt column."""
     notes = []  # type: List[MotionNote]
     if rows.shape[0] < 2:
-        return 30.0, [MotionNote("single_frame", f"{source}: one frame only; fps set to 30")]
+        return 30.0, [MotionNote("single_frame", f"{source}: one frame only; fps set to 30")], 1.0 / 30.0
     dts = rows[:-1, 0]  # the last row's dt is 0 (or, in dance_b, a repeat of the step): not a step
     bad = np.nonzero(~np.isfinite(dts) | (dts <= 0))[0]
     if bad.size:
@@ -158,7 +159,7 @@ def _fps_from_dt(rows: np.ndarray, source: str) -> Tuple[float, List[MotionNote]
                 "frames are taken as evenly spaced at the median rate",
             )
         )
-    return fps, notes
+    return fps, notes, dt
 
 
 def read_deepmimic_txt(path: Union[str, Path], char: Optional[Any] = None, warn: bool = True) -> Motion:
@@ -184,7 +185,9 @@ def read_deepmimic_txt(path: Union[str, Path], char: Optional[Any] = None, warn:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         what = "truncated" if exc.pos >= len(text.rstrip()) else "invalid"
-        raise MotionFormatError(f"{source}: {what} JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+        raise MotionFormatError(
+            f"{source}: {what} JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
+        ) from None
     return deepmimic_doc_to_motion(doc, source, warn=warn)
 
 
@@ -193,7 +196,9 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
     if not isinstance(doc, dict):
         raise MotionFormatError(f"{source}: a DeepMimic motion is a JSON object with 'Loop' and 'Frames'")
     if "Frames" not in doc:
-        raise MotionFormatError(f"{source}: missing key 'Frames' (has: {', '.join(sorted(doc)) or 'nothing'})")
+        raise MotionFormatError(
+            f"{source}: missing key 'Frames' (has: {', '.join(sorted(doc)) or 'nothing'})"
+        )
     loop_raw = doc.get("Loop", "wrap")
     loop = _LOOP_VALUES.get(str(loop_raw).lower())
     if loop is None:
@@ -214,7 +219,7 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
         raise MotionFormatError(f"{source}: 'Frames' contains values that are not numbers") from None
 
     notes = []  # type: List[MotionNote]
-    fps, dt_notes = _fps_from_dt(rows, source)
+    fps, dt_notes, dt_median = _fps_from_dt(rows, source)
     notes.extend(dt_notes)
     rows = rows.copy()
     worst = {}  # type: Dict[str, Tuple[float, int, float]]
@@ -240,22 +245,21 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
         notes.append(MotionNote("non_unit_quaternion", msg))
         if warn:
             warnings.warn(msg, stacklevel=3)
-    flips = []
     for name, c, width in DEEPMIMIC_JOINTS:
         if width != 4 or rows.shape[0] < 2:
             continue
         dots = np.sum(rows[1:, c : c + 4] * rows[:-1, c : c + 4], axis=-1)
-        n_flip = int(np.sum(dots < 0))
-        if n_flip:
-            flips.append(f"{name} {n_flip}x")
-    if flips:
-        notes.append(
-            MotionNote(
-                "quat_sign_flip",
-                f"{source}: quaternion sign flips between consecutive frames (harmless after conversion): "
-                + ", ".join(flips),
+        flipped = np.nonzero(dots < 0)[0]
+        if flipped.size:
+            from mimictools.motion.checks import format_frames
+
+            notes.append(
+                MotionNote(
+                    "quat_sign_flip",
+                    f"{name}: quaternion sign flips (q -> -q, the same rotation) between frames "
+                    f"{format_frames(flipped.tolist())} -> next; harmless after conversion to exp maps",
+                )
             )
-        )
     frames = deepmimic_rows_to_frames(rows)
     fps_f, loop_mode, frames32 = validate_motion_fields(fps, loop, frames, source)
     return Motion(
@@ -264,6 +268,6 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
         frames=frames32,
         source=source,
         variant="deepmimic-txt",
-        details=(f"dt median {1.0 / fps_f:.6f} s", f"Loop: {loop_raw}"),
+        details=(f"dt median {dt_median:.6f} s", f"Loop: {loop_raw}"),
         notes=tuple(notes),
     )

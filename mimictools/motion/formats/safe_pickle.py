@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
-from typing import Any, Callable, Dict, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -195,7 +195,9 @@ def _torch_load_from_bytes(blob: Any) -> _Storage:
         return ref
 
     def load_one() -> Any:
-        return _SafeUnpickler(f, "<torch storage>", allow=_TORCH_INNER_ALLOWED, persistent=persistent_load).load()
+        return _SafeUnpickler(
+            f, "<torch storage>", allow=_TORCH_INNER_ALLOWED, persistent=persistent_load
+        ).load()
 
     if load_one() != _TORCH_MAGIC:
         raise MotionFormatError("torch storage payload has a bad magic number")
@@ -290,7 +292,7 @@ for _mod in _MIMICKIT_MODULES:
 
 _TORCH_INNER_ALLOWED = {("builtins", "dict"): dict, ("collections", "OrderedDict"): dict}  # type: Dict[Tuple[str, str], Any]
 for _name in _TORCH_STORAGE_DTYPES:
-    _TORCH_INNER_ALLOWED[("torch", _name)] = (lambda n: (lambda: _StorageType(n)))(_name)
+    _TORCH_INNER_ALLOWED[("torch", _name)] = (lambda n: lambda: _StorageType(n))(_name)
 
 # Python 2 module names that protocol 0-2 pickles may carry.
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
@@ -318,7 +320,9 @@ class _SafeUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if self._persistent is not None:
             return self._persistent(pid)
-        raise UnsafePickleError(f"{self._source}: refusing a persistent reference ({pid!r}) in a motion pickle")
+        raise UnsafePickleError(
+            f"{self._source}: refusing a persistent reference ({pid!r}) in a motion pickle"
+        )
 
 
 def pickle_protocol(data: bytes) -> int:
@@ -341,12 +345,21 @@ def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
     except MotionFormatError as exc:
         raise MotionFormatError(f"{source}: {exc}") from None
     except EOFError:
-        raise MotionFormatError(f"{source}: truncated pickle (the file ends in the middle of the data)") from None
-    except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error) as exc:
+        raise MotionFormatError(
+            f"{source}: truncated pickle (the file ends in the middle of the data)"
+        ) from None
+    except (
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        struct.error,
+    ) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "truncated" in detail or "ran out of input" in detail.lower():
             raise MotionFormatError(f"{source}: truncated pickle ({detail})") from None
         raise MotionFormatError(f"{source}: not a valid motion pickle ({detail})") from None
     except (MemoryError, RecursionError, OverflowError) as exc:
         raise MotionFormatError(f"{source}: corrupt pickle ({type(exc).__name__})") from None
-

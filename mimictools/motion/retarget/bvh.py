@@ -81,7 +81,9 @@ class BvhSkeleton:
         try:
             return self.names.index(name)
         except ValueError:
-            raise MotionFormatError(f"BVH has no joint {name!r}; joints are: {', '.join(self.names)}") from None
+            raise MotionFormatError(
+                f"BVH has no joint {name!r}; joints are: {', '.join(self.names)}"
+            ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +118,7 @@ def _floats(path: str, line_no: int, words: List[str], n: int, what: str) -> Lis
         raise _err(path, line_no, f"{what} has a non-number: {' '.join(words)!r}") from None
 
 
-def load_bvh(path: "str | Path") -> BvhClip:
+def load_bvh(path: str | Path) -> BvhClip:
     """Parse a BVH file. Raises MotionFormatError naming the line for anything malformed or truncated."""
     path = str(path)
     try:
@@ -201,7 +203,9 @@ def load_bvh(path: "str | Path") -> BvhClip:
             try:
                 n = int(words[1])
             except (IndexError, ValueError):
-                raise _err(path, line_no, "CHANNELS needs a count, e.g. 'CHANNELS 3 Zrotation Xrotation Yrotation'") from None
+                raise _err(
+                    path, line_no, "CHANNELS needs a count, e.g. 'CHANNELS 3 Zrotation Xrotation Yrotation'"
+                ) from None
             kinds = words[2:]
             if len(kinds) != n:
                 raise _err(path, line_no, f"CHANNELS says {n} channels but lists {len(kinds)}")
@@ -211,7 +215,9 @@ def load_bvh(path: "str | Path") -> BvhClip:
                 low = kind.lower()
                 if len(low) < 2 or low[0] not in _AXES or low[1:] not in ("position", "rotation"):
                     raise _err(
-                        path, line_no, f"unknown channel {kind!r} (valid: X/Y/Z + position/rotation, e.g. Zrotation)"
+                        path,
+                        line_no,
+                        f"unknown channel {kind!r} (valid: X/Y/Z + position/rotation, e.g. Zrotation)",
                     )
                 (p if low[1:] == "position" else r).append((num_channels, _AXES[low[0]]))
                 num_channels += 1
@@ -250,13 +256,19 @@ def load_bvh(path: "str | Path") -> BvhClip:
         raise _err(path, i, f"Frame Time must be > 0 seconds, got {frame_time}")
     rows = [ln for ln in lines[i:] if ln.strip()]
     if len(rows) < num_frames:
-        raise MotionFormatError(f"{path}: header says {num_frames} frames but only {len(rows)} data rows (truncated?)")
+        raise MotionFormatError(
+            f"{path}: header says {num_frames} frames but only {len(rows)} data rows (truncated?)"
+        )
     rows = rows[:num_frames]
     values = np.zeros((num_frames, num_channels), dtype=np.float64)
     for f, row in enumerate(rows):
         parts = row.split()
         if len(parts) != num_channels:
-            raise _err(path, i + 1 + f, f"frame {f} has {len(parts)} values, the hierarchy has {num_channels} channels")
+            raise _err(
+                path,
+                i + 1 + f,
+                f"frame {f} has {len(parts)} values, the hierarchy has {num_channels} channels",
+            )
         try:
             values[f] = np.asarray(parts, dtype=np.float64)
         except ValueError:
@@ -277,7 +289,10 @@ def load_bvh(path: "str | Path") -> BvhClip:
 
 
 def _local_transforms(skel: BvhSkeleton, channels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per joint local translation (F, J, 3) and rotation (F, J, 4) from channel values (F, C)."""
+    """Per joint local translation (F, J, 3) and rotation (F, J, 4) from channel values (F, C).
+
+    Joints sharing a rotation-channel order are done together (one batched product per channel).
+    """
     num_frames = channels.shape[0]
     dtype = channels.dtype
     offsets = torch.as_tensor(skel.offsets, dtype=dtype)
@@ -285,13 +300,21 @@ def _local_transforms(skel: BvhSkeleton, channels: torch.Tensor) -> Tuple[torch.
     rots = torch.zeros(num_frames, skel.num_joints, 4, dtype=dtype)
     rots[..., 0] = 1.0
     eye = torch.eye(3, dtype=dtype)
+    groups: Dict[Tuple[int, ...], List[int]] = {}
     for j in range(skel.num_joints):
         for col, axis in skel.pos_channels[j]:
             trans[:, j, axis] = channels[:, col]
-        q = rots[:, j]
-        for col, axis in skel.rot_channels[j]:
-            q = quat_mul(q, axis_angle_to_quat(eye[axis].expand(num_frames, 3), torch.deg2rad(channels[:, col])))
-        rots[:, j] = q
+        order = tuple(axis for _, axis in skel.rot_channels[j])
+        if order:
+            groups.setdefault(order, []).append(j)
+    for order, joints in groups.items():
+        cols = torch.as_tensor([[c for c, _ in skel.rot_channels[j]] for j in joints])  # (n, k)
+        ang = torch.deg2rad(channels[:, cols])  # (F, n, k)
+        q = None
+        for k, axis in enumerate(order):
+            qk = axis_angle_to_quat(eye[axis].expand(ang.shape[:-1] + (3,)), ang[..., k])
+            q = qk if q is None else quat_mul(q, qk)
+        rots[:, joints] = q
     return trans, rots
 
 

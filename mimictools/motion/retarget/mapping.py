@@ -115,7 +115,9 @@ def _nearest(word: str, valid: Sequence[str]) -> str:
 def _check_keys(where: str, got: Dict[str, Any], valid: Sequence[str]) -> None:
     for k in got:
         if k not in valid:
-            raise ConfigError(f"{where}: unknown key {k!r}{_nearest(str(k), valid)}; valid keys: {', '.join(valid)}")
+            raise ConfigError(
+                f"{where}: unknown key {k!r}{_nearest(str(k), valid)}; valid keys: {', '.join(valid)}"
+            )
 
 
 def _number(where: str, value: Any, what: str, minimum: float = 0.0) -> float:
@@ -138,13 +140,17 @@ def _entry(where: str, body: str, raw: Any) -> MapEntry:
     if isinstance(raw, str) or isinstance(raw, list) and all(isinstance(v, str) for v in raw):
         raw = {"source": raw}  # shorthand: `head: Head`
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping with 'source' (and optional {', '.join(_ENTRY_KEYS[1:])}), got {raw!r}")
+        raise ConfigError(
+            f"{where}: expected a mapping with 'source' (and optional {', '.join(_ENTRY_KEYS[1:])}), got {raw!r}"
+        )
     _check_keys(where, raw, _ENTRY_KEYS)
     if "source" not in raw:
         raise ConfigError(f"{where}: missing 'source' (the source joint name(s) this point follows)")
     offset = raw.get("offset", (0.0, 0.0, 0.0))
     if not isinstance(offset, (list, tuple)) or len(offset) != 3:
-        raise ConfigError(f"{where}: offset must be 3 numbers [x, y, z] in the body frame (m), got {offset!r}")
+        raise ConfigError(
+            f"{where}: offset must be 3 numbers [x, y, z] in the body frame (m), got {offset!r}"
+        )
     off = tuple(_number(where, v, "offset", -math.inf) for v in offset)
     rot_source = raw.get("rot_source")
     if rot_source is not None and not (isinstance(rot_source, str) and rot_source):
@@ -166,7 +172,9 @@ def mapping_from_dict(doc: Any, path: str = "<mapping>") -> Mapping:
     _check_keys(path, doc, _TOP_KEYS)
     bodies = doc.get("bodies")
     if not isinstance(bodies, dict) or not bodies:
-        raise ConfigError(f"{path}: 'bodies' must map target body names to source joints (see docs/retargeting.md)")
+        raise ConfigError(
+            f"{path}: 'bodies' must map target body names to source joints (see docs/retargeting.md)"
+        )
     entries: List[MapEntry] = []
     for body, raw in bodies.items():
         if not isinstance(body, str):
@@ -183,7 +191,9 @@ def mapping_from_dict(doc: Any, path: str = "<mapping>") -> Mapping:
     mapped = {e.body for e in entries}
     for foot in feet_raw:
         if foot not in mapped:
-            raise ConfigError(f"{path}: foot {foot!r} has no entry under 'bodies' (mapped: {', '.join(sorted(mapped))})")
+            raise ConfigError(
+                f"{path}: foot {foot!r} has no entry under 'bodies' (mapped: {', '.join(sorted(mapped))})"
+            )
     kind = doc.get("source")
     if kind is not None and kind not in _SOURCE_KINDS:
         raise ConfigError(f"{path}: source must be one of {', '.join(_SOURCE_KINDS)}, got {kind!r}")
@@ -204,7 +214,7 @@ def mapping_from_dict(doc: Any, path: str = "<mapping>") -> Mapping:
     )
 
 
-def load_mapping(path_or_preset: "str | Path") -> Mapping:
+def load_mapping(path_or_preset: str | Path) -> Mapping:
     """Load a mapping YAML file, or a bundled preset by name (``list_presets()``)."""
     import yaml
 
@@ -242,12 +252,21 @@ def _source_names(m: Mapping) -> List[str]:
     return names
 
 
-def resolve_mapping(mapping: Mapping, source_names: Sequence[str], target_names: Sequence[str], source_desc: str, target_desc: str) -> ResolvedMapping:
+def resolve_mapping(
+    mapping: Mapping,
+    source_names: Sequence[str],
+    target_names: Sequence[str],
+    source_desc: str,
+    target_desc: str,
+) -> ResolvedMapping:
     """Check every name against the source joints and the target bodies; ConfigError naming what is missing."""
     src_index = {n: i for i, n in enumerate(source_names)}
     tgt_index = {n: i for i, n in enumerate(target_names)}
     where = mapping.path or mapping.name
-    missing_t = sorted({e.body for e in mapping.entries if e.body not in tgt_index} | {f for f in mapping.feet if f not in tgt_index})
+    missing_t = sorted(
+        {e.body for e in mapping.entries if e.body not in tgt_index}
+        | {f for f in mapping.feet if f not in tgt_index}
+    )
     if missing_t:
         hint = "; ".join(f"{n!r}{_nearest(n, target_names)}" for n in missing_t)
         raise ConfigError(

@@ -32,6 +32,8 @@ class RetargetReport:
     target: str
     output: str
     mapping: str
+    """Mapping name (a preset's name, or the file's ``name:``)."""
+    mapping_file: str
     num_frames: int
     fps: float
     source_frames: int
@@ -69,7 +71,9 @@ class RetargetReport:
         return d
 
 
-def _entry_points(char: Character, frames: np.ndarray, result: RetargetResult) -> Tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+def _entry_points(
+    char: Character, frames: np.ndarray, result: RetargetResult
+) -> Tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     from mimictools.character.kinematics import frames_to_body_poses
     from mimictools.math.rotations import quat_rotate
 
@@ -91,7 +95,11 @@ def _slide_cm_s(pts: np.ndarray, contact: np.ndarray, fps: float) -> float:
 
 
 def quality_report(
-    result: RetargetResult, char: Character, source_path: str = "", output_path: str = "", time_s: Optional[float] = None
+    result: RetargetResult,
+    char: Character,
+    source_path: str = "",
+    output_path: str = "",
+    time_s: Optional[float] = None,
 ) -> RetargetReport:
     """Measure ``result`` (its float32 frames) on ``char``."""
     from mimictools.character.kinematics import dof_to_qpos, geom_lowest_z
@@ -140,7 +148,8 @@ def quality_report(
         source=source_path,
         target=char.source or char.name,
         output=output_path,
-        mapping=result.mapping.path or result.mapping.name,
+        mapping=result.mapping.name,
+        mapping_file=result.mapping.path,
         num_frames=int(frames.shape[0]),
         fps=float(result.fps),
         source_frames=result.source_frames,
@@ -167,7 +176,9 @@ def quality_report(
     )
 
 
-def plot_report(result: RetargetResult, char: Character, report: RetargetReport, path: "str | Path", max_points: int = 4):
+def plot_report(
+    result: RetargetResult, char: Character, report: RetargetReport, path: str | Path, max_points: int = 4
+):
     """PNG: source (dashed) vs retargeted (solid) x/y/z trajectories of a few mapped points, and a top view."""
     import matplotlib
 

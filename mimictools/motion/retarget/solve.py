@@ -153,7 +153,9 @@ def _shortest_arc(v: Tensor, u: Tensor) -> Tensor:
     c = _cross(v, u)
     q = torch.cat([1.0 + d, c], dim=-1)
     # opposite vectors: rotate pi about any axis perpendicular to v
-    alt_axis = _cross(v, torch.where(v[..., :1].abs() < 0.9, v.new_tensor([1.0, 0.0, 0.0]), v.new_tensor([0.0, 1.0, 0.0])))
+    alt_axis = _cross(
+        v, torch.where(v[..., :1].abs() < 0.9, v.new_tensor([1.0, 0.0, 0.0]), v.new_tensor([0.0, 1.0, 0.0]))
+    )
     alt = torch.cat([torch.zeros_like(d), alt_axis], dim=-1)
     q = torch.where(d < -1.0 + 1e-9, alt, q)
     return quat_normalize(q)
@@ -175,6 +177,48 @@ def _rank_ok(v: Tensor, w: Tensor) -> bool:
         return False
     s = torch.linalg.svdvals((v * w.unsqueeze(-1)).to(torch.float64))
     return bool(s[1] > 1e-3 * max(float(s[0]), 1e-12))
+
+
+def _wrap(x: Tensor) -> Tensor:
+    """Angles to [-pi, pi)."""
+    return torch.remainder(x + math.pi, 2.0 * math.pi) - math.pi
+
+
+_BRANCH_CLOSE = 0.02
+"""Euler branches whose clamped rotations are this close (1 - |q.q'|, ~0.4 rad) are chosen by continuity."""
+_BRANCH_CONTINUITY = 0.01
+"""Cost per radian of hinge-angle change from the previous frame when choosing between close branches."""
+
+
+def _continuous_choice(
+    c0: Tensor, c1: Tensor, e0: Tensor, e1: Tensor, use_alt: Tensor, close: Tensor
+) -> Tensor:
+    """Per frame pick c0 or c1 (F, 3); where their errors e0, e1 (F,) are close, trade the error against
+    the change from the previous frame's pick (greedy, in time order) so branches do not flip back and forth."""
+    a0 = c0.detach().cpu().numpy()
+    a1 = c1.detach().cpu().numpy()
+    err0 = e0.detach().cpu().numpy()
+    err1 = e1.detach().cpu().numpy()
+    alt = use_alt.detach().cpu().numpy().copy()
+    near = close.detach().cpu().numpy()
+    prev = a1[0] if alt[0] else a0[0]
+    for t in range(1, a0.shape[0]):
+        if near[t]:
+            d0 = np.abs(np.remainder(a0[t] - prev + np.pi, 2 * np.pi) - np.pi).sum()
+            d1 = np.abs(np.remainder(a1[t] - prev + np.pi, 2 * np.pi) - np.pi).sum()
+            alt[t] = err1[t] + _BRANCH_CONTINUITY * d1 < err0[t] + _BRANCH_CONTINUITY * d0
+        prev = a1[t] if alt[t] else a0[t]
+    return torch.as_tensor(alt, device=use_alt.device)
+
+
+def _unwrap_unlimited(ang: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """Remove 2 pi jumps over time (F, k) for hinges whose range is wider than 2 pi (or unlimited)."""
+    wide = (hi - lo) > 2.0 * math.pi
+    if not bool(wide.any()) or ang.shape[0] < 2:
+        return ang
+    d = _wrap(ang[1:] - ang[:-1])
+    un = torch.cat([ang[:1], ang[:1] + torch.cumsum(d, dim=0)], dim=0)
+    return torch.where(wide, un, ang)
 
 
 # ------------------------------------------------------------------------------------------ target model
@@ -211,7 +255,11 @@ class _Model:
                 self.body_kind[b] = "ball"
                 self.body_ball[b] = len(ball_bodies)
                 ball_bodies.append(b)
-                cone.append(float(j.range_high[0]) if np.isfinite(j.range_high[0]) and j.range_high[0] > 0 else math.inf)
+                cone.append(
+                    float(j.range_high[0])
+                    if np.isfinite(j.range_high[0]) and j.range_high[0] > 0
+                    else math.inf
+                )
                 continue
             self.body_kind[b] = "hinge" if j.kind == "hinge" else "triple"
             self.body_axes[b] = t(j.axes)
@@ -251,27 +299,30 @@ class _Model:
         # ground points: (body, point in body frame, radius)
         gb, gp, gr = [], [], []
         for g in char.geoms:
-            q = torch.as_tensor(g.quat, dtype=torch.float64)
-            centre = np.asarray(g.pos, dtype=np.float64)
             size = np.asarray(g.size, dtype=np.float64)
-
-            def add(local: np.ndarray, radius: float) -> None:
-                gb.append(g.body)
-                gp.append(centre + quat_rotate(q, torch.as_tensor(local)).numpy())
-                gr.append(radius)
-
+            local: List[np.ndarray] = []
+            radius = 0.0
             if g.type == "sphere":
-                add(np.zeros(3), float(size[0]))
+                local, radius = [np.zeros(3)], float(size[0])
             elif g.type in ("capsule", "cylinder"):
-                add(np.array([0.0, 0.0, size[1]]), float(size[0]))
-                add(np.array([0.0, 0.0, -size[1]]), float(size[0]))
+                local, radius = (
+                    [np.array([0.0, 0.0, size[1]]), np.array([0.0, 0.0, -size[1]])],
+                    float(size[0]),
+                )
             elif g.type == "box":
-                for sx in (-1, 1):
-                    for sy in (-1, 1):
-                        for sz in (-1, 1):
-                            add(np.array([sx * size[0], sy * size[1], sz * size[2]]), 0.0)
+                local = [
+                    np.array([sx * size[0], sy * size[1], sz * size[2]])
+                    for sx in (-1, 1)
+                    for sy in (-1, 1)
+                    for sz in (-1, 1)
+                ]
             elif g.type == "ellipsoid":
-                add(np.zeros(3), float(size[:3].min()))
+                local, radius = [np.zeros(3)], float(size[:3].min())
+            q = torch.as_tensor(g.quat, dtype=torch.float64)
+            for pt in local:
+                gb.append(g.body)
+                gp.append(np.asarray(g.pos, dtype=np.float64) + quat_rotate(q, torch.as_tensor(pt)).numpy())
+                gr.append(radius)
         self.ground_body = torch.as_tensor(np.asarray(gb, dtype=np.int64))
         self.ground_local = t(np.asarray(gp).reshape(-1, 3))
         self.ground_radius = t(np.asarray(gr))
@@ -315,7 +366,9 @@ class _Model:
             pos[b], rot[b] = pb, r
         return torch.stack(pos, 1), torch.stack(rot, 1), torch.stack(axes, 1), torch.stack(anchors, 1)
 
-    def point_jacobian(self, points: Tensor, weight_mask: Tensor, axes: Tensor, moments: Tensor, weight: Tensor) -> Tensor:
+    def point_jacobian(
+        self, points: Tensor, weight_mask: Tensor, axes: Tensor, moments: Tensor, weight: Tensor
+    ) -> Tensor:
         """Weighted d point / d columns. points (F, P, 3); weight_mask (P, R) = weight * (column moves the
         point's body); axes, moments (F, R, 3) (moment = axis x anchor); weight (P,). Returns (F, 3P, ncol).
 
@@ -405,7 +458,8 @@ class _Model:
             twist = (q[:, 1:] * a).sum(-1)
             ang = 2.0 * torch.atan2(twist, q[:, 0])
             ang = torch.remainder(ang + math.pi, 2 * math.pi) - math.pi
-            return torch.clamp(ang, lo[0], hi[0]).unsqueeze(-1) if torch.isfinite(lo[0]) else ang.unsqueeze(-1)
+            ang = torch.maximum(torch.minimum(ang, hi[0]), lo[0]).unsqueeze(-1)
+            return _unwrap_unlimited(ang, lo, hi)
         ax = self.body_axes[b]  # (3, 3) rows = axes
         det = float(torch.det(ax))
         sign = 1.0 if det > 0 else -1.0
@@ -419,14 +473,20 @@ class _Model:
         for c in (raw, alt):
             c = torch.remainder(c * sgn + math.pi, 2 * math.pi) - math.pi
             cands.append(torch.maximum(torch.minimum(c, hi), lo))
-        # keep the candidate whose clamped rotation is nearest to q
+        # keep the candidate whose clamped rotation is nearest to q; where both are as good (both inside
+        # the limits), the one nearest the previous frame's, so the hinge trajectories stay continuous
         errs = []
         for c in cands:
             qc = _axis_quat(self.hinge_axis[idx[0]], c[:, 0])
             qc = quat_mul(qc, _axis_quat(self.hinge_axis[idx[1]], c[:, 1]))
             qc = quat_mul(qc, _axis_quat(self.hinge_axis[idx[2]], c[:, 2]))
             errs.append(1.0 - (qc * q).sum(-1).abs())
-        return torch.where((errs[1] < errs[0] - 1e-9).unsqueeze(-1), cands[1], cands[0])
+        use_alt = errs[1] < errs[0] - 1e-6
+        close = (errs[1] - errs[0]).abs() <= _BRANCH_CLOSE
+        if bool(close.any()) and q.shape[0] > 1:
+            use_alt = _continuous_choice(cands[0], cands[1], errs[0], errs[1], use_alt, close)
+        out = torch.where(use_alt.unsqueeze(-1), cands[1], cands[0])
+        return _unwrap_unlimited(out, lo, hi)
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -506,7 +566,9 @@ def _contact_flags(pos: Tensor, height: Tensor, fps: float, h_thresh: float, v_t
         c_f = c.to(torch.float64)
         for _ in range(2):
             mid = (c_f[:-2] + c_f[2:]) / 2.0
-            c_f[1:-1] = torch.where(mid == 1.0, torch.ones_like(mid), torch.where(mid == 0.0, torch.zeros_like(mid), c_f[1:-1]))
+            c_f[1:-1] = torch.where(
+                mid == 1.0, torch.ones_like(mid), torch.where(mid == 0.0, torch.zeros_like(mid), c_f[1:-1])
+            )
         c = c_f > 0.5
     return c
 
@@ -565,9 +627,7 @@ def _setup(
     if opts.scale is None:
         scale = auto_scale
         target = torch.zeros_like(src_pts)
-        for i in range(E):  # parents come before children in entry order? not guaranteed: resolve recursively
-            pass
-        done = [False] * E
+        done = [False] * E  # entries may come in any order: build parents first, recursively
 
         def build(i: int) -> None:
             if done[i]:
@@ -597,7 +657,9 @@ def _setup(
 
     foot_entries = [i for i in range(E) if bodies[i] in rmap.feet]
     if model.char.geoms:
-        rest_low = float(geom_lowest_z(model.char, tgt_rest_body_pos.unsqueeze(0), tgt_rest_body_rot.unsqueeze(0)).min())
+        rest_low = float(
+            geom_lowest_z(model.char, tgt_rest_body_pos.unsqueeze(0), tgt_rest_body_rot.unsqueeze(0)).min()
+        )
         if not math.isfinite(rest_low):
             rest_low = float(tgt_rest[:, 2].min())
     else:
@@ -667,26 +729,85 @@ def _setup(
 # ------------------------------------------------------------------------------------------ initial guess
 
 
+def _plane_aims(model: _Model, s: _Setup) -> Dict[int, Tuple[int, int, int, Tensor, Tensor]]:
+    """For a body b whose child c is a single hinge (knee, elbow) with a mapped point q beyond it:
+    ``{b: (entry at c, entry at q, entry at b or -1, axis in b's frame (sign: the bend direction), hinge)}``.
+
+    The bend plane of (b, c, q) then fixes b's twist: c's hinge axis must be its normal. Only used when
+    the rest pose is straight at c (the segments b->c and c->q parallel), as for knees and elbows.
+    """
+    out: Dict[int, Tuple[int, int, int, Tensor, Tensor]] = {}
+    bodies = s.entry_body.tolist()
+    zero = [float(s.entry_offset[i].norm()) < 1e-9 for i in range(len(bodies))]
+    origin_entry = {}
+    for i, b in enumerate(bodies):
+        if zero[i]:
+            origin_entry.setdefault(b, i)
+    for c in range(1, model.nb):
+        if model.body_kind[c] != "hinge" or c not in origin_entry:
+            continue
+        b = model.parents[c]
+        if model.body_kind[b] == "none" and b != 0:
+            continue
+        q_entry, vq = -1, None
+        for d in model.children[c]:
+            if d in origin_entry:
+                q_entry, vq = origin_entry[d], model.local_pos[d]
+                break
+        if q_entry < 0:
+            for i, bb in enumerate(bodies):
+                if bb == c and not zero[i]:
+                    q_entry, vq = i, s.entry_offset[i]
+                    break
+        if q_entry < 0 or vq is None:
+            continue
+        h = model.body_theta[c][0]
+        lo, hi = float(model.theta_lo[h]), float(model.theta_hi[h])
+        mid = 0.5 * (lo + hi) if math.isfinite(lo) and math.isfinite(hi) else 0.0
+        if abs(mid) < 1e-3:
+            continue  # bends both ways: the plane does not say which side
+        lq = model.local_quat[c]
+        vb = model.local_pos[c]
+        vq_b = quat_rotate(lq, vq)
+        par = _cross(vb / vb.norm().clamp_min(1e-9), vq_b / vq_b.norm().clamp_min(1e-9)).norm()
+        if float(par) > 0.1:
+            continue
+        axis_b = quat_rotate(lq, model.hinge_axis[h]) * (1.0 if mid > 0 else -1.0)
+        out[b] = (origin_entry[c], q_entry, origin_entry.get(b, -1), axis_b, torch.tensor(h))
+    return out
+
+
+def _twist_to_plane(q: Tensor, main_u: Tensor, axis_b: Tensor, normal: Tensor, strength: Tensor) -> Tensor:
+    """Rotate q (F, 4) about main_u (F, 3) so that q * axis_b lines up with ``normal`` (F, 3) in the
+    plane perpendicular to main_u; ``strength`` (F,) in [0, 1] scales the correction."""
+    u = main_u / main_u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    a = quat_rotate(q, axis_b.expand(q.shape[:-1] + (3,)))
+    a = a - (a * u).sum(-1, keepdim=True) * u
+    n = normal - (normal * u).sum(-1, keepdim=True) * u
+    ang = torch.atan2((_cross(a, n) * u).sum(-1), (a * n).sum(-1))
+    return quat_mul(_axis_quat(u, ang * strength), q)
+
+
 def _initial_guess(model: _Model, s: _Setup) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per-frame analytic pose: root by a rigid fit, then each joint aims its child points."""
+    """Per-frame analytic pose: the root by a rigid fit of its points; then each joint, parents first,
+    points its child points at their targets (Kabsch on unit vectors, or shortest arc for one point),
+    takes its twist from the bend plane of a hinge child (knee, elbow) or the source orientation, and
+    is decomposed into its hinge angles and clamped to the limits."""
     dt = model.dtype
     F = s.target_pos.shape[0]
     E = s.entry_body.shape[0]
     bodies = s.entry_body.tolist()
     w_all = s.entry_weight.clamp_min(1e-3)
-    # aim points per body: entries with an offset on it; zero-offset entries on its children
+    # aim points per body, in its frame at zero joint rotation: offset entries on it, origins of children
     aims: List[List[Tuple[int, Tensor]]] = [[] for _ in range(model.nb)]
     for i in range(E):
         b = bodies[i]
         off = s.entry_offset[i]
         if float(off.norm()) > 1e-9:
             aims[b].append((i, off))
-        else:
-            p = model.parents[b]
-            if p >= 0:
-                # the child's origin in the parent's joint frame (joint at zero): local_pos, rotated by the
-                # child's fixed local_quat? No: origin position only depends on the parent frame.
-                aims[p].append((i, model.local_pos[b]))
+        elif model.parents[b] >= 0:
+            aims[model.parents[b]].append((i, model.local_pos[b]))
+    planes = _plane_aims(model, s)
     root_pos = torch.zeros(F, 3, dtype=dt)
     root_quat = torch.zeros(F, 4, dtype=dt)
     root_quat[:, 0] = 1.0
@@ -694,7 +815,11 @@ def _initial_guess(model: _Model, s: _Setup) -> Tuple[Tensor, Tensor, Tensor, Te
     ball = torch.zeros(F, model.nball, 4, dtype=dt)
     ball[..., 0] = 1.0
     # ---- root: rigid fit of its points (root origin entries + aims)
-    root_pts = [(i, torch.zeros(3, dtype=dt)) for i in range(E) if bodies[i] == 0 and float(s.entry_offset[i].norm()) < 1e-9]
+    root_pts = [
+        (i, torch.zeros(3, dtype=dt))
+        for i in range(E)
+        if bodies[i] == 0 and float(s.entry_offset[i].norm()) < 1e-9
+    ]
     pts = root_pts + aims[0]
     idx = [i for i, _ in pts]
     v = torch.stack([o for _, o in pts], 0) if pts else torch.zeros(0, 3, dtype=dt)
@@ -722,15 +847,18 @@ def _initial_guess(model: _Model, s: _Setup) -> Tuple[Tensor, Tensor, Tensor, Te
         kind = model.body_kind[b]
         q_joint = None
         if kind != "none":
-            src_q = None
-            if b in s.body_rot_target:
-                src_q = quat_mul(quat_conj(r0), s.body_rot_target[b])
+            r0_inv = quat_conj(r0)
+            src_q = quat_mul(r0_inv, s.body_rot_target[b]) if b in s.body_rot_target else None
             pts = aims[b]
             if pts:
                 idx = [i for i, _ in pts]
                 v = torch.stack([o for _, o in pts], 0)
+                v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
                 w = w_all[idx]
-                u = quat_rotate(quat_conj(r0).unsqueeze(1).expand(F, len(idx), 4), s.target_pos[:, idx] - pb.unsqueeze(1))
+                u = quat_rotate(
+                    r0_inv.unsqueeze(1).expand(F, len(idx), 4), s.target_pos[:, idx] - pb.unsqueeze(1)
+                )
+                u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
                 if len(pts) >= 2 and _rank_ok(v, w):
                     q_joint = matrix_to_quat(_kabsch_rot(v.expand(F, -1, -1), u, w))
                 else:
@@ -740,6 +868,14 @@ def _initial_guess(model: _Model, s: _Setup) -> Tuple[Tensor, Tensor, Tensor, Te
                         q_joint = quat_mul(_shortest_arc(quat_rotate(src_q, vk), u[:, k]), src_q)
                     else:
                         q_joint = _shortest_arc(vk, u[:, k])
+                    if b in planes:
+                        ec, eq, _, axis_b, _ = planes[b]
+                        d1 = s.target_pos[:, ec] - pb
+                        d2 = s.target_pos[:, eq] - s.target_pos[:, ec]
+                        n = _cross(d1, d2)
+                        sin_bend = n.norm(dim=-1) / (d1.norm(dim=-1) * d2.norm(dim=-1)).clamp_min(1e-12)
+                        strength = torch.clamp((sin_bend - 0.05) / 0.15, 0.0, 1.0)
+                        q_joint = _twist_to_plane(q_joint, u[:, k], axis_b, quat_rotate(r0_inv, n), strength)
             elif src_q is not None:
                 q_joint = src_q
         if q_joint is not None:
@@ -759,8 +895,6 @@ def _initial_guess(model: _Model, s: _Setup) -> Tuple[Tensor, Tensor, Tensor, Te
             r = quat_mul(r0, q_joint)
         else:
             r = r0
-            if kind in ("hinge", "triple"):
-                theta[:, model.body_theta[b]] = model.clamp_theta(theta)[:, model.body_theta[b]]
         pos[b], rot[b] = pb, r
     theta = model.clamp_theta(theta)
     return root_pos, root_quat, theta, ball
@@ -881,7 +1015,7 @@ def _gn_step(
         prev = torch.cat([root_quat[:1], root_quat[:-2], root_quat[-1:]])
         nxt = torch.cat([root_quat[:1], root_quat[2:], root_quat[-1:]])
         gs[:, 3:6] = quat_to_exp_map(quat_mul(root_quat, quat_conj(quat_slerp(prev, nxt, half))))
-        gs[:, 6 : 6 + model.nh] = theta - _neighbour_mean(theta)
+        gs[:, 6 : 6 + model.nh] = _wrap(theta - _neighbour_mean(theta))
         for k in range(model.nball):
             qb = ball[:, k]
             qm = quat_slerp(torch.cat([qb[:1], qb[:-2], qb[-1:]]), torch.cat([qb[:1], qb[2:], qb[-1:]]), half)
@@ -942,6 +1076,30 @@ def _contact_anchors(pts_xy: Tensor, contact: Tensor) -> Tensor:
     return out
 
 
+def _continuous_exp_maps(e: np.ndarray) -> np.ndarray:
+    """Exp maps (F, k, 3) made continuous over time: where the angle crosses pi the canonical map jumps
+    to the other side (|delta| ~ 2 pi, same rotation); pick ``e (1 + 2 pi m / |e|)`` nearest the previous,
+    with angles up to 1.5 pi (a joint swinging around pi keeps one branch; a root spinning round and
+    round still flips once per turn, as MimicKit's own clips do)."""
+    if e.shape[0] < 2:
+        return e
+    step = np.linalg.norm(np.diff(e, axis=0), axis=-1)
+    if not (step > 2.0).any():
+        return e
+    out = e.copy()
+    ang = np.linalg.norm(e, axis=-1, keepdims=True)  # (F, k, 1)
+    unit = np.where(ang > 1e-9, e / np.maximum(ang, 1e-12), 0.0)
+    ms = np.arange(-2, 3, dtype=np.float64).reshape(-1, 1, 1)  # (5, 1, 1)
+    for t in range(1, e.shape[0]):
+        cands = e[t][None] + 2.0 * np.pi * ms * unit[t][None]  # (5, k, 3)
+        d = np.linalg.norm(cands - out[t - 1][None], axis=-1)  # (5, k)
+        # beyond 1.5 pi the map is badly conditioned (singular at 2 pi): a spinning root flips there instead
+        d = np.where(np.linalg.norm(cands, axis=-1) > 1.5 * np.pi, np.inf, d)
+        best = d.argmin(axis=0)
+        out[t] = cands[best, np.arange(e.shape[1])]
+    return out
+
+
 # ------------------------------------------------------------------------------------------ entry point
 
 
@@ -998,6 +1156,11 @@ def retarget(
     local = model.local_rotations(theta, ball)
     dof = local_rot_to_dof(char, local)
     frames = torch.cat([root_pos, quat_to_exp_map(root_quat), dof], dim=-1).to(torch.float64)
+    # exp maps continuous over time (no 2 pi branch jumps where a rotation angle crosses pi)
+    sph_cols = [3] + [6 + j.dof_offset for j in char.joints if j.kind == "spherical"]
+    cols = torch.as_tensor([c + k for c in sph_cols for k in range(3)])
+    e = frames[:, cols].numpy().reshape(F, -1, 3)
+    frames[:, cols] = torch.as_tensor(_continuous_exp_maps(e).reshape(F, -1))
     lift = torch.zeros(F, dtype=torch.float64)
     if opts.ground_constraint and char.geoms:
         f32 = frames.to(torch.float32).to(torch.float64)
@@ -1012,7 +1175,9 @@ def retarget(
     timings["total"] = time.perf_counter() - t0
     names = []
     for e in mapping.entries:
-        names.append(e.body if not any(e.offset) else f"{e.body}+[{e.offset[0]:g},{e.offset[1]:g},{e.offset[2]:g}]")
+        names.append(
+            e.body if not any(e.offset) else f"{e.body}+[{e.offset[0]:g},{e.offset[1]:g},{e.offset[2]:g}]"
+        )
     return RetargetResult(
         frames=out,
         fps=float(source.fps),

@@ -94,7 +94,11 @@ def _bvh_source(
         if clip.num_frames < 2:
             raise MotionFormatError(f"{path}: cannot drop frame 0 of a 1-frame clip")
         channels = channels[1:]
-        notes.append("frame 0 dropped (" + ("an inserted rest pose, detected" if skip_first is None else "--skip-first") + ")")
+        notes.append(
+            "frame 0 dropped ("
+            + ("an inserted rest pose, detected" if skip_first is None else "--skip-first")
+            + ")"
+        )
     clip = bvh.BvhClip(skeleton=clip.skeleton, frame_time_s=clip.frame_time_s, channels=channels, source=path)
     pos, rot = bvh.bvh_forward_kinematics(clip)
     pos, rot = bvh.bvh_to_zup_metres(pos, rot, up, scale)
@@ -158,8 +162,8 @@ def _character_source(path: str, src_char_path: Optional[str]) -> SourceMotion:
 
 
 def load_source(
-    path: "str | Path",
-    src_char: "Optional[str | Path]" = None,
+    path: str | Path,
+    src_char: Optional[str | Path] = None,
     up: Optional[str] = None,
     unit: Optional[str] = None,
     skip_first: Optional[bool] = None,
