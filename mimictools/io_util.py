@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import IO, Iterator, Union
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_process_umask()  # what open() would give; mkstemp's files are 0600
+
+
 @contextlib.contextmanager
 def atomic_open(path: Union[str, Path], mode: str = "wb") -> Iterator[IO]:
     """Open a temp file next to ``path`` for writing; on success fsync + rename it over ``path``."""
@@ -17,6 +26,7 @@ def atomic_open(path: Union[str, Path], mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

@@ -290,7 +290,8 @@ def check_frames(
 
 
 def _hinge_qpos_cols(char: Character) -> Tensor:
-    cols, col = [], 7
+    cols: List[int] = []
+    col = 7
     for j in char.joints:
         if not j.is_ball:
             cols.extend(range(col, col + j.qpos_count))

@@ -107,9 +107,9 @@ class _Consts:
         cat_order: List[int] = [0]
         for d in range(1, int(depth.max()) + 1 if nb > 1 else 1):
             bodies = np.nonzero(depth == d)[0]
-            for k, b in enumerate(bodies):
-                pos_in_level[b] = k
-            parent_local = [pos_in_level[char.parents[b]] for b in bodies]
+            for k, body in enumerate(bodies):
+                pos_in_level[body] = k
+            parent_local = [int(pos_in_level[char.parents[int(body)]]) for body in bodies]
             lq = char.local_quat[bodies]
             ident = np.allclose(lq, [1.0, 0.0, 0.0, 0.0], atol=0.0, rtol=0.0)
             self.levels.append(
@@ -134,7 +134,9 @@ class _Consts:
         self.triple_low = t([j.range_low for j in triple]).reshape(-1, 3)
         self.triple_high = t([j.range_high for j in triple]).reshape(-1, 3)
         qpos_cols: List[int] = []  # qpos column of each entry of cat([root 7, hinges, triples*3, balls*4])
-        hinge_q, triple_q, ball_q = [], [], []
+        hinge_q: List[int] = []
+        triple_q: List[int] = []
+        ball_q: List[int] = []
         col = 7
         for j in char.joints:
             n = j.qpos_count
@@ -285,9 +287,8 @@ def frames_to_body_poses(char: Character, frames: Tensor) -> Tuple[Tensor, Tenso
 def _triple_euler(c: _Consts, q: Tensor) -> Tensor:
     """Hinge angles (..., nt, 3) of joint rotations q (..., nt, 4), limit-aware branch choice."""
     qa = c.triple_qa
-    qe = quat_mul(
-        quat_mul(quat_conj(qa), q), qa
-    )  # rotation in the axes' frame = Rx(a) Ry(b) Rz(c), c = sign * q3
+    # the joint rotation seen in the axes' frame: Rx(a) Ry(b) Rz(c), with c = sign * q3
+    qe = quat_mul(quat_mul(quat_conj(qa), q), qa)
     raw = quat_to_euler_xyz(qe)
     # the other Euler solution of the same rotation: (a + pi, pi - b, c + pi)
     alt = torch.stack([raw[..., 0] + math.pi, math.pi - raw[..., 1], raw[..., 2] + math.pi], dim=-1)

@@ -190,8 +190,11 @@ def _parse_default(
 
 
 def _floats(ctx: _Ctx, value: Optional[str], n: Optional[int], what: str) -> Optional[np.ndarray]:
-    if value is None:
-        return None
+    """Parse a whitespace-separated number list (``n`` of them if given); None stays None."""
+    return None if value is None else _parse(ctx, value, n, what)
+
+
+def _parse(ctx: _Ctx, value: str, n: Optional[int], what: str) -> np.ndarray:
     try:
         arr = np.array([float(v) for v in value.split()], dtype=np.float64)
     except ValueError:
@@ -258,21 +261,22 @@ def _orientation(ctx: _Ctx, get: Callable[[str], Optional[str]], what: str) -> n
     if not present:
         return np.array([1.0, 0.0, 0.0, 0.0])
     attr = present[0]
+    raw = str(get(attr))
     scale = ctx.compiler.angle_scale
     if attr == "quat":
-        q = _floats(ctx, get("quat"), 4, f"{what} quat")
+        q = _parse(ctx, raw, 4, f"{what} quat")
         n = np.linalg.norm(q)
         if n < 1e-12:
             raise ctx.error(f"{what}: quat is zero")
         return q / n
     if attr == "axisangle":
-        aa = _floats(ctx, get("axisangle"), 4, f"{what} axisangle")
+        aa = _parse(ctx, raw, 4, f"{what} axisangle")
         n = np.linalg.norm(aa[:3])
         if n < 1e-12:
             raise ctx.error(f"{what}: axisangle has a zero axis")
         return _axis_angle_quat(aa[:3] / n, aa[3] * scale)
     if attr == "euler":
-        angles = _floats(ctx, get("euler"), 3, f"{what} euler") * scale
+        angles = _parse(ctx, raw, 3, f"{what} euler") * scale
         q = np.array([1.0, 0.0, 0.0, 0.0])
         for ch, ang in zip(ctx.compiler.eulerseq, angles):
             axis = np.zeros(3)
@@ -282,7 +286,7 @@ def _orientation(ctx: _Ctx, get: Callable[[str], Optional[str]], what: str) -> n
             q = _quat_mul(q, r) if ch.islower() else _quat_mul(r, q)
         return q / np.linalg.norm(q)
     if attr == "xyaxes":
-        xy = _floats(ctx, get("xyaxes"), 6, f"{what} xyaxes")
+        xy = _parse(ctx, raw, 6, f"{what} xyaxes")
         x = xy[:3] / max(np.linalg.norm(xy[:3]), 1e-12)
         y = xy[3:] - x * np.dot(x, xy[3:])
         ny = np.linalg.norm(y)
@@ -290,7 +294,7 @@ def _orientation(ctx: _Ctx, get: Callable[[str], Optional[str]], what: str) -> n
             raise ctx.error(f"{what}: xyaxes x and y are parallel")
         y = y / ny
         return _mat_to_quat(np.stack([x, y, np.cross(x, y)], axis=1))
-    return _z_to_quat(ctx, _floats(ctx, get("zaxis"), 3, f"{what} zaxis"), f"{what} zaxis")
+    return _z_to_quat(ctx, _parse(ctx, raw, 3, f"{what} zaxis"), f"{what} zaxis")
 
 
 def _limits(

@@ -118,7 +118,7 @@ class Character:
     @property
     def dof_names(self) -> Tuple[str, ...]:
         """A name per DoF column: MJCF hinge names; ``<joint>_x/_y/_z`` for a ball joint."""
-        names = []
+        names: list = []
         for j in self.joints:
             if j.is_ball:
                 names.extend(f"{j.name}_{a}" for a in "xyz")

@@ -143,6 +143,9 @@ def bench(
             "machine": {
                 "processor": platform.processor() or platform.machine(),
                 "cpu_count": os.cpu_count(),
+                "cpus_available": len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else os.cpu_count(),
                 "python": platform.python_version(),
             },
             "results": [r.to_dict() for r in rows],

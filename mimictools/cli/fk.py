@@ -78,7 +78,7 @@ def fk_check(
         from mimictools.engines.base import EngineSpec
         from mimictools.engines.mujoco import MuJoCoEngine
 
-        eng = MuJoCoEngine(character, EngineSpec(num_envs=256, ground=False, num_threads=1))
+        eng: Any = MuJoCoEngine(character, EngineSpec(num_envs=256, ground=False, num_threads=1))
         reference = fkcheck.EngineReference(eng, "mujoco")
         ref_name = "MuJoCo CPU engine (Engine protocol)"
     elif engine == "mjwarp":

@@ -273,10 +273,13 @@ class MjWarpEngine:
         """Launch ``graph`` on torch's current stream (ordered after the torch writes before it)."""
         if self.is_cuda:
             ts = torch.cuda.current_stream(self.device)
-            stream = self._torch_streams.get(ts.cuda_stream)
-            if stream is None:
-                stream = self._wp.stream_from_torch(ts)
-                self._torch_streams[ts.cuda_stream] = stream
+            key = ts.cuda_stream
+            if key not in self._torch_streams:
+                try:
+                    self._torch_streams[key] = self._wp.stream_from_torch(ts)
+                except Exception:  # Warp's own device stream is blocking: ordered with torch's legacy stream
+                    self._torch_streams[key] = None
+            stream = self._torch_streams[key]
             self._wp.capture_launch(graph, stream=stream)
         elif callable(graph):
             graph()

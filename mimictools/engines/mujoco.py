@@ -35,7 +35,7 @@ from mimictools.engines.base import EngineSpec, SimState, check_env_ids
 from mimictools.engines.mjcf_build import SimModel, build_sim_model
 from mimictools.errors import EngineError
 
-__all__ = ["MuJoCoEngine", "mujoco_body_poses"]
+__all__ = ["MuJoCoEngine", "available_cpus", "mujoco_body_poses"]
 
 _F64 = torch.float64
 
@@ -89,7 +89,7 @@ class MuJoCoEngine:
             -1
         )
 
-        threads = spec.num_threads if spec.num_threads > 0 else (os.cpu_count() or 1)
+        threads = spec.num_threads if spec.num_threads > 0 else available_cpus()
         self.num_threads = max(1, min(threads, n))
         self._rollout: Optional[rollout.Rollout] = rollout.Rollout(
             nthread=self.num_threads if self.num_threads > 1 else 0
@@ -547,6 +547,17 @@ class _DofMap:
             dof[:, self.ball_dof] = _quat_to_exp(qpos[:, self.ball_q])
         root_ang_vel = _qrot(root_rot, qvel[:, 3:6])
         return qpos[:, 0:3], root_rot, qvel[:, 0:3], root_ang_vel, dof, dof_vel
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under ``taskset``), else ``os.cpu_count()``."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is not None:
+        try:
+            return max(1, len(getaffinity(0)))
+        except OSError:
+            pass
+    return max(1, os.cpu_count() or 1)
 
 
 def mujoco_body_poses(

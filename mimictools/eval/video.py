@@ -195,8 +195,8 @@ def render_video(
         pert = mujoco.MjvPerturb()
         cam = mujoco.MjvCamera()
         cam.type = mujoco.mjtCamera.mjCAMERA_FREE
-        cam.azimuth, cam.elevation = 90.0, -12.0
-        cam.distance = 3.2 + 0.6 * float(np.linalg.norm(offset[:2]))
+        cam.azimuth, cam.elevation = 90.0, -10.0  # from -y: +x (the ghost side) is to the right
+        cam.distance = 2.6 + 0.6 * float(np.linalg.norm(offset[:2]))
         viewport = mujoco.MjrRect(0, 0, width, height)
         rgb = np.zeros((height, width, 3), dtype=np.uint8)
         ghost = np.asarray(GHOST_RGBA, dtype=np.float32)
@@ -216,7 +216,7 @@ def render_video(
                 _set_qpos(m, d_sim, qpos_adr, sim_qpos[k], np.zeros(3))
                 _set_qpos(m, d_ref, qpos_adr, ref_qpos[k], offset)
                 target = 0.5 * (sim_qpos[k, 0:3] + ref_qpos[k, 0:3] + offset)
-                target[2] = 0.9
+                target[2] = 0.8
                 lookat = target if lookat is None else lookat + 0.15 * (target - lookat)
                 cam.lookat[:] = lookat
                 mujoco.mjv_updateScene(m, d_sim, opt, pert, cam, int(mujoco.mjtCatBit.mjCAT_ALL), scene)

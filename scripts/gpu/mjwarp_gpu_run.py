@@ -361,7 +361,7 @@ def _profile_counts(prof, wall_s: float) -> Dict[str, Any]:
         names[e.name] = names.get(e.name, 0) + 1
         dev_type = getattr(e, "device_type", None)
         if dev_type == torch.autograd.DeviceType.CUDA:
-            dur = float(getattr(e, "device_time", 0.0) or getattr(e, "cuda_time", 0.0) or 0.0)
+            dur = float(e.time_range.elapsed_us())
             kernel_us[e.name] = kernel_us.get(e.name, 0.0) + dur
             busy_us += dur
 
@@ -623,7 +623,7 @@ def summary(run: Run) -> str:
         if p:
             lines.append(
                 f"profile {key}: HtoD/DtoH memcpy events {sum(p['memcpy_htod_dtoh'].values())}, "
-                f"syncs {sum(p['syncs'].values())}, host reads {p['host_reads']}, "
+                f"syncs {p['syncs']} (1 cudaDeviceSynchronize is the harness's), host reads {p['host_reads']}, "
                 f"GPU busy {p['gpu_busy_fraction']:.0%}"
             )
     cap = (st.get("capacity") or {}).get("result") or {}
