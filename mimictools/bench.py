@@ -143,12 +143,15 @@ def measure_engine(
     reset_every: int = 300,
 ) -> BenchResult:
     """Build ``engine_name`` for ``spec`` and measure raw physics and control throughput (module docstring)."""
+    import torch
+
     from mimictools.engines.registry import make_engine
 
     engine = make_engine(engine_name, character, spec)
     try:
         start = standing_state(character, spec.num_envs)
-        engine.set_state(None, start)
+        all_envs = torch.arange(spec.num_envs, device=engine.device)
+        engine.set_state(all_envs, start)
         targets = start.dof_pos.to(device=engine.device, dtype=getattr(engine, "dtype", start.dof_pos.dtype))
         for _ in range(warmup_steps):  # first-call costs (GPU kernel compilation, thread start-up)
             engine.step(targets)
@@ -157,13 +160,13 @@ def measure_engine(
 
         def raw(i: int) -> None:
             if i % reset_every == reset_every - 1:
-                engine.set_state(None, start)
+                engine.set_state(all_envs, start)
             if callable(raw_step):
                 raw_step()
             else:
                 engine.step(targets)
 
-        engine.set_state(None, start)
+        engine.set_state(all_envs, start)
         engine.step(targets)
         raw_iters, raw_s, raw_cpu_s = _timed(raw, seconds)
         _sync(engine)
@@ -171,14 +174,14 @@ def measure_engine(
 
         def control(i: int) -> None:
             if i % reset_every == reset_every - 1:
-                engine.set_state(None, start)
+                engine.set_state(all_envs, start)
             engine.step(targets)
             engine.get_state()
             engine.body_pos()
             engine.body_rot()
             engine.contact_forces()
 
-        engine.set_state(None, start)
+        engine.set_state(all_envs, start)
         ctrl_iters, ctrl_s, _ = _timed(control, seconds)
         _sync(engine)
         ctrl_s = max(ctrl_s, 1e-9)

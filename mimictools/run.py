@@ -92,6 +92,8 @@ def resolve_run(
         root = Path(data_root)
     elif env_config is None:
         root = bundled_data_dir().parent
+    elif motion is not None and char is not None:
+        root = Path.cwd()  # nothing left to resolve from the config
     else:
         root = find_data_root(env_file, cfg.env.motion_file if motion is None else cfg.env.char_file)
     motion_file = Path(motion) if motion else resolve_data_path(cfg.env.motion_file, root)

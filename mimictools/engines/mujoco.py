@@ -9,11 +9,13 @@ the new ``qpos``, computed lazily (one scratch ``MjData``) when ``body_pos``/``b
 itself leaves ``xpos``/``xquat`` one physics step behind ``qpos``).
 
 Why rollout and not a Python thread pool over N ``MjData`` (one ``mj_step`` call per env and substep, GIL
-released inside): measured on this humanoid (docs/performance.md, "MuJoCo CPU engine"), rollout gives more
-physics steps per CPU-second (no Python between substeps) and degrades far less on a loaded machine (no GIL
-hand-offs). The price: the solver warm start is not carried across control steps (rollout starts each call
-from a zero ``qacc_warmstart``; the trajectories differ from uninterrupted ``mj_step`` by ~1e-16 per control
-step). Results are bitwise deterministic and independent of the thread count (tested).
+released inside): measured on this humanoid (docs/performance.md, "MuJoCo CPU engine"), the stepping costs
+the same; on an idle machine the pool came out 3-8 % ahead (it computes body poses inside its threads), on a
+loaded one far behind (its threads re-take the GIL between substeps, and a descheduled GIL holder stalls
+the others). Rollout also keeps all state in one array (subset resets are row writes). The price: the
+solver warm start is not carried across control steps (rollout starts each call from a zero
+``qacc_warmstart``; trajectories differ from uninterrupted ``mj_step`` by ~1e-16 per control step).
+Results are bitwise deterministic and independent of the thread count (tested).
 
 Conventions (``mimictools.engines.base``): tensors float32 on ``spec.device``; quaternions wxyz; bodies in
 Character order (MuJoCo body ids are mapped by name, the world body is skipped); DoFs in motion DoF space.
@@ -98,7 +100,11 @@ class MuJoCoEngine:
         self._models = [m] * n  # rollout's skip_checks path takes one model per env
         self._closed = False
         self._cache: Dict[str, Tensor] = {}
-        self._body_ids = self._sim.body_ids
+        ids = self._sim.body_ids
+        contiguous = np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))
+        self._body_sel = (
+            slice(int(ids[0]), int(ids[0]) + len(ids)) if contiguous else ids
+        )  # slices copy faster
         self._dof_map = _DofMap(character)
 
     def _check_state_layout(self) -> None:
@@ -275,11 +281,12 @@ class MuJoCoEngine:
         """MuJoCo's body poses (``mj_kinematics``) of the envs whose state changed since the last call."""
         m, d = self._model, self._scratch
         qpos = self._state[:, self._qpos_off : self._qpos_off + m.nq]
+        ids = self._body_sel
         for i in np.nonzero(self._poses_stale)[0]:
             d.qpos[:] = qpos[i]
             mujoco.mj_kinematics(m, d)
-            self._xpos[i] = d.xpos[self._body_ids]
-            self._xquat[i] = d.xquat[self._body_ids]
+            self._xpos[i] = d.xpos[ids]
+            self._xquat[i] = d.xquat[ids]
         self._poses_stale[:] = False
 
     def _out(self, a: np.ndarray) -> Tensor:

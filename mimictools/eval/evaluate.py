@@ -312,7 +312,7 @@ def write_errors(result: EvalResult, out_dir: Path) -> List[Path]:
     paths = [out_dir / "metrics.json", out_dir / "errors.npz", out_dir / "errors.csv"]
     atomic_write_text(paths[0], metrics_json(result))
     with atomic_open(paths[1], "wb") as f:
-        np.savez_compressed(f, **arrays)
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
 
     header = ["episode", "clip", "time_s", "motion_time_s", "reward"] + list(TRACKING_ERROR_KEYS)
     header += ["body_pos_err_mm", "body_pos_err_local_mm"]

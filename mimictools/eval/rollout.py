@@ -183,8 +183,9 @@ def run_episodes(
         picked = []
         for i in env_ids:
             if queue:
-                current[i] = queue.pop(0)
-                picked.append(specs[current[i]])
+                k = queue.pop(0)
+                current[i] = k
+                picked.append(specs[k])
             else:  # idle env: keep it valid, ignore its frames
                 current[i] = None
                 picked.append(specs[0])

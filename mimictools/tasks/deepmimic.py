@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from mimictools.tasks.terminations import DoneFlag
 from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
 from mimictools.engines.base import SimState, check_env_ids
 from mimictools.errors import CharacterError, ConfigError, NotSupportedError
@@ -269,6 +270,15 @@ class DeepMimicEnv:
             track_root_h=self.track_root_h,
         )
         done = self._done(sim, ref, motion_time)
+        # One world whose physics blew up (NaN/inf, e.g. a deep ground contact right after a reset)
+        # must not stop the training of thousands: it ends as FAIL with zero reward and a zero
+        # observation, and the runner resets it. torch.where keeps this free of host syncs.
+        bad = ~torch.isfinite(obs).all(dim=-1)
+        obs = torch.where(bad.unsqueeze(-1), torch.zeros_like(obs), obs)
+        reward = torch.where(bad, torch.zeros_like(reward), reward)
+        done = torch.where(bad, torch.full_like(done, int(DoneFlag.FAIL)), done)
+        info = {k: torch.where(bad, torch.zeros_like(v), v) for k, v in info.items()}
+        info["Nonfinite_Frac"] = bad.to(reward.dtype)
         return obs, reward, done, info
 
     def close(self) -> None:

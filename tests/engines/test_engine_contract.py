@@ -15,7 +15,7 @@ from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state, standin
 
 from mimictools.character import kinematics
 from mimictools.engines.base import SimState
-from mimictools.math.rotations import quat_diff_angle
+from mimictools.math.rotations import exp_map_to_quat, quat_diff_angle, quat_to_exp_map
 
 GRAVITY = 9.81
 
@@ -32,12 +32,24 @@ def _state_close(a: SimState, b: SimState, atol: float) -> None:
         assert err <= atol, f"{name}: max error {err:.3g} > {atol}"
 
 
+def _put(eng, ids: torch.Tensor, state: SimState) -> SimState:
+    """``set_state`` with what a task passes (float32 on the engine's device); returns that state as float64
+    CPU (the reference: float32-rounded inputs)."""
+    dev = eng.device
+    eng.set_state(ids.to(dev), SimState(*(t.to(device=dev, dtype=torch.float32) for t in state.fields())))
+    return SimState(*(t.float().double() for t in state.fields()))
+
+
+def _targets(eng, dof: torch.Tensor) -> torch.Tensor:
+    return dof.to(device=eng.device, dtype=torch.float32)
+
+
 def test_shapes_dtypes_devices(engine_factory, character):
     n, nb, nd = 3, character.num_bodies, character.num_dofs
     eng = engine_factory(character, n)
     assert eng.num_envs == n and eng.character is character
     assert math.isclose(eng.control_dt, 1.0 / 30.0) and math.isclose(eng.sim_dt, 1.0 / 240.0)
-    eng.set_state(None, pose_state(HUMANOID_INIT_POSE, n))
+    _put(eng, torch.arange(n), pose_state(HUMANOID_INIT_POSE, n))
     eng.step(eng.get_state().dof_pos)
     s = eng.get_state()
     shapes = [(n, 3), (n, 4), (n, 3), (n, 3), (n, nd), (n, nd)]
@@ -55,8 +67,7 @@ def test_shapes_dtypes_devices(engine_factory, character):
 def test_set_get_round_trip_with_velocities(engine_factory, character):
     n = 16
     eng = engine_factory(character, n)
-    state = random_state(character, n, seed=1)
-    eng.set_state(torch.arange(n), state)
+    state = _put(eng, torch.arange(n), random_state(character, n, seed=1))
     # float32 outputs; hinge-triple exp map -> Euler -> exp map and J / J^-1 velocity maps are exact in float64
     _state_close(eng.get_state(), state, atol=2e-5)
 
@@ -64,8 +75,7 @@ def test_set_get_round_trip_with_velocities(engine_factory, character):
 def test_body_poses_after_set_state_match_our_fk(engine_factory, character):
     n = 16
     eng = engine_factory(character, n)
-    state = random_state(character, n, seed=2)
-    eng.set_state(None, state)
+    state = _put(eng, torch.arange(n), random_state(character, n, seed=2))
     local_rot = kinematics.dof_to_local_rot(character, state.dof_pos)
     ref_pos, ref_rot = kinematics.forward_kinematics(character, state.root_pos, state.root_rot, local_rot)
     pos_err_m = (eng.body_pos().double().cpu() - ref_pos).abs().max().item()
@@ -78,23 +88,14 @@ def test_body_poses_on_clip_frames_match_our_fk(engine_factory, character, share
     from mimictools.motion import load_motion
 
     motion = load_motion(shared_dir / "mimickit/data/motions/humanoid/humanoid_spinkick.pkl")
-    frames = torch.as_tensor(motion.frames[::4], dtype=torch.float64)
+    frames = torch.as_tensor(motion.frames[::4], dtype=torch.float32).double()  # what float32 inputs can say
     n = frames.shape[0]
     eng = engine_factory(character, n)
-    from mimictools.math.rotations import exp_map_to_quat
-
     z = torch.zeros(n, 3, dtype=torch.float64)
-    eng.set_state(
-        None,
-        SimState(
-            frames[:, 0:3],
-            exp_map_to_quat(frames[:, 3:6]),
-            z,
-            z,
-            frames[:, 6:],
-            torch.zeros_like(frames[:, 6:]),
-        ),
-    )
+    root_rot = exp_map_to_quat(frames[:, 3:6])
+    state = SimState(frames[:, 0:3], root_rot, z, z, frames[:, 6:], torch.zeros_like(frames[:, 6:]))
+    state = _put(eng, torch.arange(n), state)
+    frames = torch.cat([state.root_pos, quat_to_exp_map(state.root_rot), state.dof_pos], dim=-1)
     ref_pos, ref_rot = kinematics.frames_to_body_poses(character, frames)
     assert (eng.body_pos().double().cpu() - ref_pos).abs().max().item() < 1e-5
     assert quat_diff_angle(eng.body_rot().double().cpu(), ref_rot).abs().max().item() < 1e-5
@@ -109,9 +110,8 @@ def test_free_fall_holds_pose(engine_factory, character):
     frame[6:9] = [0.3, -0.2, 0.4]  # abdomen
     frame[6 + character.dof_names.index("right_elbow")] = 0.8
     frame[6 + character.dof_names.index("left_knee")] = 0.6
-    start = pose_state(frame, n)
-    eng.set_state(None, start)
-    targets = start.dof_pos.float()
+    start = _put(eng, torch.arange(n), pose_state(frame, n))
+    targets = _targets(eng, start.dof_pos)
     steps = 15
     for _ in range(steps):
         eng.step(targets)
@@ -129,12 +129,11 @@ def test_free_fall_holds_pose(engine_factory, character):
 def test_standing_pose_settles_on_the_ground(engine_factory, character):
     n = 2
     eng = engine_factory(character, n)
-    start = standing_init_state(character, n)
-    eng.set_state(None, start)
+    start = _put(eng, torch.arange(n), standing_init_state(character, n))
     for _ in range(30):  # 1 s
-        eng.step(start.dof_pos.float())
+        eng.step(_targets(eng, start.dof_pos))
     s = eng.get_state()
-    assert (s.root_pos[:, 2] - start.root_pos[:, 2]).abs().max().item() < 0.02
+    assert (s.root_pos[:, 2].double().cpu() - start.root_pos[:, 2]).abs().max().item() < 0.02
     assert s.root_vel.abs().max().item() < 0.05
     cf = eng.contact_forces().double().cpu()
     feet = [
@@ -157,20 +156,22 @@ def test_subset_reset_leaves_other_envs_alone(engine_factory, character):
     start = pose_state(HUMANOID_INIT_POSE, n)
     g = torch.Generator().manual_seed(3)
     targets = [
-        start.dof_pos.float() + 0.2 * torch.randn(n, character.num_dofs, generator=g) for _ in range(10)
+        _targets(
+            a, start.dof_pos + 0.2 * torch.randn(n, character.num_dofs, generator=g, dtype=torch.float64)
+        )
+        for _ in range(10)
     ]
     for eng in (a, b):
-        eng.set_state(None, start)
+        _put(eng, torch.arange(n), start)
         for t in targets[:5]:
             eng.step(t)
     before = a.get_state()
-    reset = random_state(character, 2, seed=4)
-    a.set_state(torch.tensor([3, 1]), reset)
+    reset = _put(a, torch.tensor([3, 1]), random_state(character, 2, seed=4))
     after = a.get_state()
-    keep = torch.tensor([0, 2])
+    keep = torch.tensor([0, 2], device=a.device)
     for x, y in zip(before.index(keep).fields(), after.index(keep).fields()):
         assert torch.equal(x, y)
-    _state_close(after.index(torch.tensor([3, 1])), reset, atol=2e-5)
+    _state_close(after.index(torch.tensor([3, 1], device=a.device)), reset, atol=2e-5)
     for eng in (a, b):
         for t in targets[5:]:
             eng.step(t)
@@ -185,10 +186,10 @@ def test_same_inputs_same_outputs(engine_factory, character):
     runs = []
     for _ in range(2):
         eng = engine_factory(character, n)
-        eng.set_state(None, random_state(character, n, seed=5, height=1.0))
+        _put(eng, torch.arange(n), random_state(character, n, seed=5, height=1.0))
         g = torch.Generator().manual_seed(6)
         for _ in range(20):
-            eng.step(0.5 * torch.randn(n, character.num_dofs, generator=g))
+            eng.step(_targets(eng, 0.5 * torch.randn(n, character.num_dofs, generator=g)))
         runs.append((eng.get_state(), eng.body_pos(), eng.body_rot(), eng.contact_forces()))
     (s0, p0, r0, c0), (s1, p1, r1, c1) = runs
     for x, y in zip(list(s0.fields()) + [p0, r0, c0], list(s1.fields()) + [p1, r1, c1]):

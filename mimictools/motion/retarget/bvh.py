@@ -310,10 +310,9 @@ def _local_transforms(skel: BvhSkeleton, channels: torch.Tensor) -> Tuple[torch.
     for order, joints in groups.items():
         cols = torch.as_tensor([[c for c, _ in skel.rot_channels[j]] for j in joints])  # (n, k)
         ang = torch.deg2rad(channels[:, cols])  # (F, n, k)
-        q = None
-        for k, axis in enumerate(order):
-            qk = axis_angle_to_quat(eye[axis].expand(ang.shape[:-1] + (3,)), ang[..., k])
-            q = qk if q is None else quat_mul(q, qk)
+        q = axis_angle_to_quat(eye[order[0]].expand(ang.shape[:-1] + (3,)), ang[..., 0])
+        for k in range(1, len(order)):
+            q = quat_mul(q, axis_angle_to_quat(eye[order[k]].expand(ang.shape[:-1] + (3,)), ang[..., k]))
         rots[:, joints] = q
     return trans, rots
 

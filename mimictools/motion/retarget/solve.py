@@ -246,7 +246,11 @@ class _Model:
         self.body_theta: List[List[int]] = [[] for _ in range(nb)]  # indices into theta
         self.body_ball = [-1] * nb
         self.body_axes: List[Optional[Tensor]] = [None] * nb
-        axes, lo, hi, theta_body, cone = [], [], [], [], []
+        axes: List[np.ndarray] = []
+        lo: List[float] = []
+        hi: List[float] = []
+        theta_body: List[int] = []
+        cone: List[float] = []
         hinge_names: List[str] = []
         ball_bodies: List[int] = []
         for j in char.joints:
@@ -335,11 +339,12 @@ class _Model:
         Returns body_pos (F, nb, 3), body_rot (F, nb, 4), axes (F, ncol-3, 3), anchors (F, ncol-3, 3).
         """
         F = root_pos.shape[0]
-        pos: List[Optional[Tensor]] = [None] * self.nb
-        rot: List[Optional[Tensor]] = [None] * self.nb
+        # every slot is overwritten below (bodies in parent-first order, every column once)
+        pos: List[Tensor] = [root_pos] * self.nb
+        rot: List[Tensor] = [root_quat] * self.nb
         eye = torch.eye(3, dtype=self.dtype)
-        axes: List[Optional[Tensor]] = [None] * (self.ncol - 3)
-        anchors: List[Optional[Tensor]] = [None] * (self.ncol - 3)
+        axes: List[Tensor] = [root_pos] * (self.ncol - 3)
+        anchors: List[Tensor] = [root_pos] * (self.ncol - 3)
         pos[0], rot[0] = root_pos, root_quat
         for k in range(3):
             axes[k] = eye[k].expand(F, 3)
@@ -461,6 +466,8 @@ class _Model:
             ang = torch.maximum(torch.minimum(ang, hi[0]), lo[0]).unsqueeze(-1)
             return _unwrap_unlimited(ang, lo, hi)
         ax = self.body_axes[b]  # (3, 3) rows = axes
+        if ax is None:
+            raise ConfigError(f"body {self.char.body_names[b]!r} has no hinge triple")
         det = float(torch.det(ax))
         sign = 1.0 if det > 0 else -1.0
         m = torch.stack([ax[0], ax[1], sign * ax[2]], dim=1)
@@ -739,7 +746,7 @@ def _plane_aims(model: _Model, s: _Setup) -> Dict[int, Tuple[int, int, int, Tens
     out: Dict[int, Tuple[int, int, int, Tensor, Tensor]] = {}
     bodies = s.entry_body.tolist()
     zero = [float(s.entry_offset[i].norm()) < 1e-9 for i in range(len(bodies))]
-    origin_entry = {}
+    origin_entry: Dict[int, int] = {}
     for i, b in enumerate(bodies):
         if zero[i]:
             origin_entry.setdefault(b, i)
@@ -837,8 +844,8 @@ def _initial_guess(model: _Model, s: _Setup) -> Tuple[Tensor, Tensor, Tensor, Te
         if idx:
             root_pos = s.target_pos[:, idx].mean(1) - quat_rotate(root_quat, v.mean(0).expand(F, 3))
     # ---- joints, parents first
-    pos: List[Optional[Tensor]] = [None] * model.nb
-    rot: List[Optional[Tensor]] = [None] * model.nb
+    pos: List[Tensor] = [root_pos] * model.nb  # overwritten parent-first below
+    rot: List[Tensor] = [root_quat] * model.nb
     pos[0], rot[0] = root_pos, root_quat
     for b in range(1, model.nb):
         p = model.parents[b]
@@ -1174,10 +1181,9 @@ def retarget(
     timings["output"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     names = []
-    for e in mapping.entries:
-        names.append(
-            e.body if not any(e.offset) else f"{e.body}+[{e.offset[0]:g},{e.offset[1]:g},{e.offset[2]:g}]"
-        )
+    for ent in mapping.entries:
+        off = ent.offset
+        names.append(ent.body if not any(off) else f"{ent.body}+[{off[0]:g},{off[1]:g},{off[2]:g}]")
     return RetargetResult(
         frames=out,
         fps=float(source.fps),
