@@ -20,8 +20,6 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from mimictools.errors import NotSupportedError
-
 if TYPE_CHECKING:  # pragma: no cover
     from mimictools.character.model import Character
     from mimictools.engines.base import EngineSpec, SimState
@@ -205,14 +203,63 @@ def measure_engine(
         engine.close()
 
 
-def measure_training(engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0) -> float:
-    """Samples / s of the full training loop (env stepping + DeepMimic task + PPO update).
-
-    Hook for the lead: build the DeepMimic env on ``engine_name`` with ``spec``, run rollouts + PPO updates for
-    ``seconds`` and return collected samples per second; ``run_bench(train=True)`` stores it in
-    ``BenchResult.samples_per_s``.
+def measure_training(
+    engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0, agent: Any = None
+) -> float:
+    """Samples / s of the full training loop: rollout (policy + engine + DeepMimic task + resets) and
+    PPO update, as ``mimic train`` runs it, on the bundled demo clip (``data/motions/demo_squat.pkl``)
+    with the bundled demo env config and ``agent``. Default agent: on a GPU, MimicKit's humanoid PPO
+    agent (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the bundled demo
+    agent (``data/configs/demo_agent.yaml``: smaller nets, Adam), which is what ``mimic train`` uses there.
+    One warm-up iteration is not timed.
     """
-    raise NotSupportedError("the training-loop benchmark (mimic bench --train) is not built yet")
+    import tempfile
+
+    import torch
+
+    from mimictools.config.load import load_agent_config, load_env_config
+    from mimictools.config.schema import AgentConfig, EngineConfig
+    from mimictools.paths import bundled_data_dir
+    from mimictools.rl.runner import Runner
+    from mimictools.tasks.deepmimic import build_env
+
+    data = bundled_data_dir()
+    env_cfg = load_env_config(data / "configs" / "demo_env.yaml")
+    engine_cfg = EngineConfig(
+        engine_name=engine_name, control_freq=int(spec.control_freq), sim_freq=int(spec.sim_freq)
+    )
+    env = build_env(
+        env_cfg,
+        engine_cfg,
+        spec.num_envs,
+        device=spec.device,
+        motion_path=data / "motions" / "demo_squat.pkl",
+        char_path=character.source,
+        num_threads=spec.num_threads,
+    )
+    cuda = torch.device(spec.device).type == "cuda"
+    if agent is None:
+        agent = AgentConfig() if cuda else load_agent_config(data / "configs" / "demo_agent.yaml")
+    if not cuda:
+        torch.set_num_threads(1)  # the physics threads own the cores (see mimic train --torch-threads)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            runner = Runner(env, agent, tmp, seed=0, tensorboard=False, save_iter_checkpoints=False)
+            obs, _ = runner.iterate(env.reset())  # warm-up: allocations, kernel compilation
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            samples = 0
+            while True:
+                obs, _ = runner.iterate(obs)
+                samples += runner.storage.num_samples
+                if cuda:
+                    torch.cuda.synchronize()
+                elapsed = time.perf_counter() - start
+                if elapsed >= seconds:
+                    return samples / elapsed
+    finally:
+        env.close()
 
 
 def run_bench(

@@ -102,7 +102,7 @@ def resolve_run(
         if not p.exists():
             raise ConfigError(f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})")
     if num_envs is None:
-        num_envs = 4096 if cfg.engine.engine_name in ("mjwarp", "isaacgym") else 16
+        num_envs = 4096 if cfg.engine.engine_name in ("mjwarp", "isaacgym") else 32
     if num_envs < 1:
         raise ConfigError(f"--num-envs must be >= 1, got {num_envs}")
     if seed is None:

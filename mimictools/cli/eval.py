@@ -24,7 +24,7 @@ def plot_log(
     ] = "Test_Return,Train_Return,Body_Pos_Err,Root_Pos_Err",
     x: Annotated[str, typer.Option(help="x axis: minutes | samples | iteration.")] = "minutes",
     labels: Annotated[
-        Optional[str], typer.Option(help="Comma-separated legend labels (default: file names).")
+        Optional[str], typer.Option(help="Legend labels separated by commas (or by semicolons when a label has a comma); default: file names.")
     ] = None,
 ) -> None:
     """Plot training curves from one or more logs on the same axes (e.g. ours vs MimicKit's)."""
@@ -32,7 +32,8 @@ def plot_log(
     from mimictools.eval.plots import training_curves
     from mimictools.io_util import save_figure
 
-    names = [s.strip() for s in labels.split(",")] if labels else [_label(p) for p in logs]
+    sep = ";" if labels and ";" in labels else ","
+    names = [s.strip() for s in labels.split(sep)] if labels else [_label(p) for p in logs]
     if len(names) != len(logs):
         raise typer.BadParameter(f"--labels has {len(names)} entries for {len(logs)} logs")
     fig = training_curves(

@@ -16,7 +16,7 @@ def train(
     motion: Annotated[Optional[Path], typer.Option(help="Clip (.pkl/.txt) or MimicKit dataset .yaml. Default: the env config's motion_file.")] = None,
     char: Annotated[Optional[Path], typer.Option(help="Character MJCF. Default: the env config's char_file.")] = None,
     engine: Annotated[Optional[str], typer.Option(help="Physics engine: mujoco (CPU), mjwarp (GPU) or isaacgym. Default: the engine config's.")] = None,
-    num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs (default 16 on mujoco, 4096 on GPU engines).")] = None,
+    num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs (default 32 on mujoco, 4096 on GPU engines).")] = None,
     device: Annotated[str, typer.Option(help="torch device for task + PPO: cpu or cuda.")] = "cpu",
     max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="Stop after this many training samples (total, across resumes).")] = None,
     minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes of this session.")] = None,

@@ -323,6 +323,16 @@ class Runner:
         self.actor.train()
         return obs
 
+    def iterate(self, obs: Tensor) -> Tuple[Tensor, Dict[str, float]]:
+        """One training iteration without logging or checkpoints: rollout, checks, PPO update,
+        normalizer update. Returns the next observations and the update's stats (used by benchmarks)."""
+        obs = self._rollout(obs)
+        self._check_rollout()
+        stats = self.ppo.update(self.storage)
+        self.obs_normalizer.update()
+        self.samples += self.storage.num_samples
+        return obs, stats
+
     def _check_rollout(self) -> None:
         s = self.storage
         fields = (
