@@ -61,7 +61,7 @@ class SimState:
     dof_pos: Tensor
     dof_vel: Tensor
 
-    def index(self, ids: Tensor) -> "SimState":
+    def index(self, ids: Tensor) -> SimState:
         """The sub-batch ``ids`` (a 1-D index tensor)."""
         return SimState(*(t[ids] for t in self.fields()))
 
@@ -72,7 +72,7 @@ class SimState:
 class Engine(Protocol):
     """What a task needs from physics. All tensors live on ``device``; shapes name ``num_envs`` = n."""
 
-    character: "Character"
+    character: Character
     num_envs: int
     device: torch.device
     control_dt: float
@@ -116,3 +116,27 @@ def check_env_ids(env_ids: Optional[Tensor], num_envs: int, device: torch.device
     if env_ids.dim() != 1:
         raise ValueError(f"env_ids must be 1-D, got shape {tuple(env_ids.shape)}")
     return env_ids.to(device=device, dtype=torch.long)
+
+
+def check_state_shapes(state: SimState, num_ids: int, num_dofs: int) -> None:
+    """Raise EngineError unless every field of ``state`` has the batch ``num_ids`` and the right width."""
+    from mimictools.errors import EngineError
+
+    k, nd = num_ids, num_dofs
+    want = ((k, 3), (k, 4), (k, 3), (k, 3), (k, nd), (k, nd))
+    names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
+    for name, shape, t in zip(names, want, state.fields()):
+        if tuple(t.shape) != shape:
+            raise EngineError(
+                f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
+            )
+
+
+def check_targets_shape(dof_targets: Tensor, num_envs: int, num_dofs: int) -> None:
+    """Raise EngineError unless ``dof_targets`` is Shape (num_envs, num_dofs)."""
+    from mimictools.errors import EngineError
+
+    if tuple(dof_targets.shape) != (num_envs, num_dofs):
+        raise EngineError(
+            f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({num_envs}, {num_dofs})"
+        )

@@ -60,7 +60,13 @@ from torch import Tensor
 
 from mimictools.character import kinematics
 from mimictools.character.model import Character
-from mimictools.engines.base import EngineSpec, SimState, check_env_ids
+from mimictools.engines.base import (
+    EngineSpec,
+    SimState,
+    check_env_ids,
+    check_state_shapes,
+    check_targets_shape,
+)
 from mimictools.errors import EngineError, NotSupportedError
 from mimictools.math.rotations import wxyz_to_xyzw, xyzw_to_wxyz
 
@@ -269,14 +275,10 @@ class IsaacGymEngine:
                 f"env_ids must lie in [0, {self.num_envs}), got min {int(ids.min())} max {int(ids.max())}"
             )
         nd = self.character.num_dofs
-        want = ((k, 3), (k, 4), (k, 3), (k, 3), (k, nd), (k, nd))
+        check_state_shapes(state, k, nd)
         names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
         fields = []
-        for name, shape, t in zip(names, want, state.fields()):
-            if tuple(t.shape) != shape:
-                raise EngineError(
-                    f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
-                )
+        for name, t in zip(names, state.fields()):
             if not bool(torch.isfinite(t).all()):
                 raise EngineError(f"set_state: {name} has NaN or inf values")
             fields.append(t.detach().to(device=self.device))
@@ -327,10 +329,7 @@ class IsaacGymEngine:
         from isaacgym import gymtorch
 
         nd = self.character.num_dofs
-        if tuple(dof_targets.shape) != (self.num_envs, nd):
-            raise EngineError(
-                f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})"
-            )
+        check_targets_shape(dof_targets, self.num_envs, nd)
         if not bool(torch.isfinite(dof_targets).all()):
             raise EngineError("step: dof_targets has NaN or inf values")
         self._apply_pending_resets()

@@ -43,7 +43,13 @@ from torch import Tensor
 
 from mimictools.character import kinematics
 from mimictools.character.model import Character
-from mimictools.engines.base import EngineSpec, SimState, check_env_ids
+from mimictools.engines.base import (
+    EngineSpec,
+    SimState,
+    check_env_ids,
+    check_state_shapes,
+    check_targets_shape,
+)
 from mimictools.engines.mjcf_build import SimModel, build_sim_model
 from mimictools.errors import EngineError
 
@@ -360,13 +366,7 @@ class MjWarpEngine:
         if k == 0:
             return
         nd = self.character.num_dofs
-        want = ((k, 3), (k, 4), (k, 3), (k, 3), (k, nd), (k, nd))
-        names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
-        for name, shape, t in zip(names, want, state.fields()):
-            if tuple(t.shape) != shape:
-                raise EngineError(
-                    f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
-                )
+        check_state_shapes(state, k, nd)
         dt = state.dof_pos.dtype if state.dof_pos.is_floating_point() else torch.float32
         root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = (
             t.detach().to(device=self.device, dtype=dt) for t in state.fields()
@@ -427,10 +427,7 @@ class MjWarpEngine:
         """One control step: PD towards ``dof_targets`` (num_envs, num_dofs), motion DoF space, ``substeps`` physics steps."""
         self._check_open()
         nd = self.character.num_dofs
-        if tuple(dof_targets.shape) != (self.num_envs, nd):
-            raise EngineError(
-                f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})"
-            )
+        check_targets_shape(dof_targets, self.num_envs, nd)
         self.set_targets(dof_targets)
         self.step_raw()
 

@@ -33,9 +33,16 @@ from mujoco import rollout
 from torch import Tensor
 
 from mimictools.character.model import Character
-from mimictools.engines.base import EngineSpec, SimState, check_env_ids
+from mimictools.engines.base import (
+    EngineSpec,
+    SimState,
+    check_env_ids,
+    check_state_shapes,
+    check_targets_shape,
+)
 from mimictools.engines.mjcf_build import SimModel, build_sim_model
 from mimictools.errors import EngineError
+from mimictools.math import rotations_np as rnp
 
 __all__ = ["MuJoCoEngine", "available_cpus", "mujoco_body_poses"]
 
@@ -156,16 +163,10 @@ class MuJoCoEngine:
                 f"env_ids must lie in [0, {self.num_envs}), got min {int(ids.min())} max {int(ids.max())}"
             )
         nd = self.character.num_dofs
-        want = ((k, 3), (k, 4), (k, 3), (k, 3), (k, nd), (k, nd))
-        names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
-        fields = []
-        for name, shape, t in zip(names, want, state.fields()):
-            if tuple(t.shape) != shape:
-                raise EngineError(
-                    f"set_state: {name} has shape {tuple(t.shape)}, expected {shape} for {k} env ids"
-                )
-            fields.append(t.detach().to(device="cpu", dtype=_F64).numpy())
-        root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = fields
+        check_state_shapes(state, k, nd)
+        root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = (
+            t.detach().to(device="cpu", dtype=_F64).numpy() for t in state.fields()
+        )
         root_rot = root_rot / np.maximum(np.linalg.norm(root_rot, axis=-1, keepdims=True), 1e-12)
         qpos, qvel = self._dof_map.to_qpos_qvel(root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel)
         if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
@@ -224,10 +225,7 @@ class MuJoCoEngine:
         """One control step: PD towards ``dof_targets`` (num_envs, num_dofs), motion DoF space, ``substeps`` physics steps."""
         self._check_open()
         nd = self.character.num_dofs
-        if tuple(dof_targets.shape) != (self.num_envs, nd):
-            raise EngineError(
-                f"step: dof_targets has shape {tuple(dof_targets.shape)}, expected ({self.num_envs}, {nd})"
-            )
+        check_targets_shape(dof_targets, self.num_envs, nd)
         self.set_targets(dof_targets)
         self.step_raw()
 
@@ -310,124 +308,6 @@ class MuJoCoEngine:
 # dispatch made these conversions cost several times the physics of a control step. Parity with
 # ``kinematics`` is tested to 1e-12 (tests/engines/test_engine_mujoco.py::test_numpy_dof_map_matches_kinematics).
 
-_EPS = float(np.finfo(np.float64).eps)
-
-
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
-    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    return np.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        axis=-1,
-    )
-
-
-def _qconj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a x b over the last axis (np.cross is ~10x slower on small arrays)."""
-    ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
-    bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
-    return np.stack((ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx), axis=-1)
-
-
-def _qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate v (..., 3) by unit q (..., 4)."""
-    u = q[..., 1:]
-    t = 2.0 * _cross(u, v)
-    return v + q[..., :1] * t + _cross(u, t)
-
-
-def _qnormalize(q: np.ndarray) -> np.ndarray:
-    return q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-8)
-
-
-def _exp_to_quat(e: np.ndarray) -> np.ndarray:
-    angle = np.linalg.norm(e, axis=-1, keepdims=True)
-    small = angle < 1e-4
-    safe = np.where(small, 1.0, angle)
-    k = np.where(small, 0.5 - angle * angle / 48.0, np.sin(0.5 * safe) / safe)
-    return np.concatenate([np.cos(0.5 * angle), e * k], axis=-1)
-
-
-def _quat_to_exp(q: np.ndarray) -> np.ndarray:
-    q = _qnormalize(q)
-    q = np.where(q[..., :1] < 0, -q, q)
-    v = q[..., 1:]
-    s = np.linalg.norm(v, axis=-1, keepdims=True)
-    w = q[..., :1]
-    angle = 2.0 * np.arctan2(s, w)
-    k = np.where(s < 1e-6, 2.0 / np.maximum(w, 1e-8), angle / np.maximum(s, 1e-8))
-    return v * k
-
-
-def _wrap_pi(x: np.ndarray) -> np.ndarray:
-    two_pi = 2.0 * np.pi
-    return np.where(x > np.pi, x - two_pi, np.where(x <= -np.pi, x + two_pi, x))
-
-
-def _euler_xyz_to_quat(angles: np.ndarray) -> np.ndarray:
-    """qx(a) qy(b) qz(c), the product written out."""
-    half = 0.5 * angles
-    c, s = np.cos(half), np.sin(half)
-    ca, cb, cc = c[..., 0], c[..., 1], c[..., 2]
-    sa, sb, sc = s[..., 0], s[..., 1], s[..., 2]
-    return np.stack(
-        (
-            ca * cb * cc - sa * sb * sc,
-            sa * cb * cc + ca * sb * sc,
-            ca * sb * cc - sa * cb * sc,
-            ca * cb * sc + sa * sb * cc,
-        ),
-        axis=-1,
-    )
-
-
-def _left_right(q: np.ndarray) -> np.ndarray:
-    """M (..., 4, 4) with M @ x = q * x * conj(q) for quaternions x (conjugation is linear in x)."""
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    left = np.stack(
-        [
-            np.stack([w, -x, -y, -z], -1),
-            np.stack([x, w, -z, y], -1),
-            np.stack([y, z, w, -x], -1),
-            np.stack([z, -y, x, w], -1),
-        ],
-        axis=-2,
-    )  # q * x
-    right_conj = np.stack(
-        [
-            np.stack([w, x, y, z], -1),
-            np.stack([-x, w, -z, y], -1),
-            np.stack([-y, z, w, -x], -1),
-            np.stack([-z, -y, x, w], -1),
-        ],
-        axis=-2,
-    )  # x * conj(q)
-    return left @ right_conj
-
-
-def _quat_to_euler_xyz(q: np.ndarray) -> np.ndarray:
-    q = _qnormalize(q)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    sp, cp, sm, cm = x + z, w + y, x - z, w - y
-    kp = np.sqrt(sp * sp + cp * cp)
-    km = np.sqrt(sm * sm + cm * cm)
-    b = 2.0 * np.arctan2(kp, km) - 0.5 * np.pi
-    half_sum = np.arctan2(sp, cp)
-    half_diff = np.arctan2(sm, cm)
-    tiny = 4.0 * _EPS
-    half_diff = np.where(km < tiny, half_sum, half_diff)
-    half_sum = np.where(kp < tiny, half_diff, half_sum)
-    return np.stack([_wrap_pi(half_sum + half_diff), b, _wrap_pi(half_sum - half_diff)], axis=-1)
-
 
 class _DofMap:
     """Character DoF space <-> Character-layout qpos/qvel (``kinematics``' layouts), numpy float64."""
@@ -466,17 +346,17 @@ class _DofMap:
         self.triple_dof, self.triple_q = i64(triple_dof, -1, 3), i64(triple_q, -1, 3)
         self.ball_dof, self.ball_q = i64(ball_dof, -1, 3), i64(ball_q, -1, 4)
         self.qa, self.sign = f64(qa, -1, 4), f64(sign, -1, 3)
-        self.conj_qa = _left_right(self.qa)  # x -> qa x qa^-1, Shape (nt, 4, 4)
+        self.conj_qa = rnp.conjugation_matrix(self.qa)  # x -> qa x qa^-1, Shape (nt, 4, 4)
         self.conj_qa_inv = np.swapaxes(self.conj_qa, -1, -2).copy()  # x -> qa^-1 x qa (orthogonal)
         self.axes, self.low, self.high = f64(axes, -1, 3, 3), f64(low, -1, 3), f64(high, -1, 3)
 
     def _triple_euler(self, q: np.ndarray) -> np.ndarray:
         """Hinge angles (n, nt, 3) of joint rotations q (n, nt, 4), limit-aware branch (as kinematics)."""
         qe = (self.conj_qa_inv @ q[..., None])[..., 0]
-        raw = _quat_to_euler_xyz(qe)
+        raw = rnp.quat_to_euler_xyz(qe)
         alt = np.stack([raw[..., 0] + np.pi, np.pi - raw[..., 1], raw[..., 2] + np.pi], axis=-1)
-        e = _wrap_pi(raw * self.sign)
-        alt = _wrap_pi((np.remainder(alt + np.pi, 2.0 * np.pi) - np.pi) * self.sign)
+        e = rnp.wrap_pi(raw * self.sign)
+        alt = rnp.wrap_pi((np.remainder(alt + np.pi, 2.0 * np.pi) - np.pi) * self.sign)
 
         def violation(x: np.ndarray) -> np.ndarray:
             with np.errstate(invalid="ignore"):
@@ -486,7 +366,7 @@ class _DofMap:
         return np.where(violation(alt) < violation(e) - 1e-9, alt, e)
 
     def _triple_quat(self, angles: np.ndarray) -> np.ndarray:
-        qe = _euler_xyz_to_quat(angles * self.sign)
+        qe = rnp.euler_xyz_to_quat(angles * self.sign)
         return (self.conj_qa @ qe[..., None])[..., 0]
 
     def _triple_jacobian(self, angles: np.ndarray) -> np.ndarray:
@@ -496,8 +376,8 @@ class _DofMap:
         q2 = np.concatenate([np.cos(h2), np.sin(h2) * a[:, 1]], axis=-1)
         q3 = np.concatenate([np.cos(h3), np.sin(h3) * a[:, 2]], axis=-1)
         shape = angles.shape
-        col1 = _qrot(_qconj(_qmul(q2, q3)), np.broadcast_to(a[:, 0], shape))
-        col2 = _qrot(_qconj(q3), np.broadcast_to(a[:, 1], shape))
+        col1 = rnp.quat_rotate(rnp.quat_conj(rnp.quat_mul(q2, q3)), np.broadcast_to(a[:, 0], shape))
+        col2 = rnp.quat_rotate(rnp.quat_conj(q3), np.broadcast_to(a[:, 1], shape))
         col3 = np.broadcast_to(a[:, 2], shape)
         return np.stack([col1, col2, col3], axis=-1)
 
@@ -508,9 +388,9 @@ class _DofMap:
         out[:, 3] = 1.0
         out[:, self.hinge_q] = dof[:, self.hinge_dof]
         if self.triple_dof.size:
-            out[:, self.triple_q] = self._triple_euler(_exp_to_quat(dof[:, self.triple_dof]))
+            out[:, self.triple_q] = self._triple_euler(rnp.exp_map_to_quat(dof[:, self.triple_dof]))
         if self.ball_dof.size:
-            out[:, self.ball_q] = _exp_to_quat(dof[:, self.ball_dof])
+            out[:, self.ball_q] = rnp.exp_map_to_quat(dof[:, self.ball_dof])
         return out
 
     def to_qpos_qvel(
@@ -526,12 +406,14 @@ class _DofMap:
         qpos = self.joint_qpos(dof)
         qpos[:, 0:3] = root_pos
         qpos[:, 3:7] = root_rot
-        qvel = np.concatenate([root_vel, _qrot(_qconj(root_rot), root_ang_vel), dof_vel], axis=-1)
+        qvel = np.concatenate(
+            [root_vel, rnp.quat_rotate(rnp.quat_conj(root_rot), root_ang_vel), dof_vel], axis=-1
+        )
         if self.triple_dof.size:
             m = self._triple_jacobian(qpos[:, self.triple_q])
             v = dof_vel[:, self.triple_dof]
             a, b, c = m[..., 0, :], m[..., 1, :], m[..., 2, :]
-            r0, r1, r2 = _cross(b, c), _cross(c, a), _cross(a, b)
+            r0, r1, r2 = rnp.cross(b, c), rnp.cross(c, a), rnp.cross(a, b)
             det = (a * r0).sum(-1, keepdims=True)
             det = np.where(np.abs(det) < 1e-9, np.where(det < 0, -1e-9, 1e-9), det)
             rates = (r0 * v[..., 0:1] + r1 * v[..., 1:2] + r2 * v[..., 2:3]) / det
@@ -547,12 +429,12 @@ class _DofMap:
         dof_vel = qvel[:, 6:].copy()
         if self.triple_dof.size:
             ang = qpos[:, self.triple_q]
-            dof[:, self.triple_dof] = _quat_to_exp(self._triple_quat(ang))
+            dof[:, self.triple_dof] = rnp.quat_to_exp_map(self._triple_quat(ang))
             rates = qvel[:, 6 + self.triple_dof]
             dof_vel[:, self.triple_dof] = (self._triple_jacobian(ang) @ rates[..., None])[..., 0]
         if self.ball_dof.size:
-            dof[:, self.ball_dof] = _quat_to_exp(qpos[:, self.ball_q])
-        root_ang_vel = _qrot(root_rot, qvel[:, 3:6])
+            dof[:, self.ball_dof] = rnp.quat_to_exp_map(qpos[:, self.ball_q])
+        root_ang_vel = rnp.quat_rotate(root_rot, qvel[:, 3:6])
         return qpos[:, 0:3], root_rot, qvel[:, 0:3], root_ang_vel, dof, dof_vel
 
 

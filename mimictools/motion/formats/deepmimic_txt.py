@@ -31,6 +31,7 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 
 from mimictools.errors import MotionFormatError, NotSupportedError
+from mimictools.math.rotations_np import quat_mul, quat_to_exp_map
 from mimictools.motion.motion import LOOP_CLAMP, LOOP_WRAP, Motion, MotionNote, validate_motion_fields
 
 DEEPMIMIC_ROW_WIDTH = 44
@@ -78,32 +79,6 @@ NON_UNIT_TOL = 1e-2
 """|norm - 1| above which a quaternion is reported as non-unit (it is always normalised)."""
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
-
-
-def _quat_to_exp_map(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) -> exp maps (..., 3), angle in [0, pi] (same as mimictools.math)."""
-    q = np.where(q[..., :1] < 0, -q, q)
-    v = q[..., 1:]
-    s = np.linalg.norm(v, axis=-1, keepdims=True)
-    w = q[..., :1]
-    angle = 2.0 * np.arctan2(s, w)
-    small = s < 1e-6
-    k = np.where(small, 2.0 / np.maximum(w, 1e-8), angle / np.maximum(s, 1e-8))
-    return v * k
-
-
 def _x_rot_quat(deg: float) -> np.ndarray:
     h = math.radians(deg) * 0.5
     return np.array([math.cos(h), math.sin(h), 0.0, 0.0])
@@ -123,10 +98,10 @@ def deepmimic_rows_to_frames(rows: np.ndarray) -> np.ndarray:
     cols = {name: (c, w) for name, c, w in DEEPMIMIC_JOINTS}
     for mk_col, dm_name, post_deg in _SPHERICAL_MAP:
         c, _ = cols[dm_name]
-        q = _quat_mul(_quat_mul(_AXIS_CHANGE, rows[:, c : c + 4]), _AXIS_CHANGE_INV)
+        q = quat_mul(quat_mul(_AXIS_CHANGE, rows[:, c : c + 4]), _AXIS_CHANGE_INV)
         if post_deg:
-            q = _quat_mul(q, _x_rot_quat(post_deg))
-        out[:, mk_col : mk_col + 3] = _quat_to_exp_map(q)
+            q = quat_mul(q, _x_rot_quat(post_deg))
+        out[:, mk_col : mk_col + 3] = quat_to_exp_map(q)
     for mk_col, dm_name, sign in _REVOLUTE_MAP:
         c, _ = cols[dm_name]
         out[:, mk_col] = sign * rows[:, c]

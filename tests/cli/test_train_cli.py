@@ -1,0 +1,119 @@
+"""`mimic train` through the CLI: the bundled demo, MimicKit's own YAML files, --resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from mimictools.cli.app import app
+
+runner = CliRunner()
+
+
+def _rows(log_path):
+    lines = [ln.split() for ln in log_path.read_text().splitlines() if ln.strip()]
+    return lines[0], [[float(x) for x in r] for r in lines[1:]]
+
+
+def test_demo_trains_and_writes_run_files(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app, ["train", "--max-samples", "1024", "--num-envs", "4", "--out-dir", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    for name in ("config.yaml", "run.json", "log.txt", "latest.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    spec = json.loads((out / "run.json").read_text())
+    assert spec["motion_file"].endswith("demo_squat.pkl") and spec["num_envs"] == 4
+    header, rows = _rows(out / "log.txt")
+    assert header[:4] == ["Iteration", "Wall_Time", "Samples", "Test_Return"]
+    assert rows[-1][header.index("Samples")] >= 1024
+    # resume continues the same run: more samples, same folder, no new config needed
+    res = runner.invoke(
+        app, ["train", "--resume", "--out-dir", str(out), "--max-samples", "2048", "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    _, rows2 = _rows(out / "log.txt")
+    assert rows2[-1][header.index("Samples")] >= 2048 > rows[-1][header.index("Samples")]
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    out = tmp_path / "run"
+    assert (
+        runner.invoke(
+            app, ["train", "--max-samples", "256", "--num-envs", "2", "--out-dir", str(out), "--no-progress"]
+        ).exit_code
+        == 0
+    )
+    res = runner.invoke(
+        app, ["train", "--max-samples", "256", "--num-envs", "2", "--out-dir", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 2
+    assert "--resume" in res.output
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--set", "reward_pose_ww=1"], "reward_pose_w"),  # unknown key: nearest valid key named
+        (["--motion", "/nonexistent/clip.pkl"], "not found"),
+        (["--engine", "nosuchengine"], "mujoco"),
+        (["--num-envs", "0"], "num-envs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    res = runner.invoke(
+        app, ["train", "--max-samples", "64", "--out-dir", str(tmp_path / "r"), "--no-progress", *args]
+    )
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_mimickit_yaml_files_run_unchanged_with_mujoco(shared_dir, tmp_path):
+    """Issue 3: MimicKit's env + agent YAML with spinkick, --engine mujoco --num-envs 8 (one iteration)."""
+    cfg = shared_dir / "mimickit" / "configs"
+    out = tmp_path / "mk"
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--env-config",
+            str(cfg / "deepmimic_humanoid_env.yaml"),
+            "--agent-config",
+            str(cfg / "deepmimic_humanoid_ppo_agent.yaml"),
+            "--engine-config",
+            str(cfg / "engines" / "newton_engine.yaml"),
+            "--engine",
+            "mujoco",
+            "--num-envs",
+            "8",
+            "--max-samples",
+            "256",
+            "--data-root",
+            str(shared_dir / "mimickit"),
+            "--out-dir",
+            str(out),
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    spec = json.loads((out / "run.json").read_text())
+    assert spec["motion_file"].endswith("humanoid_spinkick.pkl")
+    assert spec["char_file"].endswith("data/assets/humanoid/humanoid.xml")
+    assert "obs 464" in res.output
+
+
+def test_subprocess_smoke():
+    """The console entry point works as a real process (not only through CliRunner)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mimictools", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0
+    for cmd in ("motion", "fk-check", "train", "eval", "bench", "doctor", "plot-log"):
+        assert cmd in proc.stdout
