@@ -100,7 +100,9 @@ def resolve_run(
     char_file = Path(char) if char else resolve_data_path(cfg.env.char_file, root)
     for what, p in (("motion", motion_file), ("character", char_file)):
         if not p.exists():
-            raise ConfigError(f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})")
+            raise ConfigError(
+                f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})"
+            )
     if num_envs is None:
         num_envs = 4096 if cfg.engine.engine_name in ("mjwarp", "isaacgym") else 32
     if num_envs < 1:

@@ -77,7 +77,9 @@ def _frames(char, dof: torch.Tensor) -> np.ndarray:
         if g.type != "box" or char.body_names[g.body] not in ("right_foot", "left_foot"):
             continue
         gq = torch.as_tensor(g.quat, dtype=torch.float64).expand(8, 4)
-        corners_local = torch.as_tensor(g.pos, dtype=torch.float64) + quat_rotate(gq, signs * torch.as_tensor(g.size[:3]))
+        corners_local = torch.as_tensor(g.pos, dtype=torch.float64) + quat_rotate(
+            gq, signs * torch.as_tensor(g.size[:3])
+        )
         rot = body_rot[:, g.body].unsqueeze(1).expand(t, 8, 4)
         corners = body_pos[:, g.body].unsqueeze(1) + quat_rotate(rot, corners_local.expand(t, 8, 3))
         lowest = torch.minimum(lowest, corners[..., 2].min(dim=-1).values)

@@ -26,7 +26,9 @@ def find_shared_dir() -> Path:
 def shared_dir() -> Path:
     d = find_shared_dir()
     if not (d / "mimickit").is_dir():
-        pytest.skip(f"reference data not found at {d} (set MIMIC_SHARED to the shared/ folder to run this test)")
+        pytest.skip(
+            f"reference data not found at {d} (set MIMIC_SHARED to the shared/ folder to run this test)"
+        )
     return d
 
 

@@ -41,7 +41,11 @@ def test_core_files_found():
 def test_parses_as_python38_with_future_annotations(path):
     src = path.read_text(encoding="utf-8")
     tree = ast.parse(src, filename=str(path), feature_version=(3, 8))
-    body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(getattr(n, "value", None), ast.Constant))]
+    body = [
+        n
+        for n in tree.body
+        if not (isinstance(n, ast.Expr) and isinstance(getattr(n, "value", None), ast.Constant))
+    ]
     if not body:
         return  # docstring-only module
     futures = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
@@ -70,5 +74,7 @@ def test_cli_import_is_light():
         "heavy = [m for m in ('torch', 'mujoco', 'warp', 'mujoco_warp', 'isaacgym', 'matplotlib') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"mimictools.cli.app imported heavy modules at import time: {out}"

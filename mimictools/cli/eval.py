@@ -24,7 +24,10 @@ def plot_log(
     ] = "Test_Return,Train_Return,Body_Pos_Err,Root_Pos_Err",
     x: Annotated[str, typer.Option(help="x axis: minutes | samples | iteration.")] = "minutes",
     labels: Annotated[
-        Optional[str], typer.Option(help="Legend labels separated by commas (or by semicolons when a label has a comma); default: file names.")
+        Optional[str],
+        typer.Option(
+            help="Legend labels separated by commas (or by semicolons when a label has a comma); default: file names."
+        ),
     ] = None,
 ) -> None:
     """Plot training curves from one or more logs on the same axes (e.g. ours vs MimicKit's)."""

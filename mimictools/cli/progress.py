@@ -19,7 +19,7 @@ class TrainProgress:
         self._progress: Optional[Progress] = None
         self._task: Any = None
 
-    def __enter__(self) -> "TrainProgress":
+    def __enter__(self) -> TrainProgress:
         if self.live:
             self._progress = Progress(
                 TextColumn("[bold]train"),
@@ -30,7 +30,11 @@ class TrainProgress:
                 console=console,
                 transient=False,
             )
-            total = self.max_samples if self.max_samples else (60.0 * self.max_minutes if self.max_minutes else None)
+            total = (
+                self.max_samples
+                if self.max_samples
+                else (60.0 * self.max_minutes if self.max_minutes else None)
+            )
             self._task = self._progress.add_task("train", total=total, status="starting...")
             self._progress.start()
         return self

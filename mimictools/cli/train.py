@@ -13,24 +13,83 @@ from mimictools.cli.console import console
 
 
 def train(
-    motion: Annotated[Optional[Path], typer.Option(help="Clip (.pkl/.txt) or MimicKit dataset .yaml. Default: the env config's motion_file.")] = None,
-    char: Annotated[Optional[Path], typer.Option(help="Character MJCF. Default: the env config's char_file.")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="Physics engine: mujoco (CPU), mjwarp (GPU) or isaacgym. Default: the engine config's.")] = None,
-    num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs (default 32 on mujoco, 4096 on GPU engines).")] = None,
+    motion: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Clip (.pkl/.txt) or MimicKit dataset .yaml. Default: the env config's motion_file."
+        ),
+    ] = None,
+    char: Annotated[
+        Optional[Path], typer.Option(help="Character MJCF. Default: the env config's char_file.")
+    ] = None,
+    engine: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Physics engine: mujoco (CPU), mjwarp (GPU) or isaacgym. Default: the engine config's."
+        ),
+    ] = None,
+    num_envs: Annotated[
+        Optional[int],
+        typer.Option("--num-envs", help="Parallel envs (default 32 on mujoco, 4096 on GPU engines)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="torch device for task + PPO: cpu or cuda.")] = "cpu",
-    max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="Stop after this many training samples (total, across resumes).")] = None,
-    minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes of this session.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Run folder (default runs/<clip>-<time>; with --resume: the latest run).")] = None,
+    max_samples: Annotated[
+        Optional[int],
+        typer.Option("--max-samples", help="Stop after this many training samples (total, across resumes)."),
+    ] = None,
+    minutes: Annotated[
+        Optional[float], typer.Option(help="Stop after this many minutes of this session.")
+    ] = None,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out-dir", help="Run folder (default runs/<clip>-<time>; with --resume: the latest run)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed; CPU runs with the same seed are repeatable.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out-dir from latest.pt (optimizer and normalizer state included).")] = False,
-    env_config: Annotated[Optional[Path], typer.Option("--env-config", help="MimicKit env YAML (default: bundled demo).")] = None,
-    agent_config: Annotated[Optional[Path], typer.Option("--agent-config", help="MimicKit PPO agent YAML (default: bundled demo).")] = None,
-    engine_config: Annotated[Optional[Path], typer.Option("--engine-config", help="MimicKit engine YAML (default: bundled mujoco_engine.yaml).")] = None,
-    set_: Annotated[Optional[List[str]], typer.Option("--set", help="Override a config key: --set reward_pose_w=0.6 --set actor_optimizer.learning_rate=3e-4.")] = None,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder holding data/ that relative config paths resolve against (default: found from the env config).")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out-dir from latest.pt (optimizer and normalizer state included).",
+        ),
+    ] = False,
+    env_config: Annotated[
+        Optional[Path], typer.Option("--env-config", help="MimicKit env YAML (default: bundled demo).")
+    ] = None,
+    agent_config: Annotated[
+        Optional[Path],
+        typer.Option("--agent-config", help="MimicKit PPO agent YAML (default: bundled demo)."),
+    ] = None,
+    engine_config: Annotated[
+        Optional[Path],
+        typer.Option("--engine-config", help="MimicKit engine YAML (default: bundled mujoco_engine.yaml)."),
+    ] = None,
+    set_: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--set",
+            help="Override a config key: --set reward_pose_w=0.6 --set actor_optimizer.learning_rate=3e-4.",
+        ),
+    ] = None,
+    data_root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data-root",
+            help="Folder holding data/ that relative config paths resolve against (default: found from the env config).",
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(help="CPU engine worker threads (0 = all cores).")] = 0,
-    torch_threads: Annotated[int, typer.Option("--torch-threads", help="torch intra-op threads on the CPU (default 1: the physics threads own the cores; more threads make OpenMP spin against them).")] = 1,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Print one line per output instead of a live progress bar.")] = False,
+    torch_threads: Annotated[
+        int,
+        typer.Option(
+            "--torch-threads",
+            help="torch intra-op threads on the CPU (default 1: the physics threads own the cores; more threads make OpenMP spin against them).",
+        ),
+    ] = 1,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Print one line per output instead of a live progress bar.")
+    ] = False,
 ) -> None:
     """Train a DeepMimic tracking policy. With no options: the bundled demo (our humanoid, squat clip, CPU MuJoCo, 10 min)."""
     from mimictools import run as runlib
@@ -40,18 +99,33 @@ def train(
         run_dir = out_dir or _latest_run()
         cfg, spec = runlib.load_run_files(run_dir)
         if any(x is not None for x in (motion, char, env_config, agent_config, engine_config)) or set_:
-            raise MimicToolsError("--resume continues a run with its own config.yaml/run.json; drop --motion/--char/--*-config/--set")
+            raise MimicToolsError(
+                "--resume continues a run with its own config.yaml/run.json; drop --motion/--char/--*-config/--set"
+            )
         if num_envs is not None and num_envs != spec.num_envs:
-            raise MimicToolsError(f"--resume: the run used --num-envs {spec.num_envs}; resuming with another count would change the numbers")
+            raise MimicToolsError(
+                f"--resume: the run used --num-envs {spec.num_envs}; resuming with another count would change the numbers"
+            )
     else:
         cfg, spec = runlib.resolve_run(
-            motion=motion, char=char, engine=engine, num_envs=num_envs, device=device, seed=seed,
-            env_config=env_config, agent_config=agent_config, engine_config=engine_config,
-            overrides=set_ or (), data_root=data_root, num_threads=threads,
+            motion=motion,
+            char=char,
+            engine=engine,
+            num_envs=num_envs,
+            device=device,
+            seed=seed,
+            env_config=env_config,
+            agent_config=agent_config,
+            engine_config=engine_config,
+            overrides=set_ or (),
+            data_root=data_root,
+            num_threads=threads,
         )
         run_dir = out_dir or Path("runs") / f"{Path(spec.motion_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (run_dir / "latest.pt").exists():
-            raise MimicToolsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out-dir")
+            raise MimicToolsError(
+                f"{run_dir} already holds a run: pass --resume to continue it, or another --out-dir"
+            )
     if max_samples is None and minutes is None and env_config is None and not resume:
         minutes = 10.0  # the bundled demo
     if device.startswith("cuda"):
@@ -66,7 +140,13 @@ def train(
     from mimictools.rl.runner import Runner
 
     runlib.save_run_files(run_dir, cfg, spec)
-    runner = Runner(env, cfg.agent, run_dir, seed=None if resume else spec.seed, config_record={"config": to_dict(cfg), "run": vars_of(spec)})
+    runner = Runner(
+        env,
+        cfg.agent,
+        run_dir,
+        seed=None if resume else spec.seed,
+        config_record={"config": to_dict(cfg), "run": vars_of(spec)},
+    )
     console.print(
         f"[bold]mimic train[/] {Path(spec.motion_file).name} on {Path(spec.char_file).name} · engine {cfg.engine.engine_name} · "
         f"{spec.num_envs} envs · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}"
@@ -76,7 +156,9 @@ def train(
     from mimictools.cli.progress import TrainProgress
 
     with TrainProgress(max_samples=max_samples, max_minutes=minutes, live=not no_progress) as progress:
-        result = runner.train(max_samples=max_samples, max_minutes=minutes, resume=resume, progress=progress.update)
+        result = runner.train(
+            max_samples=max_samples, max_minutes=minutes, resume=resume, progress=progress.update
+        )
     _summary(result, run_dir)
 
 
@@ -89,7 +171,10 @@ def vars_of(spec) -> dict:
 def _latest_run() -> Path:
     from mimictools.errors import MimicToolsError
 
-    runs = sorted((p for p in Path("runs").glob("*") if (p / "latest.pt").exists()), key=lambda p: (p / "latest.pt").stat().st_mtime)
+    runs = sorted(
+        (p for p in Path("runs").glob("*") if (p / "latest.pt").exists()),
+        key=lambda p: (p / "latest.pt").stat().st_mtime,
+    )
     if not runs:
         raise MimicToolsError("--resume without --out-dir: no run with latest.pt under ./runs")
     return runs[-1]
@@ -115,7 +200,9 @@ def _summary(result, run_dir: Path) -> None:
         if "Body_Pos_Err" in t.info:
             line += f" · Body_Pos_Err {100 * t.info['Body_Pos_Err']:.1f} cm"
     console.print(line)
-    console.print(f"checkpoint: {result.latest_checkpoint} · log: {run_dir / 'log.txt'} · next: mimic eval --model {run_dir / 'best.pt'} --plot {run_dir / 'eval'}")
+    console.print(
+        f"checkpoint: {result.latest_checkpoint} · log: {run_dir / 'log.txt'} · next: mimic eval --model {run_dir / 'best.pt'} --plot {run_dir / 'eval'}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -35,16 +35,22 @@ def read_log(path: Union[str, Path]) -> Dict[str, np.ndarray]:
         raise LogFormatError(f"{path}: empty training log")
     header = lines[0]
     if "Iteration" not in header:
-        raise LogFormatError(f"{path}: first line must be the column header starting with 'Iteration', got {' '.join(header[:4])!r}")
+        raise LogFormatError(
+            f"{path}: first line must be the column header starting with 'Iteration', got {' '.join(header[:4])!r}"
+        )
     rows: List[List[float]] = []
     for lineno, parts in enumerate(lines[1:], start=2):
         if parts == header:
             continue
         if len(parts) != len(header):
-            raise LogFormatError(f"{path}: line {lineno} has {len(parts)} values, the header has {len(header)} columns")
+            raise LogFormatError(
+                f"{path}: line {lineno} has {len(parts)} values, the header has {len(header)} columns"
+            )
         try:
             rows.append([float(p) for p in parts])
         except ValueError:
-            raise LogFormatError(f"{path}: line {lineno} has a non-numeric value: {' '.join(parts)[:80]!r}") from None
+            raise LogFormatError(
+                f"{path}: line {lineno} has a non-numeric value: {' '.join(parts)[:80]!r}"
+            ) from None
     data = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(header))
     return {name: data[:, i] for i, name in enumerate(header)}

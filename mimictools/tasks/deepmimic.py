@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from mimictools.tasks.terminations import DoneFlag
 from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
 from mimictools.engines.base import SimState, check_env_ids
 from mimictools.errors import CharacterError, ConfigError, NotSupportedError
@@ -45,7 +44,7 @@ from mimictools.tasks.rewards import (
     dof_err_weights,
     joint_err_weights,
 )
-from mimictools.tasks.terminations import compute_done, fall_contact, pose_fail
+from mimictools.tasks.terminations import DoneFlag, compute_done, fall_contact, pose_fail
 from mimictools.tasks.tracking import TrackState, compute_tracking_error
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -104,8 +104,26 @@ def test_tracking_the_reference_gives_reward_near_one(shared_dir, humanoid, make
         assert torch.isfinite(obs).all()
         torch.testing.assert_close(reward, torch.ones(4), atol=1e-4, rtol=0)
         assert (done == DoneFlag.NULL).all()
-        assert set(info) == set(TRACKING_ERROR_KEYS)
+        assert set(info) == set(TRACKING_ERROR_KEYS) | {"Nonfinite_Frac"}
         assert info["Body_Pos_Err"].max() < 1e-4
+        assert (info["Nonfinite_Frac"] == 0).all()
+
+
+def test_a_world_whose_physics_blew_up_fails_instead_of_poisoning_the_batch(shared_dir, humanoid, make_env):
+    """One non-finite world (seen once in 4096 on MJWarp) ends as FAIL with finite obs and zero reward;
+    the other envs are untouched."""
+    torch.manual_seed(3)
+    env, engine = make_env(n=3)
+    env.reset()
+    state = engine.get_state()
+    state.dof_vel[1, 0] = float("nan")
+    engine.set_state(torch.arange(3), state)
+    obs, reward, done, info = env.step(env.sim_state.root_pos.new_zeros(3, 28))
+    assert torch.isfinite(obs).all() and torch.isfinite(reward).all()
+    assert int(done[1]) == DoneFlag.FAIL and float(reward[1]) == 0.0 and (obs[1] == 0).all()
+    assert info["Nonfinite_Frac"].tolist() == [0.0, 1.0, 0.0]
+    assert all(torch.isfinite(v).all() for v in info.values())
+    assert (obs[[0, 2]] != 0).any(dim=-1).all()
 
 
 def test_time_limit(shared_dir, humanoid, make_env):
