@@ -220,7 +220,7 @@ def measure_training(
     from mimictools.config.load import load_agent_config, load_env_config
     from mimictools.config.schema import AgentConfig, EngineConfig
     from mimictools.paths import bundled_data_dir
-    from mimictools.rl.runner import Runner
+    from mimictools.rl.runner import Runner, available_cpus
     from mimictools.tasks.deepmimic import build_env
 
     data = bundled_data_dir()
@@ -244,7 +244,15 @@ def measure_training(
         torch.set_num_threads(1)  # the physics threads own the cores (see mimic train --torch-threads)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            runner = Runner(env, agent, tmp, seed=0, tensorboard=False, save_iter_checkpoints=False)
+            runner = Runner(
+                env,
+                agent,
+                tmp,
+                seed=0,
+                tensorboard=False,
+                save_iter_checkpoints=False,
+                update_threads=None if cuda else available_cpus(),
+            )
             obs, _ = runner.iterate(env.reset())  # warm-up: allocations, kernel compilation
             if cuda:
                 torch.cuda.synchronize()

@@ -57,13 +57,21 @@ from mimictools.rl.ppo import PPO
 from mimictools.rl.returns import terminal_value
 from mimictools.rl.storage import RolloutStorage
 
-__all__ = ["EpisodeTracker", "IterationReport", "Runner", "TestResult", "TrainResult"]
+__all__ = ["EpisodeTracker", "IterationReport", "Runner", "TestResult", "TrainResult", "available_cpus"]
 
 OBS_CLIP = 10.0  # MimicKit's observation normalizer clip
 OBS_MIN_STD = 1e-4  # MimicKit's normalizer std floor
 LOG_COLUMN_WIDTH = 25  # MimicKit's log column width
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (respects taskset/cgroups affinity on Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------- results
@@ -236,6 +244,9 @@ class Runner:
         config_record: the run's resolved config as a plain dict, stored in every checkpoint.
         tensorboard: write TensorBoard scalars.
         save_iter_checkpoints: keep an ``iter_XXXXXX.pt`` per output iteration.
+        update_threads: torch intra-op threads for the PPO update only (CPU training: the rollout runs
+            with the caller's setting, typically 1 so that physics threads own the cores, while the
+            update, when the physics is idle, can use every core). None = leave the setting alone.
     """
 
     def __init__(
@@ -248,6 +259,7 @@ class Runner:
         config_record: Optional[Mapping[str, Any]] = None,
         tensorboard: bool = True,
         save_iter_checkpoints: bool = True,
+        update_threads: Optional[int] = None,
     ) -> None:
         check_env(env)
         self.env = env
@@ -257,6 +269,7 @@ class Runner:
         self.config_record = dict(config_record) if config_record is not None else None
         self.tensorboard = tensorboard
         self.save_iter_checkpoints = save_iter_checkpoints
+        self.update_threads = update_threads
         if seed is not None:
             seed_everything(seed)
 
@@ -328,10 +341,21 @@ class Runner:
         normalizer update. Returns the next observations and the update's stats (used by benchmarks)."""
         obs = self._rollout(obs)
         self._check_rollout()
-        stats = self.ppo.update(self.storage)
+        stats = self._update()
         self.obs_normalizer.update()
         self.samples += self.storage.num_samples
         return obs, stats
+
+    def _update(self) -> Dict[str, float]:
+        """The PPO update, with ``update_threads`` torch threads when set (restored afterwards)."""
+        if self.update_threads is None:
+            return self.ppo.update(self.storage)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.update_threads)
+        try:
+            return self.ppo.update(self.storage)
+        finally:
+            torch.set_num_threads(before)
 
     def _check_rollout(self) -> None:
         s = self.storage
@@ -525,7 +549,7 @@ class Runner:
                 t0 = time.monotonic()
                 obs = self._rollout(obs)
                 self._check_rollout()
-                stats = self.ppo.update(self.storage)
+                stats = self._update()
                 self.obs_normalizer.update()
                 it = self.iteration + 1
                 self.iteration = it
