@@ -132,6 +132,35 @@ class EngineReference:
         return out_pos, out_rot
 
 
+class SteppedEngineReference(EngineReference):
+    """For engines that refresh body poses only inside the physics step (Isaac Gym): ``set_state``, one
+    control step holding the pose (PD targets = the frame's DoFs), then the engine's body poses are compared
+    with our FK of the state the engine *reports* after that step (``get_state``). This checks the adapter's
+    body/DoF order and quaternion conventions on every frame even though the pose moved a little.
+    """
+
+    def __call__(self, root_pos: Tensor, root_rot: Tensor, dof: Tensor):  # type: ignore[override]
+        eng = self.engine
+        n, cap = int(root_pos.shape[0]), int(eng.num_envs)
+        nb = eng.character.num_bodies
+        out_pos, out_rot = np.empty((n, nb, 3)), np.empty((n, nb, 4))
+        reached = [np.empty((n, 3)), np.empty((n, 4)), np.empty((n, dof.shape[-1]))]
+        for lo in range(0, n, cap):
+            hi = min(n, lo + cap)
+            k = hi - lo
+            # set_state of the first k envs (EngineReference); the others keep their last pose
+            super().__call__(root_pos[lo:hi], root_rot[lo:hi], dof[lo:hi])
+            targets = eng.get_state().dof_pos.clone()
+            targets[:k] = dof[lo:hi].to(targets.device, targets.dtype)
+            eng.step(targets)
+            st = eng.get_state()
+            out_pos[lo:hi] = eng.body_pos()[:k].detach().to("cpu", _F64).numpy()
+            out_rot[lo:hi] = eng.body_rot()[:k].detach().to("cpu", _F64).numpy()
+            for arr, t in zip(reached, (st.root_pos, st.root_rot, st.dof_pos)):
+                arr[lo:hi] = t[:k].detach().to("cpu", _F64).numpy()
+        return out_pos, out_rot, tuple(reached)
+
+
 # ---- results ------------------------------------------------------------------------------------------------
 
 
@@ -259,7 +288,13 @@ def check_frames(
         f = torch.from_numpy(frames[sel])
         root_pos, root_rot, dof = f[:, 0:3], exp_map_to_quat(f[:, 3:6]), f[:, 6:]
         body_pos, body_rot = kinematics.frames_to_body_poses(char, f)
-        ref_pos, ref_rot = reference(root_pos, root_rot, dof)
+        result = reference(root_pos, root_rot, dof)
+        ref_pos, ref_rot = result[0], result[1]
+        if len(result) == 3:  # the reference moved the pose (SteppedEngineReference): FK of where it went
+            rp, rr, rd = (torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in result[2])
+            body_pos, body_rot = kinematics.forward_kinematics(
+                char, rp, rr, kinematics.dof_to_local_rot(char, rd)
+            )
         ref_pos_t = torch.from_numpy(np.asarray(ref_pos, dtype=np.float64))
         ref_rot_t = torch.from_numpy(np.asarray(ref_rot, dtype=np.float64))
         pe = (body_pos - ref_pos_t).norm(dim=-1) * 1000.0

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
-_ENGINES = ("mujoco", "mjwarp")
+_ENGINES = ("mujoco", "mjwarp", "isaacgym")
 
 
 def fk_check(
@@ -40,7 +40,8 @@ def fk_check(
             "--engine",
             help="Reference: default MuJoCo's mj_kinematics on the MJCF; 'mujoco' = the MuJoCo CPU engine "
             "through the Engine protocol (set_state, body_pos/body_rot); 'mjwarp' = the MuJoCo Warp engine "
-            "the same way (CUDA when available, else Warp's CPU device).",
+            "the same way (CUDA when available, else Warp's CPU device); 'isaacgym' = Isaac Gym, each pose "
+            "held for one control step (its body poses refresh only in simulate).",
         ),
     ] = None,
     random: Annotated[
@@ -92,6 +93,15 @@ def fk_check(
         eng = MjWarpEngine(character, EngineSpec(num_envs=n, ground=False, device=dev))
         reference = fkcheck.EngineReference(eng, "mjwarp")
         ref_name = f"MuJoCo Warp engine on {dev} (Engine protocol)"
+    elif engine == "isaacgym":
+        # Isaac Gym refreshes body poses only inside simulate(): hold each pose for one control step and
+        # compare the engine's body poses with our FK of the state it reports (SteppedEngineReference).
+        from mimictools.engines.base import EngineSpec
+        from mimictools.engines.registry import make_engine
+
+        eng = make_engine("isaacgym", character, EngineSpec(num_envs=256, device="cuda"))
+        reference = fkcheck.SteppedEngineReference(eng, "isaacgym")
+        ref_name = "Isaac Gym engine, one held step (Engine protocol)"
     else:
         raise NotSupportedError(
             f"--engine {engine!r} is not supported by fk-check; available: {', '.join(_ENGINES)}"
