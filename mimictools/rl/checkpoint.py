@@ -28,7 +28,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -67,6 +67,18 @@ _REQUIRED = (
     "agent_config",
 )
 
+# What evaluation needs; a policy-only checkpoint (critic and optimizer state stripped, e.g. to ship
+# a trained policy) has these and loads with ``load_policy`` but cannot resume training.
+_POLICY_REQUIRED = (
+    "actor",
+    "obs_normalizer",
+    "obs_dim",
+    "action_dim",
+    "action_low",
+    "action_high",
+    "agent_config",
+)
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -80,8 +92,10 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     return p
 
 
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
-    """Load and check a checkpoint written by `save_checkpoint`.
+def load_checkpoint(
+    path: PathLike, map_location: Union[str, torch.device] = "cpu", required: Sequence[str] = _REQUIRED
+) -> Dict[str, Any]:
+    """Load and check a checkpoint written by `save_checkpoint` (``required``: entries that must be present).
 
     Raises:
         CheckpointError: missing file, unreadable/corrupt/truncated file, not a mimictools
@@ -105,7 +119,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         raise CheckpointError(
             f"{p}: checkpoint version {version!r} is newer than this mimictools reads ({CHECKPOINT_VERSION})"
         )
-    missing = [k for k in _REQUIRED if k not in state]
+    missing = [k for k in required if k not in state]
     if missing:
         raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
     return state
@@ -207,7 +221,7 @@ def load_policy(path: PathLike, device: Union[str, torch.device] = "cpu") -> Pol
     from mimictools.rl.networks import build_actor_critic
     from mimictools.rl.normalizer import Normalizer
 
-    state = load_checkpoint(path, map_location=device)
+    state = load_checkpoint(path, map_location=device, required=_POLICY_REQUIRED)
     try:
         agent = config_from_dict(AgentConfig, state["agent_config"], f"{path} (agent_config)")
         actor, _ = build_actor_critic(agent.model, int(state["obs_dim"]), int(state["action_dim"]))

@@ -94,3 +94,31 @@ def test_load_policy_acts_like_the_runner(trained):
     obs = torch.randn(6, 2)
     torch.testing.assert_close(policy(obs), trained.act(obs, deterministic=True))
     assert policy.action_low.tolist() == [-1.5] and policy.action_high.tolist() == [2.5]
+
+
+def test_policy_only_checkpoint_loads_for_eval_but_not_for_resume(tmp_path, make_env, agent_config):
+    """A checkpoint stripped of critic and optimizer state (how trained policies are shipped) evaluates,
+    and resuming from it is refused with a message naming what is missing."""
+    import torch
+
+    from mimictools.errors import CheckpointError
+    from mimictools.rl.checkpoint import load_checkpoint, load_policy
+    from mimictools.rl.runner import Runner
+
+    runner = Runner(
+        make_env(4),
+        agent_config(steps_per_iter=8, iters_per_output=1, test_episodes=2),
+        tmp_path / "run",
+        seed=0,
+        tensorboard=False,
+    )
+    runner.train(max_samples=4 * 8)
+    state = torch.load(str(tmp_path / "run" / "latest.pt"), weights_only=True)
+    for k in ("critic", "optimizers"):
+        state.pop(k)
+    stripped = tmp_path / "policy.pt"
+    torch.save(state, str(stripped))
+    policy = load_policy(stripped)
+    assert policy(torch.zeros(3, int(state["obs_dim"]))).shape == (3, int(state["action_dim"]))
+    with pytest.raises(CheckpointError, match="critic, optimizers"):
+        load_checkpoint(stripped)
