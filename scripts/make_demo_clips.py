@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from mimictools.character import kinematics  # noqa: E402
 from mimictools.character.mjcf import load_character  # noqa: E402
-from mimictools.math.rotations import axis_angle_to_quat, quat_mul, quat_rotate, quat_to_exp_map  # noqa: E402
+from mimictools.math.rotations import axis_angle_to_quat, quat_mul, quat_to_exp_map  # noqa: E402
 from mimictools.motion.io import save_motion  # noqa: E402
 from mimictools.motion.motion import Motion  # noqa: E402
 
@@ -65,26 +65,16 @@ def _spherical_name(char, hinge: str) -> str:
 
 
 def _frames(char, dof: torch.Tensor) -> np.ndarray:
-    """Root at the origin facing +x, height so that the lowest foot geom point is at z = 0."""
+    """Root at the origin facing +x, height so that the lowest point of the feet is at z = 0."""
     t = dof.shape[0]
     root_rot = torch.zeros(t, 3, dtype=torch.float64)
     root_pos = torch.zeros(t, 3, dtype=torch.float64)
     frames = torch.cat([root_pos, root_rot, dof], dim=-1)
     body_pos, body_rot = kinematics.frames_to_body_poses(char, frames)
-    lowest = torch.full((t,), float("inf"), dtype=torch.float64)
-    signs = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=torch.float64)
-    for g in char.geoms:
-        if g.type != "box" or char.body_names[g.body] not in ("right_foot", "left_foot"):
-            continue
-        gq = torch.as_tensor(g.quat, dtype=torch.float64).expand(8, 4)
-        corners_local = torch.as_tensor(g.pos, dtype=torch.float64) + quat_rotate(
-            gq, signs * torch.as_tensor(g.size[:3])
-        )
-        rot = body_rot[:, g.body].unsqueeze(1).expand(t, 8, 4)
-        corners = body_pos[:, g.body].unsqueeze(1) + quat_rotate(rot, corners_local.expand(t, 8, 3))
-        lowest = torch.minimum(lowest, corners[..., 2].min(dim=-1).values)
+    feet = [i for i, g in enumerate(char.geoms) if char.body_names[g.body] in ("right_foot", "left_foot")]
+    lowest = kinematics.geom_lowest_z(char, body_pos, body_rot)[:, feet].amin(dim=-1)
     if not torch.isfinite(lowest).all():
-        raise RuntimeError("no foot box geoms found on the character")
+        raise RuntimeError("no foot geoms found on the character")
     frames[:, 2] = -lowest
     return frames.float().numpy()
 
