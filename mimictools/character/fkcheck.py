@@ -282,7 +282,7 @@ def check_frames(
     rot_err = np.zeros((ids.size, nb))
     dof_rt = np.zeros(ids.size)
     hinge_rt = np.zeros(ids.size)
-    hinge_cols = _hinge_qpos_cols(char)
+    hinge_cols = torch.tensor(char.hinge_qpos_cols, dtype=torch.long)
     for lo in range(0, ids.size, chunk):
         sel = ids[lo : lo + chunk]
         f = torch.from_numpy(frames[sel])
@@ -322,16 +322,6 @@ def check_frames(
         hinge_roundtrip_deg=hinge_rt,
         body_names=tuple(char.body_names),
     )
-
-
-def _hinge_qpos_cols(char: Character) -> Tensor:
-    cols: List[int] = []
-    col = 7
-    for j in char.joints:
-        if not j.is_ball:
-            cols.extend(range(col, col + j.qpos_count))
-        col += j.qpos_count
-    return torch.tensor(cols, dtype=torch.long)
 
 
 def random_frames(char: Character, num: int, seed: int = 0, near_pi: float = 0.25) -> np.ndarray:

@@ -126,6 +126,17 @@ class Character:
                 names.extend(j.mjcf_joints)
         return tuple(names)
 
+    @property
+    def hinge_qpos_cols(self) -> Tuple[int, ...]:
+        """MuJoCo qpos columns holding hinge angles (every joint but ball joints), in DoF order."""
+        cols: list = []
+        col = 7
+        for j in self.joints:
+            if not j.is_ball:
+                cols.extend(range(col, col + j.qpos_count))
+            col += j.qpos_count
+        return tuple(cols)
+
     def body_index(self, name: str) -> int:
         """Index of body ``name``; CharacterError listing the valid names otherwise."""
         try:

@@ -15,6 +15,17 @@ import numpy as np
 
 from mimictools.errors import MimicToolsError
 
+#: Unit of each of MimicKit's tracking-error log columns (torch-free, so plotting a log stays light).
+TRACKING_ERROR_UNITS: Dict[str, str] = {
+    "Root_Pos_Err": "m",
+    "Root_Rot_Err": "rad",
+    "Body_Pos_Err": "m",
+    "Pose_Err": "rad",
+    "Dof_Vel_Err": "rad/s",
+    "Root_Vel_Err": "m/s",
+    "Root_Ang_Vel_Err": "rad/s",
+}
+
 
 class LogFormatError(MimicToolsError):
     """A training log is not a MimicKit-style table."""

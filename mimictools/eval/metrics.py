@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from mimictools.errors import MimicToolsError
+from mimictools.eval.logs import TRACKING_ERROR_UNITS
 from mimictools.math.rotations import quat_diff_angle
 from mimictools.tasks.tracking import TRACKING_ERROR_KEYS, TrackState, body_pos_err_m, tracking_error_tensor
 
@@ -48,17 +49,6 @@ __all__ = [
 
 #: An episode fails when its mean world body position error exceeds this at any frame (m).
 DEFAULT_FAIL_DIST_M = 0.5
-
-#: Unit of each of MimicKit's tracking errors.
-TRACKING_ERROR_UNITS: Dict[str, str] = {
-    "Root_Pos_Err": "m",
-    "Root_Rot_Err": "rad",
-    "Body_Pos_Err": "m",
-    "Pose_Err": "rad",
-    "Dof_Vel_Err": "rad/s",
-    "Root_Vel_Err": "m/s",
-    "Root_Ang_Vel_Err": "rad/s",
-}
 
 
 @dataclass(frozen=True)

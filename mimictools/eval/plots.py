@@ -9,6 +9,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from mimictools.errors import MimicToolsError
+from mimictools.eval.logs import TRACKING_ERROR_UNITS
 
 LogColumns = Dict[str, np.ndarray]
 
@@ -139,23 +140,10 @@ def tracking_errors_over_time(
     return fig
 
 
-#: Units of MimicKit's tracking-error log columns (mirrors `mimictools.eval.metrics.TRACKING_ERROR_UNITS`;
-#: repeated here so that plotting a log does not import torch).
-_ERROR_UNITS = {
-    "Root_Pos_Err": "m",
-    "Root_Rot_Err": "rad",
-    "Body_Pos_Err": "m",
-    "Pose_Err": "rad",
-    "Dof_Vel_Err": "rad/s",
-    "Root_Vel_Err": "m/s",
-    "Root_Ang_Vel_Err": "rad/s",
-}
-
-
 def _unit(key: str) -> str:
     """Unit of a log column / tracking error ('' when unknown or unitless)."""
-    if key in _ERROR_UNITS:
-        return _ERROR_UNITS[key]
+    if key in TRACKING_ERROR_UNITS:
+        return TRACKING_ERROR_UNITS[key]
     if key == "Wall_Time":
         return "h"
     return ""

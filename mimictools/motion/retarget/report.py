@@ -114,13 +114,7 @@ def quality_report(
     qpos = dof_to_qpos(char, f[:, 0:3], exp_map_to_quat(f[:, 3:6]), f[:, 6:]).numpy()
     lo = np.concatenate([j.range_low for j in char.joints if not j.is_ball] or [np.zeros(0)])
     hi = np.concatenate([j.range_high for j in char.joints if not j.is_ball] or [np.zeros(0)])
-    cols: List[int] = []
-    col = 7
-    for j in char.joints:
-        if not j.is_ball:
-            cols.extend(range(col, col + j.qpos_count))
-        col += j.qpos_count
-    hinge = qpos[:, cols]
+    hinge = qpos[:, list(char.hinge_qpos_cols)]
     over = np.maximum(lo - hinge, 0.0) + np.maximum(hinge - hi, 0.0)
     over = np.where(np.isfinite(over), over, 0.0)
     # ball joints: cone angle
