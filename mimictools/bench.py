@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BenchResult",
+    "TrainingRate",
     "measure_engine",
     "measure_training",
     "peak_memory_mb",
@@ -59,7 +60,11 @@ class BenchResult:
     control_seconds: float
     """Wall time the control measurement ran (s)."""
     samples_per_s: Optional[float] = None
-    """Training loop (env + task + PPO update) samples / s; None until ``measure_training`` exists."""
+    """Training loop (env + task + PPO update) samples / s (``--train``; else None)."""
+    rollout_samples_per_s: Optional[float] = None
+    """The rollout part alone (policy + engine + DeepMimic task + resets, no update) samples / s (``--train``)."""
+    update_s_per_iter: Optional[float] = None
+    """Wall seconds of one PPO update (``--train``)."""
     peak_memory_mb: Optional[float] = None
     """Peak device memory of a GPU engine (MiB); None on the CPU."""
 
@@ -203,9 +208,23 @@ def measure_engine(
         engine.close()
 
 
+@dataclass(frozen=True)
+class TrainingRate:
+    """What ``measure_training`` measured."""
+
+    samples_per_s: float
+    """Full loop: rollout + PPO update."""
+    rollout_samples_per_s: float
+    """Rollout alone (timed with a device sync at its end)."""
+    update_s_per_iter: float
+    """Mean wall seconds of one PPO update."""
+    graphed: bool
+    """The rollout ran as CUDA-graph replays (`mimictools.rl.graphed`)."""
+
+
 def measure_training(
     engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0, agent: Any = None
-) -> float:
+) -> TrainingRate:
     """Samples / s of the full training loop: rollout (policy + engine + DeepMimic task + resets) and
     PPO update, as ``mimic train`` runs it, on the bundled demo clip (``data/motions/demo_squat.pkl``)
     with the bundled demo env config and ``agent``. Default agent: on a GPU, MimicKit's humanoid PPO
@@ -253,19 +272,36 @@ def measure_training(
                 save_iter_checkpoints=False,
                 update_threads=None if cuda else available_cpus(),
             )
-            obs, _ = runner.iterate(env.reset())  # warm-up: allocations, kernel compilation
-            if cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            samples = 0
-            while True:
-                obs, _ = runner.iterate(obs)
-                samples += runner.storage.num_samples
+            obs, _ = runner.iterate(env.reset())  # warm-up: allocations, kernel compilation, graph capture
+
+            def sync() -> None:
                 if cuda:
                     torch.cuda.synchronize()
+
+            sync()
+            start = time.perf_counter()
+            samples, iters, t_roll, t_update = 0, 0, 0.0, 0.0
+            while True:
+                t0 = time.perf_counter()
+                obs = runner._rollout(obs)
+                sync()
+                t1 = time.perf_counter()
+                runner._check_rollout()
+                runner._update()
+                runner.obs_normalizer.update()
+                sync()
+                t_roll += t1 - t0
+                t_update += time.perf_counter() - t1
+                samples += runner.storage.num_samples
+                iters += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= seconds:
-                    return samples / elapsed
+                    return TrainingRate(
+                        samples_per_s=samples / elapsed,
+                        rollout_samples_per_s=samples / t_roll,
+                        update_s_per_iter=t_update / iters,
+                        graphed=runner.graphed and not runner.capture_errors,
+                    )
     finally:
         env.close()
 
@@ -285,7 +321,13 @@ def run_bench(
         spec = replace(base_spec, num_envs=int(n))
         row = measure_engine(engine_name, character, spec, seconds=seconds)
         if train:
-            row = replace(row, samples_per_s=measure_training(engine_name, character, spec, seconds=seconds))
+            rate = measure_training(engine_name, character, spec, seconds=seconds)
+            row = replace(
+                row,
+                samples_per_s=rate.samples_per_s,
+                rollout_samples_per_s=rate.rollout_samples_per_s,
+                update_s_per_iter=rate.update_s_per_iter,
+            )
         results.append(row)
         if on_result is not None:
             on_result(row)

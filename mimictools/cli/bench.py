@@ -119,7 +119,9 @@ def bench(
     ):
         table.add_column(col, justify="right")
     if train:
+        table.add_column("samples/s (rollout)", justify="right")
         table.add_column("samples/s (train)", justify="right")
+        table.add_column("update s/iter", justify="right")
     show_mem = engine != "mujoco"
     if show_mem:
         table.add_column("peak mem MiB", justify="right")
@@ -163,7 +165,9 @@ def bench(
             _rate(r.physics_steps_per_s),
         ]
         if train:
+            cells.append(_rate(r.rollout_samples_per_s))
             cells.append(_rate(r.samples_per_s))
+            cells.append("-" if r.update_s_per_iter is None else f"{r.update_s_per_iter:.3f}")
         if show_mem:
             cells.append("-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}")
         table.add_row(*cells)

@@ -109,6 +109,21 @@ class Engine(Protocol):
         ...
 
 
+def set_state_where(engine: Engine, mask: Tensor, state: SimState) -> None:
+    """Teleport the envs where ``mask`` (n,) bool is True to the same rows of ``state`` (all n rows).
+
+    Uses the engine's sync-free ``set_state_where`` when it has one (MJWarp: usable inside a captured
+    CUDA graph), else ``set_state`` on the selected ids (one host sync for ``nonzero``).
+    """
+    fn = getattr(engine, "set_state_where", None)
+    if fn is not None:
+        fn(mask, state)
+        return
+    ids = torch.nonzero(mask, as_tuple=False).flatten()
+    if ids.numel() > 0:
+        engine.set_state(ids, state.index(ids))
+
+
 def check_env_ids(env_ids: Optional[Tensor], num_envs: int, device: torch.device) -> Tensor:
     """Validate/normalise an env-id index: None means all envs. Returns a 1-D long tensor on ``device``."""
     if env_ids is None:

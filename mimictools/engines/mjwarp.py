@@ -365,6 +365,36 @@ class MjWarpEngine:
         k = int(ids.numel())
         if k == 0:
             return
+        qpos, qvel = self._to_qpos_qvel(state, k)
+        self._qpos.index_copy_(0, ids, qpos)
+        self._qvel.index_copy_(0, ids, qvel)
+        self._qacc_warmstart.index_fill_(0, ids, 0.0)
+        self._ctrl.index_fill_(0, ids, 0.0)
+        self._time.index_fill_(0, ids, 0.0)
+        self._contact.index_fill_(0, ids, 0.0)
+        self._replay(self._kin_graph)
+
+    def set_state_where(self, mask: Tensor, state: SimState) -> None:
+        """Teleport the envs where ``mask`` (num_envs,) bool is True to the same rows of ``state`` (all
+        num_envs rows; the other rows are ignored); the other envs are untouched. As ``set_state`` but
+        with no host sync and fixed shapes, so it can run inside a captured CUDA graph: every row is
+        converted, then blended. Body poses of the teleported envs are refreshed by the next ``step``
+        (``body_pos``/``body_rot`` still show their old poses until then)."""
+        self._check_open()
+        n = self.num_envs
+        if tuple(mask.shape) != (n,):
+            raise EngineError(f"set_state_where: mask has shape {tuple(mask.shape)}, expected ({n},)")
+        qpos, qvel = self._to_qpos_qvel(state, n)
+        m = mask.to(device=self.device, dtype=torch.bool).unsqueeze(-1)
+        self._qpos.copy_(torch.where(m, qpos, self._qpos))
+        self._qvel.copy_(torch.where(m, qvel, self._qvel))
+        self._qacc_warmstart.masked_fill_(m, 0.0)
+        self._ctrl.masked_fill_(m, 0.0)
+        self._time.masked_fill_(mask, 0.0)
+        self._contact.masked_fill_(m.unsqueeze(-1), 0.0)
+
+    def _to_qpos_qvel(self, state: SimState, k: int) -> Tuple[Tensor, Tensor]:
+        """MuJoCo qpos (k, nq) / qvel (k, nv), float32, of ``k`` rows of ``state`` (root quaternions normalised)."""
         nd = self.character.num_dofs
         check_state_shapes(state, k, nd)
         dt = state.dof_pos.dtype if state.dof_pos.is_floating_point() else torch.float32
@@ -384,13 +414,7 @@ class MjWarpEngine:
             qvel = torch.zeros(k, self._qvel.shape[1], device=self.device).index_copy_(
                 1, self._qvel_adr, qvel
             )
-        self._qpos.index_copy_(0, ids, qpos)
-        self._qvel.index_copy_(0, ids, qvel)
-        self._qacc_warmstart.index_fill_(0, ids, 0.0)
-        self._ctrl.index_fill_(0, ids, 0.0)
-        self._time.index_fill_(0, ids, 0.0)
-        self._contact.index_fill_(0, ids, 0.0)
-        self._replay(self._kin_graph)
+        return qpos, qvel
 
     def get_state(self) -> SimState:
         """Root and DoF state of all envs (float32, ``device``; fresh tensors)."""

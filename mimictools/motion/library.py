@@ -242,6 +242,10 @@ class MotionLib:
         """Shape (M, 3), m: root xy advance per cycle for wrap clips (0 for clamp clips)."""
         w = torch.tensor(weights, dtype=f64)
         self.motion_weights = (w / w.sum()).to(device=dev, dtype=dt)
+        cdf = torch.cumsum(w / w.sum(), 0)
+        cdf[-1] = 1.0
+        self._weight_cdf = cdf.to(device=dev, dtype=torch.float64)
+        """Shape (M,): cumulative weights, last = 1 (inverse-CDF sampling, `motion_ids_from_uniform`)."""
         self.motion_files = tuple(m.source for m in motions)
 
     @classmethod
@@ -279,6 +283,15 @@ class MotionLib:
     def sample_motions(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         """``n`` motion ids drawn by weight (with replacement). Shape (n,), long, on ``device``."""
         return torch.multinomial(self.motion_weights, num_samples=n, replacement=True, generator=generator)
+
+    def motion_ids_from_uniform(self, u: Tensor) -> Tensor:
+        """Motion ids drawn by weight from uniform samples ``u`` in [0, 1) (inverse CDF). Shape like ``u``, long.
+
+        Same distribution as `sample_motions`, with no host sync and a fixed number of random
+        numbers per call (usable inside a captured CUDA graph).
+        """
+        ids = torch.searchsorted(self._weight_cdf, u.to(torch.float64).contiguous(), right=True)
+        return ids.clamp_max(self.num_motions - 1)
 
     def sample_times(
         self, ids: Tensor, truncate_time: float = 0.0, generator: Optional[torch.Generator] = None

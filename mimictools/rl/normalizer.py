@@ -96,8 +96,9 @@ class Normalizer:
         if self._count == 0:
             return
         var = torch.clamp_min(self._m2 / self._count, self.min_std**2)
-        self._pub_mean = self._mean.to(torch.float32)
-        self._pub_std = torch.sqrt(var).to(torch.float32)
+        # in place: a captured CUDA graph (`mimictools.rl.graphed`) reads these very buffers
+        self._pub_mean.copy_(self._mean)
+        self._pub_std.copy_(torch.sqrt(var))
 
     def normalize(self, x: Tensor) -> Tensor:
         """``clip((x - mean) / std)``, Shape like `x` (..., dim), float32."""
@@ -131,5 +132,5 @@ class Normalizer:
         self._count = int(state["count"])
         self._mean = state["mean"].to(device=self.device, dtype=torch.float64)
         self._m2 = state["m2"].to(device=self.device, dtype=torch.float64)
-        self._pub_mean = state["published_mean"].to(device=self.device, dtype=torch.float32)
-        self._pub_std = state["published_std"].to(device=self.device, dtype=torch.float32)
+        self._pub_mean.copy_(state["published_mean"])  # in place, as update()
+        self._pub_std.copy_(state["published_std"])

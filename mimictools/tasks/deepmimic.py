@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
-from mimictools.engines.base import SimState, check_env_ids
+from mimictools.engines.base import SimState, check_env_ids, set_state_where
 from mimictools.errors import CharacterError, ConfigError, NotSupportedError
 from mimictools.tasks.actions import action_bounds
 from mimictools.tasks.observations import ObsConfig, compute_deepmimic_obs, deepmimic_obs_size, motion_phase
@@ -55,6 +55,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DeepMimicEnv", "build_env"]
 
 _LOOP_WRAP = 1
+_STATE_FIELDS = (
+    "root_pos",
+    "root_rot",
+    "root_vel",
+    "root_ang_vel",
+    "joint_rot",
+    "dof_vel",
+    "body_pos",
+    "body_rot",
+)
 
 
 def _body_ids(char, names, key: str, device) -> Tensor:
@@ -215,23 +225,59 @@ class DeepMimicEnv:
         self.time_s[ids] = 0.0
 
         ref, dof_pos, tar = self._reference(motion_ids, start)
-        self.engine.set_state(
-            ids,
-            SimState(
-                root_pos=ref.root_pos,
-                root_rot=ref.root_rot,
-                root_vel=ref.root_vel,
-                root_ang_vel=ref.root_ang_vel,
-                dof_pos=dof_pos,
-                dof_vel=ref.dof_vel,
-            ),
-        )
+        self.engine.set_state(ids, self._ref_sim_state(ref, dof_pos))
         # The character now is exactly in the reference state (engines set it as given), so the
         # reset observation is computed from it without reading the engine back (as MimicKit,
         # whose engines' state buffers hold the values just set).
         self._scatter(self.ref_state, ids, ref)
         self._scatter(self.sim_state, ids, ref)
         return self._obs(ref, tar, start, motion_ids)
+
+    @torch.no_grad()
+    def reset_where(
+        self,
+        mask: Tensor,
+        obs: Tensor,
+        *,
+        motion_ids: Optional[Tensor] = None,
+        start_time_s: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Reset the envs where ``mask`` (n,) bool is True; returns ``obs`` (n, obs_dim) with their rows
+        replaced by the reset observations.
+
+        Same semantics as ``reset(mask.nonzero())``, computed for every env and blended with
+        ``torch.where``: no host sync and fixed shapes, so it can run inside a captured CUDA graph
+        (`mimictools.rl.graphed`). The random draws differ from ``reset``'s (one clip id and start
+        time per env, drawn by inverse CDF). ``motion_ids`` / ``start_time_s`` (n,) replace the draws.
+        """
+        n, dev, lib = self.num_envs, self.device, self.motion_lib
+        if tuple(mask.shape) != (n,) or tuple(obs.shape) != (n, self.obs_dim):
+            raise ValueError(
+                f"reset_where: mask must have Shape ({n},) and obs ({n}, {self.obs_dim}), got "
+                f"{tuple(mask.shape)} and {tuple(obs.shape)}"
+            )
+        if motion_ids is None:
+            u = torch.rand(n, device=dev, dtype=torch.float64, generator=self.generator)
+            motion_ids = lib.motion_ids_from_uniform(u)
+        motion_ids = torch.as_tensor(motion_ids, dtype=torch.long, device=dev).reshape(n)
+        if start_time_s is not None:
+            start = torch.as_tensor(start_time_s, dtype=torch.float64, device=dev).reshape(n)
+        elif self.rand_reset:
+            start = lib.sample_times(motion_ids, generator=self.generator).to(torch.float64)
+        else:
+            start = torch.zeros(n, dtype=torch.float64, device=dev)
+        m = mask.to(device=dev, dtype=torch.bool)
+        self.motion_ids.copy_(torch.where(m, motion_ids, self.motion_ids))
+        self.motion_time_offset.copy_(torch.where(m, start, self.motion_time_offset))
+        self.timestep.masked_fill_(m, 0)
+        self.time_s.masked_fill_(m, 0.0)
+
+        ref, dof_pos, tar = self._reference(motion_ids, start)
+        set_state_where(self.engine, m, self._ref_sim_state(ref, dof_pos))
+        self._blend(self.ref_state, m, ref)
+        self._blend(self.sim_state, m, ref)
+        reset_obs = self._obs(ref, tar, start, motion_ids)
+        return torch.where(m.unsqueeze(-1), reset_obs, obs)
 
     @torch.no_grad()
     def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
@@ -246,15 +292,34 @@ class DeepMimicEnv:
             raise ValueError(
                 f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
             )
-        targets = torch.maximum(torch.minimum(actions.to(self.dtype), self.action_high), self.action_low)
-        self.engine.step(targets)
+        self.engine.step(self._clip_actions(actions))
+        return self.observe()
 
+    def apply_actions(self, actions: Tensor) -> None:
+        """First half of ``step`` for engines with ``set_targets`` (MJWarp, MuJoCo): clip and write the
+        PD targets, without stepping. ``engine.step_raw()`` then ``observe()`` complete the step; the
+        three parts are what `mimictools.rl.graphed` replays as separate graphs."""
+        if actions.shape != (self.num_envs, self.action_dim):
+            raise ValueError(
+                f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
+            )
+        self.engine.set_targets(self._clip_actions(actions))  # type: ignore[attr-defined]
+
+    def _clip_actions(self, actions: Tensor) -> Tensor:
+        return torch.maximum(torch.minimum(actions.to(self.dtype), self.action_high), self.action_low)
+
+    @torch.no_grad()
+    def observe(self) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        """Second half of ``step``, after the physics: advance time, read the state, compute the
+        observation, reward, done flags and tracking errors (``step``'s return values). In-place
+        updates of the env's persistent tensors only (graph capture reads them at fixed addresses)."""
         self.timestep += 1
-        self.time_s = self.timestep.to(torch.float64) * self.control_dt
+        self.time_s.copy_(self.timestep.to(torch.float64) * self.control_dt)
         motion_time = self.motion_time_s
         ref, _, tar = self._reference(self.motion_ids, motion_time)
         sim = self.read_sim_state()
-        self.ref_state, self.sim_state = ref, sim
+        self._blend(self.ref_state, None, ref)
+        self._blend(self.sim_state, None, sim)
 
         obs = self._obs(sim, tar, motion_time, self.motion_ids)
         info = compute_tracking_error(sim, ref)
@@ -301,17 +366,29 @@ class DeepMimicEnv:
         )
 
     @staticmethod
+    def _ref_sim_state(ref: TrackState, dof_pos: Tensor) -> SimState:
+        return SimState(
+            root_pos=ref.root_pos,
+            root_rot=ref.root_rot,
+            root_vel=ref.root_vel,
+            root_ang_vel=ref.root_ang_vel,
+            dof_pos=dof_pos,
+            dof_vel=ref.dof_vel,
+        )
+
+    @staticmethod
+    def _blend(full: TrackState, mask: Optional[Tensor], new: TrackState) -> None:
+        """In place: ``full = where(mask, new, full)`` per env (all envs when ``mask`` is None)."""
+        for name in _STATE_FIELDS:
+            dst, src = getattr(full, name), getattr(new, name)
+            if mask is None:
+                dst.copy_(src)
+            else:
+                dst.copy_(torch.where(mask.reshape((-1,) + (1,) * (dst.dim() - 1)), src, dst))
+
+    @staticmethod
     def _scatter(full: TrackState, ids: Tensor, sub: TrackState) -> None:
-        for name in (
-            "root_pos",
-            "root_rot",
-            "root_vel",
-            "root_ang_vel",
-            "joint_rot",
-            "dof_vel",
-            "body_pos",
-            "body_rot",
-        ):
+        for name in _STATE_FIELDS:
             getattr(full, name)[ids] = getattr(sub, name)
 
     def read_sim_state(self) -> TrackState:
@@ -339,7 +416,7 @@ class DeepMimicEnv:
         k, m = motion_ids.shape[0], self._ref_dt.shape[0]
         ids = motion_ids.unsqueeze(-1).expand(k, m).reshape(-1)
         times = (motion_time.unsqueeze(-1) + self._ref_dt).reshape(-1)
-        f = self.motion_lib.calc_motion_frame(ids, times)
+        f = self.motion_lib.calc_motion_frame(ids, times, bodies=False)  # FK below, of the blended DoFs
         dt = self.dtype
         # Body poses by FK of the interpolated pose, as MimicKit (not MotionLib's interpolated FK),
         # so that a character set to the reference state has exactly the reference body poses.

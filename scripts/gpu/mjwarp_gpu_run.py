@@ -208,9 +208,19 @@ def stage_smoke(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def stage_bench(args: argparse.Namespace, run: Run) -> Any:
-    cmd = py_cmd("-m", "mimictools", "bench", "--engine", "mjwarp", "--num-envs", args.num_envs, "--json")
-    cmd += ["--seconds", str(args.seconds), "--device", "cuda:0" if args.device == "cuda" else args.device]
-    return run_json_cmd(cmd, timeout=max(30.0, run.remaining() - 5))
+    out: Dict[str, Any] = {}
+    for hz in [x for x in args.bench_sim_freqs.split(",") if x]:
+        counts = args.num_envs if hz == args.bench_sim_freqs.split(",")[0] else str(args.train_envs)
+        cmd = py_cmd("-m", "mimictools", "bench", "--engine", "mjwarp", "--num-envs", counts, "--json")
+        cmd += [
+            "--seconds",
+            str(args.seconds),
+            "--device",
+            "cuda:0" if args.device == "cuda" else args.device,
+        ]
+        cmd += ["--sim-freq", hz] + (["--train"] if args.bench_train else [])
+        out[f"{hz}Hz"] = run_json_cmd(cmd, timeout=max(30.0, run.remaining() - 5))
+    return out
 
 
 def stage_bench_cpu(args: argparse.Namespace, run: Run) -> Any:
@@ -427,7 +437,7 @@ def stage_profile(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
             for _ in range(10):
                 _step_like_runner(env, act())
             sync(args.device)
-        out["task_env"] = _profile_counts(prof, time.perf_counter() - t)
+        out["task_env_eager"] = _profile_counts(prof, time.perf_counter() - t)
         trace = Path(tempfile.mkdtemp()) / "trace.json"
         prof.export_chrome_trace(str(trace))
         with open(trace, "rb") as src, gzip.open(run.out / "trace.json.gz", "wb") as dst:
@@ -436,6 +446,36 @@ def stage_profile(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
         if out["trace_mib"] > 15:
             (run.out / "trace.json.gz").unlink()
             out["trace_mib"] = f"dropped ({out['trace_mib']} MiB > 15)"
+    finally:
+        env.close()
+
+    # the training rollout as mimic train runs it on a GPU: CUDA-graph replays (mimictools.rl.graphed)
+    from mimictools.rl.runner import Runner
+
+    cfg, env = build_task_env(args, n, MIMICKIT_AGENT)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            runner = Runner(env, cfg.agent, Path(tmp), seed=0, tensorboard=False, save_iter_checkpoints=False)
+            obs, _ = runner.iterate(env.reset())
+            sync(args.device)
+            t = time.perf_counter()
+            with profile(activities=acts) as prof:
+                obs = runner._rollout(obs)
+                sync(args.device)
+            wall = time.perf_counter() - t
+            out["rollout_graphed"] = _profile_counts(prof, wall)
+            out["rollout_graphed"].update(
+                graphed=runner.graphed,
+                capture_errors=runner.capture_errors,
+                steps=runner.cfg.steps_per_iter,
+                ms_per_step=1e3 * wall / runner.cfg.steps_per_iter,
+            )
+            t = time.perf_counter()
+            with profile(activities=acts) as prof:
+                runner._update()
+                sync(args.device)
+            out["ppo_update"] = _profile_counts(prof, time.perf_counter() - t)
+            out["ppo_update"]["wall_s"] = time.perf_counter() - t
     finally:
         env.close()
     return out
@@ -600,16 +640,21 @@ def summary(run: Run) -> str:
             f"first engine build (Warp compile) {smoke.get('first_build_s')} s; 1 s standing vs CPU engine: "
             f"body pos diff {smoke.get('max_body_pos_diff_vs_cpu_m', float('nan')):.2e} m"
         )
-    bench = ((st.get("bench") or {}).get("result") or {}).get("results") or []
     task = (st.get("task") or {}).get("result") or {}
-    lines.append(f"{'envs':>6} {'raw phys/s':>11} {'ctrl/s':>9} {'task env/s':>11} {'peak MiB':>9}")
-    for r in bench:
-        t = task.get(str(r["num_envs"]))
-        tv = t.get("env_steps_per_s") if isinstance(t, dict) else None
-        lines.append(
-            f"{r['num_envs']:>6} {_fmt(r['raw_physics_steps_per_s']):>11} {_fmt(r['control_steps_per_s']):>9} "
-            f"{_fmt(tv) if tv else '-':>11} {_fmt(r.get('peak_memory_mb') or 0):>9}"
-        )
+    lines.append(
+        f"{'Hz':>4} {'envs':>6} {'raw phys/s':>11} {'ctrl/s':>9} {'task env/s':>11} {'rollout/s':>10} "
+        f"{'train/s':>9} {'upd s':>6} {'peak MiB':>9}"
+    )
+    for hz, doc in ((st.get("bench") or {}).get("result") or {}).items():
+        for r in (doc or {}).get("results") or [] if isinstance(doc, dict) else []:
+            t = task.get(str(r["num_envs"]))
+            tv = t.get("env_steps_per_s") if isinstance(t, dict) and hz.startswith("240") else None
+            lines.append(
+                f"{hz:>4} {r['num_envs']:>6} {_fmt(r['raw_physics_steps_per_s']):>11} "
+                f"{_fmt(r['control_steps_per_s']):>9} {_fmt(tv) if tv else '-':>11} "
+                f"{_fmt(r.get('rollout_samples_per_s') or 0):>10} {_fmt(r.get('samples_per_s') or 0):>9} "
+                f"{r.get('update_s_per_iter') or 0:>6.3f} {_fmt(r.get('peak_memory_mb') or 0):>9}"
+            )
     tr = (st.get("train") or {}).get("result") or {}
     if tr:
         lines.append(
@@ -618,13 +663,18 @@ def summary(run: Run) -> str:
             f"{tr['rollout_s']:.1f} s / update {tr['update_s']:.1f} s"
         )
     prof = (st.get("profile") or {}).get("result") or {}
-    for key in ("engine", "task_env"):
+    for key in ("engine", "task_env_eager", "rollout_graphed", "ppo_update"):
         p = prof.get(key)
         if p:
             lines.append(
                 f"profile {key}: HtoD/DtoH memcpy events {sum(p['memcpy_htod_dtoh'].values())}, "
                 f"syncs {p['syncs']} (1 cudaDeviceSynchronize is the harness's), host reads {p['host_reads']}, "
                 f"GPU busy {p['gpu_busy_fraction']:.0%}"
+                + (
+                    f", {p['ms_per_step']:.2f} ms/step, capture errors {p['capture_errors']}"
+                    if "ms_per_step" in p
+                    else ""
+                )
             )
     cap = (st.get("capacity") or {}).get("result") or {}
     if cap:
@@ -660,6 +710,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--char", type=Path, default=None, help="character MJCF (default: bundled data/humanoid.xml)"
     )
     ap.add_argument("--skip", default="", help="comma-separated stages to skip")
+    ap.add_argument("--bench-train", action="store_true", help="mimic bench --train (training loop too)")
+    ap.add_argument(
+        "--bench-sim-freqs",
+        default="240",
+        help="physics rates to bench; all env counts at the first, train-envs at the others",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes (dry run of the script itself)")
     args = ap.parse_args(argv)
     args.njmax_sweep = [int(x) for x in args.njmax_sweep.split(",") if x]

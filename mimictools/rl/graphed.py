@@ -1,0 +1,172 @@
+"""One rollout step as three replays: policy graph, the engine's physics graph, task graph.
+
+Why: in eager PyTorch every tensor op is a kernel launch from Python. The DeepMimic task plus the
+policy is several hundred small ops per control step (~10 ms of host time on an H100 box at any env
+count), as long as the physics of 4096 humanoids, so GPU training was bound by launch overhead, not
+by the GPU. Captured once as CUDA graphs, a step costs three launches:
+
+    graph "act" (torch)   obs -> normalize -> actor mean -> sample -> log-prob -> env.apply_actions
+    engine.step_raw()     the engine's own captured Warp graph (substeps of physics)
+    graph "post" (torch)  env.observe() -> episode tracker -> env.reset_where(done) -> next obs
+
+What makes the step capturable (and what callers must keep true):
+- no host sync on the path: resets are mask-blended (`DeepMimicEnv.reset_where`), clip ids are
+  drawn by inverse CDF (`MotionLib.motion_ids_from_uniform`), the engine resets rows with
+  ``set_state_where``; shapes never change;
+- every tensor that lives across steps is updated in place at a fixed address: env state
+  (``observe`` / ``reset_where``), normalizer statistics (``Normalizer.update``), network parameters
+  (optimizers), the episode tracker;
+- random numbers come from torch's default CUDA generator (graph-safe: each replay draws new ones).
+
+Eager mode (``capture=False``, and always on the CPU) runs the same Python functions without graphs:
+the same results up to the random draws, which is how the CPU tests exercise this code.
+Outputs of a replay are static buffers overwritten by the next replay: copy what you keep.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from mimictools.rl.env_api import DoneFlag
+
+__all__ = ["GraphedStep", "supports_graphed_step"]
+
+WARMUP_STEPS = 2  # eager steps on a side stream before capture (torch's recipe: lazy init, allocator)
+
+
+def supports_graphed_step(env: Any) -> bool:
+    """True when ``env`` can be stepped in the three parts this module replays."""
+    engine = getattr(env, "engine", None)
+    return all(
+        callable(getattr(obj, name, None))
+        for obj, name in (
+            (env, "apply_actions"),
+            (env, "observe"),
+            (env, "reset_where"),
+            (engine, "step_raw"),
+            (engine, "set_targets"),
+        )
+    )
+
+
+class GraphedStep:
+    """Training-rollout steps of ``env`` with the policy, replayed as CUDA graphs when ``capture``.
+
+    Args:
+        env: a VecEnv with ``apply_actions`` / ``observe`` / ``reset_where`` (`supports_graphed_step`).
+        actor: the Gaussian actor (``forward``, ``sample``, ``log_prob``).
+        normalize: raw obs (n, obs_dim) -> normalized obs.
+        to_env_action: normalized actions -> env units.
+        tracker: episode tracker updated with (reward, done) every step (in place), or None.
+        deterministic: act with the mean (test episodes) instead of sampling.
+        capture: capture CUDA graphs on the first ``step`` (needs a CUDA device).
+
+    ``obs`` is the current observation buffer (n, obs_dim): write it before the first ``step``;
+    after each ``step`` it holds the next observation (done envs already reset).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        actor: Any,
+        normalize: Callable[[Tensor], Tensor],
+        to_env_action: Callable[[Tensor], Tensor],
+        tracker: Any = None,
+        *,
+        deterministic: bool = False,
+        capture: bool = True,
+    ) -> None:
+        if not supports_graphed_step(env):
+            raise ValueError("env does not support graphed steps (needs apply_actions/observe/reset_where)")
+        self.env = env
+        self.engine = env.engine
+        self.actor = actor
+        self.normalize = normalize
+        self.to_env_action = to_env_action
+        self.tracker = tracker
+        self.deterministic = bool(deterministic)
+        self.device = torch.device(env.device)
+        self.capture = bool(capture) and self.device.type == "cuda"
+        self.obs = torch.zeros(env.num_envs, env.obs_dim, dtype=torch.float32, device=self.device)
+        self._graphs: Optional[Tuple[Any, Any]] = None
+        self._out_act: Optional[Tuple[Tensor, Tensor]] = None
+        self._out_post: Optional[Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]] = None
+        self.capture_error: Optional[str] = None
+        """Why capture failed (the steps then run eagerly), or None."""
+
+    # ------------------------------------------------------------------ the two captured halves
+    @torch.no_grad()
+    def _act(self) -> Tuple[Tensor, Tensor]:
+        mean = self.actor(self.normalize(self.obs))
+        norm_a = mean if self.deterministic else self.actor.sample(mean)
+        logp = self.actor.log_prob(mean, norm_a)
+        self.env.apply_actions(self.to_env_action(norm_a))
+        return norm_a, logp
+
+    @torch.no_grad()
+    def _post(self) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        next_obs, reward, done, info = self.env.observe()
+        if self.tracker is not None:
+            self.tracker.update(reward, done)
+        self.obs.copy_(self.env.reset_where(done != int(DoneFlag.NULL), next_obs))
+        return next_obs, reward, done, info
+
+    # ---------------------------------------------------------------------------------- public
+    @property
+    def captured(self) -> bool:
+        return self._graphs is not None
+
+    def prepare(self) -> None:
+        """Capture the graphs now if they are due (``capture`` and not yet captured). The warm-up before
+        the capture makes ``WARMUP_STEPS`` real steps from ``obs`` (tracked, not returned); ``obs`` then
+        holds the current observation. If the capture fails, ``capture_error`` says why and the steps
+        run eagerly (same code, same results, launch-bound)."""
+        if not self.capture or self._graphs is not None:
+            return
+        try:
+            self._capture()
+        except RuntimeError as exc:  # e.g. an op that syncs with the host inside the capture
+            self.capture = False
+            self.capture_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+    def step(self) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        """One control step from ``obs``. Returns (norm_actions, log_probs, next_obs (before resets),
+        reward, done, info); ``obs`` then holds the next observation with done envs reset.
+        Call ``prepare`` first: a capture inside ``step`` would advance the env before this step."""
+        if self._graphs is not None:
+            graph_act, graph_post = self._graphs
+            graph_act.replay()
+            self.engine.step_raw()
+            graph_post.replay()
+            norm_a, logp = self._out_act  # type: ignore[misc]
+            out = self._out_post
+        else:
+            norm_a, logp = self._act()
+            self.engine.step_raw()
+            out = self._post()
+        assert out is not None
+        next_obs, reward, done, info = out
+        return norm_a, logp, next_obs, reward, done, info
+
+    def _capture(self) -> None:
+        """Warm up on a side stream (real env steps: the env advances), then capture both halves."""
+        dev = self.device
+        side = torch.cuda.Stream(device=dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                self._act()
+                self.engine.step_raw()
+                self._post()
+        torch.cuda.current_stream(dev).wait_stream(side)
+        torch.cuda.synchronize(dev)
+        graph_act, graph_post = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph_act):
+            self._out_act = self._act()
+        with torch.cuda.graph(graph_post, pool=graph_act.pool()):
+            self._out_post = self._post()
+        self._graphs = (graph_act, graph_post)
