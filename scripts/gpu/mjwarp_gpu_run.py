@@ -546,13 +546,11 @@ def stage_capacity(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
 
 
 def stage_pytest(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
-    shared = os.environ.get("MIMIC_SHARED") or str(REPO.parent / "shared")
-    if not Path(shared, "mimickit").is_dir():
-        return {
-            "skipped": f"no reference data at {shared} (set MIMIC_SHARED to a copy of shared/ to run the GPU tests)"
-        }
-    cmd = py_cmd("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "gpu")
+    """The GPU-marked tests (MJWarp parity, engine contract, CUDA graphs); those needing ../shared skip
+    without it (set MIMIC_SHARED to a copy)."""
+    cmd = py_cmd("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "gpu", "-rs")
     cmd += [
+        "tests/rl/test_rl_graphed.py",
         "tests/engines/test_mjwarp_parity.py",
         "tests/engines/test_engine_contract.py",
         "-k",
@@ -732,13 +730,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     stages = [
         ("env", lambda: stage_env(args), 1),
         ("smoke", lambda: stage_smoke(args), 150),
+        ("pytest", lambda: stage_pytest(args, run), 60),
         ("bench", lambda: stage_bench(args, run), 60),
         ("task", lambda: stage_task(args, run), 40),
         ("train", lambda: stage_train(args, run), args.train_seconds + 30),
         ("profile", lambda: stage_profile(args, run), 30),
         ("capacity", lambda: stage_capacity(args, run), 30),
         ("bench_cpu", lambda: stage_bench_cpu(args, run), 25),
-        ("pytest", lambda: stage_pytest(args, run), 60),
         ("warp_cache", lambda: stage_warp_cache(args, run), 0),
     ]
     env_info = None
