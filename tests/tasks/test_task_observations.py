@@ -196,3 +196,19 @@ def test_missing_targets_is_an_error(make_state):
             sim.dof_vel,
             sim.body_pos[:, KEY_IDS],
         )
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (7, 14), (3, 2, 15)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tan_norm_is_bitwise_quat_to_tan_norm(shape, dtype):
+    """The observations' one-rotate tan-norm gives exactly MimicKit's two-rotate values (hot path)."""
+    from mimictools.math.rotations import quat_to_tan_norm
+    from mimictools.tasks.observations import tan_norm
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(shape + (4,), generator=g, dtype=dtype)
+    q = q / q.norm(dim=-1, keepdim=True)
+    if q.dim() > 1:  # also an exact identity and a negated quaternion
+        q[0] = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dtype)
+        q[-1] = -q[-1]
+    assert torch.equal(tan_norm(q), quat_to_tan_norm(q))
