@@ -296,12 +296,14 @@ def measure_training(
                 iters += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= seconds:
-                    return TrainingRate(
+                    rate = TrainingRate(
                         samples_per_s=samples / elapsed,
                         rollout_samples_per_s=samples / t_roll,
                         update_s_per_iter=t_update / iters,
                         graphed=runner.graphed and not runner.capture_errors,
                     )
+                    runner.release_graphs()
+                    return rate
     finally:
         env.close()
 

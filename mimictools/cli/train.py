@@ -159,6 +159,13 @@ def train(
         result = runner.train(
             max_samples=max_samples, max_minutes=minutes, resume=resume, progress=progress.update
         )
+    if runner.graphed:
+        errs = runner.capture_errors
+        console.print(
+            "rollout: CUDA graphs"
+            if not errs
+            else f"[yellow]CUDA graph capture failed, ran eagerly:[/] {errs[0]}"
+        )
     _summary(result, run_dir)
 
 

@@ -26,6 +26,7 @@ Outputs of a replay are static buffers overwritten by the next replay: copy what
 from __future__ import annotations
 
 # ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
+import gc
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
@@ -116,6 +117,12 @@ class GraphedStep:
         return next_obs, reward, done, info
 
     # ---------------------------------------------------------------------------------- public
+    def release(self) -> None:
+        """Drop the captured graphs and their memory pool (steps run eagerly afterwards, if called)."""
+        self._graphs = None
+        self._out_act = self._out_post = None
+        self.capture = False
+
     @property
     def captured(self) -> bool:
         return self._graphs is not None
@@ -155,6 +162,11 @@ class GraphedStep:
     def _capture(self) -> None:
         """Warm up on a side stream (real env steps: the env advances), then capture both halves."""
         dev = self.device
+        # Objects of earlier runs (graphs, engines) freed by the garbage collector *during* the capture
+        # would call CUDA functions that are illegal while a stream captures (seen: a segfault when a
+        # benchmark built a second runner): collect them now.
+        gc.collect()
+        torch.cuda.synchronize(dev)
         side = torch.cuda.Stream(device=dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):

@@ -354,6 +354,12 @@ class Runner:
             self._graphed_steps[deterministic] = g
         return g
 
+    def release_graphs(self) -> None:
+        """Free the captured CUDA graphs (before building another runner in the same process)."""
+        for g in self._graphed_steps.values():
+            g.release()
+        self._graphed_steps = {}
+
     @property
     def capture_errors(self) -> List[str]:
         """Why CUDA-graph capture failed (those steps ran eagerly); empty when all went well."""
