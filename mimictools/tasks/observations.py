@@ -93,7 +93,9 @@ def tan_norm(q: Tensor) -> Tensor:
     The same elementwise arithmetic, so bitwise the same values (tested), with half the tensor ops:
     this runs on every root and joint rotation of every observation.
     """
-    axes = torch.tensor(_TAN_NORM_AXES, dtype=q.dtype, device=q.device)
+    # rows 0 and 2 of the identity = _TAN_NORM_AXES, made on the device (no host->device copy: this runs
+    # inside captured CUDA graphs, where copies from pageable host memory are not allowed)
+    axes = torch.eye(3, dtype=q.dtype, device=q.device)[::2]
     return quat_rotate(q.unsqueeze(-2), axes.expand(q.shape[:-1] + (2, 3))).flatten(-2)
 
 
