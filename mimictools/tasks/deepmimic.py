@@ -288,10 +288,6 @@ class DeepMimicEnv:
         tracking errors per env (`mimictools.tasks.tracking.TRACKING_ERROR_KEYS`), each Shape (n,).
         Done envs are not reset.
         """
-        if actions.shape != (self.num_envs, self.action_dim):
-            raise ValueError(
-                f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
-            )
         self.engine.step(self._clip_actions(actions))
         return self.observe()
 
@@ -299,13 +295,14 @@ class DeepMimicEnv:
         """First half of ``step`` for engines with ``set_targets`` (MJWarp, MuJoCo): clip and write the
         PD targets, without stepping. ``engine.step_raw()`` then ``observe()`` complete the step; the
         three parts are what `mimictools.rl.graphed` replays as separate graphs."""
+        self.engine.set_targets(self._clip_actions(actions))  # type: ignore[attr-defined]
+
+    def _clip_actions(self, actions: Tensor) -> Tensor:
+        """Actions (n, action_dim) clipped to the action bounds; ValueError on another shape."""
         if actions.shape != (self.num_envs, self.action_dim):
             raise ValueError(
                 f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
             )
-        self.engine.set_targets(self._clip_actions(actions))  # type: ignore[attr-defined]
-
-    def _clip_actions(self, actions: Tensor) -> Tensor:
         return torch.maximum(torch.minimum(actions.to(self.dtype), self.action_high), self.action_low)
 
     @torch.no_grad()
