@@ -219,7 +219,8 @@ class TrainingRate:
     update_s_per_iter: float
     """Mean wall seconds of one PPO update."""
     graphed: bool
-    """The rollout ran as CUDA-graph replays (`mimictools.rl.graphed`)."""
+    """The rollout ran as CUDA-graph replays (`mimictools.rl.graphed`) and the PPO update as one graph
+    (`mimictools.rl.ppo.PPO` ``capture``), with no capture failure."""
 
 
 def measure_training(
@@ -272,7 +273,11 @@ def measure_training(
                 save_iter_checkpoints=False,
                 update_threads=None if cuda else available_cpus(),
             )
-            obs, _ = runner.iterate(env.reset())  # warm-up: allocations, kernel compilation, graph capture
+            # warm-up: allocations, kernel compilation, graph captures (the PPO update's graph is
+            # captured at the second update, after an eager one has made the optimizer state)
+            obs = env.reset()
+            for _ in range(2 if cuda else 1):
+                obs, _ = runner.iterate(obs)
 
             def sync() -> None:
                 if cuda:

@@ -162,7 +162,7 @@ def train(
     if runner.graphed:
         errs = runner.capture_errors
         console.print(
-            "rollout: CUDA graphs"
+            "rollout and PPO update: CUDA graphs"
             if not errs
             else f"[yellow]CUDA graph capture failed, ran eagerly:[/] {errs[0]}"
         )

@@ -24,9 +24,12 @@ update (one device sync), before anything is saved.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import math
-from typing import Dict, Iterable, List, Sequence, Tuple
+
+# ruff: noqa: UP045 - Optional[...] as in the package (annotations evaluate on Python 3.8)
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -36,7 +39,7 @@ from mimictools.errors import ConfigError, TrainingDivergedError
 from mimictools.rl.networks import Critic, GaussianActor
 from mimictools.rl.normalizer import Normalizer
 from mimictools.rl.returns import compute_returns_and_advantages
-from mimictools.rl.storage import RolloutStorage, iter_minibatches
+from mimictools.rl.storage import RolloutStorage, minibatches_of
 
 __all__ = [
     "PPO",
@@ -48,6 +51,7 @@ __all__ = [
 ]
 
 ADV_STD_MIN = 1e-5  # MimicKit's floor on the advantage std
+_CHECK_NAMES = ("critic values V(obs)", "critic values V(next_obs)", "TD(lambda) returns", "advantages")
 
 
 def minibatch_size(multiple_of_num_envs: float, num_envs: int) -> int:
@@ -120,6 +124,16 @@ class PPO:
         cfg: agent config.
         num_envs: envs per rollout (minibatch sizes are multiples of it).
         succ_value, fail_value: terminal values of SUCC/FAIL steps (`returns.terminal_value`).
+        capture: on a CUDA device, replay the whole update (returns, advantages, every minibatch step
+            of both optimizers, the stats) as one CUDA graph from the second update on: ~150 kernel
+            launches per minibatch step become one replay per update. The graph reads the rollout
+            storage, normalizer and parameters in place; only the permutations are copied in. It is
+            recaptured after `load_state_dict`. If capture fails, ``capture_error`` says why and the
+            updates run eagerly (same code). Ignored on the CPU.
+
+    The update is written as tensor ops with one host sync at the end (`_read_report`): the
+    non-finite checks run after the update, so a diverged update still raises before anything is
+    saved, but the in-memory networks then hold the diverged values.
     """
 
     def __init__(
@@ -131,6 +145,7 @@ class PPO:
         num_envs: int,
         succ_value: float = 0.0,
         fail_value: float = 0.0,
+        capture: bool = False,
     ) -> None:
         self.actor = actor
         self.critic = critic
@@ -139,6 +154,19 @@ class PPO:
         self.num_envs = int(num_envs)
         self.succ_value = float(succ_value)
         self.fail_value = float(fail_value)
+        self.capture = bool(capture) and torch.device(next(actor.parameters()).device).type == "cuda"
+        self.capture_error: Optional[str] = None
+        """Why the update graph could not be captured (updates then run eagerly), or None."""
+        self._eager_updates = 0
+        self._graph: Any = None
+        self._graph_perms: Optional[Tensor] = None
+        self._graph_report: Optional[Tensor] = None
+        self._graph_storage: Optional[RolloutStorage] = None
+        self._actor_keys = ["Actor_Loss", "Clip_Frac", "Imp_Ratio", "Action_Bound_Loss"]
+        if cfg.action_entropy_weight != 0:
+            self._actor_keys.append("Action_Entropy")
+        if cfg.action_reg_weight != 0:
+            self._actor_keys.append("Action_Reg_Loss")
         self.actor_optimizer = build_optimizer(actor.parameters(), cfg.actor_optimizer)
         self.critic_optimizer = build_optimizer(critic.parameters(), cfg.critic_optimizer)
         samples = cfg.steps_per_iter * self.num_envs
@@ -164,6 +192,10 @@ class PPO:
     def update(self, storage: RolloutStorage) -> Dict[str, float]:
         """One PPO update on a full rollout.
 
+        With ``capture`` (CUDA only) the first update runs eagerly (it creates the optimizer state) and
+        the second captures the whole update as one CUDA graph; later updates replay it with fresh
+        minibatch permutations (see `capture` in the class docstring).
+
         Returns:
             Scalar stats: Loss, Critic_Loss, Actor_Loss, Clip_Frac, Imp_Ratio, Action_Bound_Loss,
             (Action_Entropy, Action_Reg_Loss when their weights are non-zero), Adv_Mean, Adv_Std.
@@ -173,6 +205,31 @@ class PPO:
         """
         if not storage.full:
             raise ValueError(f"rollout has {storage.step}/{storage.num_steps} steps; PPO needs a full one")
+        perms = self._draw_permutations(storage.num_samples, storage.device)
+        if self.capture and self._graph is None and self._eager_updates > 0:
+            self._try_capture(storage)
+        if self._graph is not None and self._graph_storage is storage:
+            assert self._graph_perms is not None and self._graph_report is not None
+            self._graph_perms.copy_(perms)
+            self._graph.replay()
+            report = self._graph_report
+        else:
+            report = self._warm_up(storage, perms) if self.capture else self._update_tensors(storage, perms)
+            self._eager_updates += 1
+        return self._read_report(report)
+
+    def _draw_permutations(self, num_samples: int, device: torch.device) -> Tensor:
+        """One random permutation per epoch, critic epochs first: Shape (critic_epochs + actor_epochs,
+        num_samples), drawn from the global torch RNG in the order ``iter_minibatches`` would draw them."""
+        epochs = self.cfg.critic_epochs + self.cfg.actor_epochs
+        if epochs == 0:
+            return torch.empty((0, num_samples), dtype=torch.long, device=device)
+        return torch.stack([torch.randperm(num_samples, device=device) for _ in range(epochs)])
+
+    def _update_tensors(self, storage: RolloutStorage, perms: Tensor) -> Tensor:
+        """The update as tensor ops only (no host sync: capturable). Returns the report vector
+        ``[checks (4), Critic_Loss, actor stats (self._actor_keys), Adv_Mean, Adv_Std, actor param sum,
+        critic param sum]`` that `_read_report` turns into numbers."""
         cfg = self.cfg
         t, n = storage.num_steps, storage.num_envs
         with torch.no_grad():
@@ -191,36 +248,36 @@ class PPO:
                 fail_value=self.fail_value,
             )
             norm_adv, adv_mean, adv_std = normalize_advantages(adv.reshape(-1), cfg.norm_adv_clip)
-        checks: List[Tuple[str, Tensor]] = [
-            ("critic values V(obs)", values.sum()),
-            ("critic values V(next_obs)", next_values.sum()),
-            ("TD(lambda) returns", returns.sum()),
-            ("advantages", adv_std),
-        ]
-        _raise_if_nonfinite(checks)
-
-        critic_loss = self._update_critic(norm_obs, returns.reshape(-1))
+        checks = [values.sum(), next_values.sum(), returns.sum(), adv_std]
+        critic_epochs = cfg.critic_epochs
+        critic_loss = self._update_critic(norm_obs, returns.reshape(-1), perms[:critic_epochs])
         actor_stats = self._update_actor(
-            norm_obs, storage.flat("actions"), storage.flat("log_probs"), norm_adv
+            norm_obs, storage.flat("actions"), storage.flat("log_probs"), norm_adv, perms[critic_epochs:]
         )
-
-        names = ["Critic_Loss"] + list(actor_stats)
-        values_t = torch.stack([critic_loss] + list(actor_stats.values()) + [adv_mean, adv_std])
-        param_sums = torch.stack(
-            [
+        with torch.no_grad():
+            param_sums = [
                 sum(p.detach().sum() for p in self.actor.parameters()),
                 sum(p.detach().sum() for p in self.critic.parameters()),
             ]
-        )
-        numbers = values_t.tolist()
-        p_actor, p_critic = param_sums.tolist()
-        stats = dict(zip(names, numbers[: len(names)]))
+            parts = checks + [critic_loss] + [actor_stats[k] for k in self._actor_keys]
+            parts += [adv_mean, adv_std] + param_sums
+            return torch.stack([x.detach().float().reshape(()) for x in parts])
+
+    def _read_report(self, report: Tensor) -> Dict[str, float]:
+        """Numbers of a report vector (the update's one device sync); raises on the first non-finite one."""
+        numbers = report.tolist()
+        names = ["Critic_Loss"] + self._actor_keys
+        k = len(_CHECK_NAMES)
+        stats = dict(zip(names, numbers[k : k + len(names)]))
+        adv_mean, adv_std, p_actor, p_critic = numbers[k + len(names) :]
         _raise_if_nonfinite_numbers(
-            list(stats.items()) + [("actor parameters", p_actor), ("critic parameters", p_critic)]
+            list(zip(_CHECK_NAMES, numbers[:k]))
+            + list(stats.items())
+            + [("actor parameters", p_actor), ("critic parameters", p_critic)]
         )
         out = {"Loss": stats["Critic_Loss"] + stats["Actor_Loss"]}
         out.update(stats)
-        out["Adv_Mean"], out["Adv_Std"] = numbers[len(names)], numbers[len(names) + 1]
+        out["Adv_Mean"], out["Adv_Std"] = adv_mean, adv_std
         return out
 
     def _step(
@@ -232,13 +289,13 @@ class PPO:
             torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()
 
-    def _update_critic(self, norm_obs: Tensor, returns: Tensor) -> Tensor:
+    def _update_critic(self, norm_obs: Tensor, returns: Tensor, perms: Tensor) -> Tensor:
         cfg = self.cfg
         params = [p for p in self.critic.parameters() if p.requires_grad]
         total = torch.zeros((), device=norm_obs.device)
         steps = 0
-        for _ in range(cfg.critic_epochs):
-            for mb in iter_minibatches({"obs": norm_obs, "ret": returns}, self.critic_batch):
+        for perm in perms:
+            for mb in minibatches_of({"obs": norm_obs, "ret": returns}, perm, self.critic_batch):
                 loss = torch.mean(torch.square(mb["ret"] - self.critic(mb["obs"])))
                 self._step(self.critic_optimizer, loss, params, cfg.critic_optimizer.grad_clip)
                 total = total + loss.detach()
@@ -246,20 +303,16 @@ class PPO:
         return total / max(steps, 1)
 
     def _update_actor(
-        self, norm_obs: Tensor, actions: Tensor, old_log_probs: Tensor, norm_adv: Tensor
+        self, norm_obs: Tensor, actions: Tensor, old_log_probs: Tensor, norm_adv: Tensor, perms: Tensor
     ) -> Dict[str, Tensor]:
         cfg = self.cfg
         params = [p for p in self.actor.parameters() if p.requires_grad]
-        keys = ["Actor_Loss", "Clip_Frac", "Imp_Ratio", "Action_Bound_Loss"]
-        if cfg.action_entropy_weight != 0:
-            keys.append("Action_Entropy")
-        if cfg.action_reg_weight != 0:
-            keys.append("Action_Reg_Loss")
+        keys = self._actor_keys
         sums = {k: torch.zeros((), device=norm_obs.device) for k in keys}
         steps = 0
         data = {"obs": norm_obs, "a": actions, "logp": old_log_probs, "adv": norm_adv}
-        for _ in range(cfg.actor_epochs):
-            for mb in iter_minibatches(data, self.actor_batch):
+        for perm in perms:
+            for mb in minibatches_of(data, perm, self.actor_batch):
                 mean = self.actor(mb["obs"])
                 logp = self.actor.log_prob(mean, mb["a"])
                 loss, clip_frac, imp_ratio = clipped_surrogate_loss(
@@ -284,6 +337,58 @@ class PPO:
                 steps += 1
         return {k: v / max(steps, 1) for k, v in sums.items()}
 
+    # ------------------------------------------------------------------------ CUDA graph
+
+    def _warm_up(self, storage: RolloutStorage, perms: Tensor) -> Tensor:
+        """An eager update on a side stream (torch's recipe before a capture: lazy initialisation and
+        the optimizer state happen outside the graph)."""
+        dev = storage.device
+        side = torch.cuda.Stream(device=dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            report = self._update_tensors(storage, perms)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        return report
+
+    def _try_capture(self, storage: RolloutStorage) -> None:
+        """Capture `_update_tensors` on ``storage`` (its tensors are the graph's inputs, read in place)
+        with a static permutation buffer. On failure ``capture_error`` says why; updates stay eager."""
+        dev = storage.device
+        gc.collect()  # see GraphedStep._capture: no CUDA frees by the collector during a capture
+        torch.cuda.synchronize(dev)
+        for opt in (self.actor_optimizer, self.critic_optimizer):
+            for group in opt.param_groups:
+                if "capturable" in group and not group.get("fused"):
+                    group["capturable"] = True  # Adam(W): step counts on the device
+        perms = torch.zeros(
+            (self.cfg.critic_epochs + self.cfg.actor_epochs, storage.num_samples),
+            dtype=torch.long,
+            device=dev,
+        )
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                report = self._update_tensors(storage, perms)
+        except RuntimeError as exc:
+            self.capture = False
+            self.capture_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            for opt in (self.actor_optimizer, self.critic_optimizer):
+                opt.zero_grad(set_to_none=True)
+            return
+        self._graph, self._graph_perms, self._graph_report = graph, perms, report
+        self._graph_storage = storage
+
+    def release(self) -> None:
+        """Drop the captured update graph and its memory (later updates run eagerly)."""
+        self._graph = self._graph_perms = self._graph_report = self._graph_storage = None
+        for opt in (self.actor_optimizer, self.critic_optimizer):
+            opt.zero_grad(set_to_none=True)  # the gradients lived in the graph's memory pool
+        self.capture = False
+
+    @property
+    def captured(self) -> bool:
+        return self._graph is not None
+
     # ---------------------------------------------------------------------------- state
 
     def state_dict(self) -> Dict[str, object]:
@@ -293,13 +398,12 @@ class PPO:
         }
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
+        """Load optimizer state; a captured graph (which holds the old state tensors) is recaptured."""
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])  # type: ignore[arg-type]
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # type: ignore[arg-type]
-
-
-def _raise_if_nonfinite(checks: Sequence[Tuple[str, Tensor]]) -> None:
-    numbers = torch.stack([v.detach().float() for _, v in checks]).tolist()
-    _raise_if_nonfinite_numbers([(name, x) for (name, _), x in zip(checks, numbers)])
+        if self._graph is not None:
+            self._graph = self._graph_perms = self._graph_report = self._graph_storage = None
+            self._eager_updates = 0
 
 
 def _raise_if_nonfinite_numbers(items: Sequence[Tuple[str, float]]) -> None:

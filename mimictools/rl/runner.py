@@ -249,7 +249,8 @@ class Runner:
             with the caller's setting, typically 1 so that physics threads own the cores, while the
             update, when the physics is idle, can use every core). None = leave the setting alone.
         graphed: run rollout and test steps through `mimictools.rl.graphed.GraphedStep` (CUDA graphs on
-            a GPU; the same sync-free code eagerly on the CPU). None = on CUDA when the env supports it.
+            a GPU; the same sync-free code eagerly on the CPU), and on a GPU capture the PPO update as
+            a CUDA graph too (`PPO` ``capture``). None = on CUDA when the env supports it.
         tf32: on a GPU, let float32 matmuls use TF32 tensor cores (``torch.backends.cuda.matmul.allow_tf32``,
             process-wide; 10-bit mantissa products, float32 accumulation), ~2-4x faster network
             updates on an H100. False leaves torch's setting alone (full float32 by default).
@@ -292,8 +293,22 @@ class Runner:
         # MimicKit's BaseEnv returns 0 for both; an env may define reward_succ / reward_fail.
         succ = terminal_value(float(getattr(env, "reward_succ", 0.0)), cfg.discount)
         fail = terminal_value(float(getattr(env, "reward_fail", 0.0)), cfg.discount)
+        if graphed is None:
+            graphed = self.device.type == "cuda" and supports_graphed_step(env)
+        elif graphed and not supports_graphed_step(env):
+            raise ValueError(
+                "graphed=True needs an env with apply_actions/observe/reset_where and an engine with set_targets/step_raw"
+            )
+        self.graphed = bool(graphed)
         self.ppo = PPO(
-            self.actor, self.critic, self.obs_normalizer, cfg, env.num_envs, succ_value=succ, fail_value=fail
+            self.actor,
+            self.critic,
+            self.obs_normalizer,
+            cfg,
+            env.num_envs,
+            succ_value=succ,
+            fail_value=fail,
+            capture=self.graphed,
         )
         self.storage = RolloutStorage(
             cfg.steps_per_iter, env.num_envs, env.obs_dim, env.action_dim, self.device
@@ -304,13 +319,6 @@ class Runner:
         self._a_half = 0.5 * (high - low)
         self._train_tracker = EpisodeTracker(env.num_envs, self.device)
         self._test_tracker = EpisodeTracker(env.num_envs, self.device)
-        if graphed is None:
-            graphed = self.device.type == "cuda" and supports_graphed_step(env)
-        elif graphed and not supports_graphed_step(env):
-            raise ValueError(
-                "graphed=True needs an env with apply_actions/observe/reset_where and an engine with set_targets/step_raw"
-            )
-        self.graphed = bool(graphed)
         self._graphed_steps: Dict[bool, GraphedStep] = {}
 
         self.iteration = -1  # last completed iteration
@@ -359,11 +367,13 @@ class Runner:
         for g in self._graphed_steps.values():
             g.release()
         self._graphed_steps = {}
+        self.ppo.release()
 
     @property
     def capture_errors(self) -> List[str]:
         """Why CUDA-graph capture failed (those steps ran eagerly); empty when all went well."""
-        return [g.capture_error for g in self._graphed_steps.values() if g.capture_error]
+        errors = [g.capture_error for g in self._graphed_steps.values() if g.capture_error]
+        return errors + ([self.ppo.capture_error] if self.ppo.capture_error else [])
 
     @torch.no_grad()
     def _rollout_graphed(self, obs: Tensor) -> Tensor:

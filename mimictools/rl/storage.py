@@ -15,7 +15,7 @@ from typing import Dict, Iterator, Mapping, Optional, Union
 import torch
 from torch import Tensor
 
-__all__ = ["RolloutStorage", "iter_minibatches", "num_minibatches"]
+__all__ = ["RolloutStorage", "iter_minibatches", "minibatches_of", "num_minibatches"]
 
 
 class RolloutStorage:
@@ -122,6 +122,21 @@ def iter_minibatches(
         perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
     else:
         perm = torch.randperm(n, generator=generator, device=device)
-    for start in range(0, n, batch_size):
+    yield from minibatches_of(data, perm, batch_size)
+
+
+def minibatches_of(data: Mapping[str, Tensor], perm: Tensor, batch_size: int) -> Iterator[Dict[str, Tensor]]:
+    """The minibatches of one epoch for a given permutation (``iter_minibatches`` draws it).
+
+    Args:
+        data: name -> tensor, each Shape (num_samples, ...).
+        perm: a permutation of ``range(num_samples)``, Shape (num_samples,), on the data's device.
+        batch_size: samples per minibatch; the last one holds the remainder.
+
+    Yields:
+        name -> Shape (batch, ...) gathered rows ``t[perm[start:start + batch_size]]``. Only fixed slices
+        and gathers: no host sync, so a CUDA graph can capture the loop with ``perm`` as a static buffer.
+    """
+    for start in range(0, perm.shape[0], batch_size):
         idx = perm[start : start + batch_size]
         yield {name: t[idx] for name, t in data.items()}

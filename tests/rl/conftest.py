@@ -108,3 +108,44 @@ def make_env():
 @pytest.fixture
 def agent_config():
     return toy_agent_config
+
+
+class HostSyncSpy:
+    """Records the ops a CUDA graph cannot capture, run on the CPU: tensors made from host data (a
+    host->device copy on a GPU), explicit device moves, ``nonzero`` and ``.item()`` (host syncs).
+
+    Use ``with HostSyncSpy() as spy: ...`` then check ``spy.bad == []``.
+    """
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        bad = self.bad = []
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                name = str(func)
+                if (
+                    ("lift_fresh" in name and isinstance(out, torch.Tensor) and out.dim() > 0)
+                    or ("_to_copy" in name and "device" in (kwargs or {}))
+                    or "nonzero" in name
+                    or "_local_scalar_dense" in name
+                ):
+                    bad.append(name)
+                return out
+
+        self._mode = _Mode()
+
+    def __enter__(self) -> HostSyncSpy:
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+
+@pytest.fixture
+def host_sync_spy():
+    """The `HostSyncSpy` class (a context manager)."""
+    return HostSyncSpy

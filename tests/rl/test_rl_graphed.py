@@ -208,41 +208,24 @@ def test_cuda_graph_replay_equals_eager_steps():
         b.close()
 
 
-def test_the_captured_step_makes_no_host_transfers_or_syncs():
+def test_the_captured_step_makes_no_host_transfers_or_syncs(host_sync_spy):
     """What a CUDA graph cannot hold, caught on the CPU: tensors made from host data (a host->device
     copy on a GPU), explicit device moves, ``nonzero`` and ``.item()`` (host syncs). Checked on every op
     of the two captured halves with the MJWarp engine (Warp's CPU device) and MimicKit-style obs."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from mimictools.rl.networks import build_actor_critic
 
     cfg, env = _env("mjwarp", 4)
-    bad = []
-
-    class Spy(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            name = str(func)
-            if (
-                ("lift_fresh" in name and isinstance(out, torch.Tensor) and out.dim() > 0)
-                or ("_to_copy" in name and "device" in (kwargs or {}))
-                or "nonzero" in name
-                or "_local_scalar_dense" in name
-            ):
-                bad.append(name)
-            return out
-
     try:
         actor, _ = build_actor_critic(cfg.agent.model, env.obs_dim, env.action_dim)
         g = GraphedStep(env, actor, lambda x: x, lambda x: x, capture=False)
         g.obs.copy_(env.reset())
         g.step()  # first calls fill per-device caches (allowed: the warm-up does the same)
         done = torch.ones(env.num_envs, dtype=torch.int32)  # force the reset path too
-        with Spy():
+        with host_sync_spy() as spy:
             g._act()
             env.engine.step_raw()
             g._post()
             env.reset_where(done != 0, g.obs)
-        assert bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(bad))}"
+        assert spy.bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(spy.bad))}"
     finally:
         env.close()

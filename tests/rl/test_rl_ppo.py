@@ -129,3 +129,86 @@ def test_nan_critic_raises_diverged_naming_it(agent_config):
     ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
     with pytest.raises(TrainingDivergedError, match="critic values"):
         ppo.update(_rollout(4, 5))
+
+
+def test_update_permutations_are_iter_minibatches_epochs(agent_config):
+    """The update draws one permutation per epoch (critic epochs first) from the global RNG, exactly
+    as `iter_minibatches` would: the eager CPU results did not change when the update learned to run
+    from a permutation buffer (the input a CUDA graph replays with)."""
+    from mimictools.rl.storage import iter_minibatches
+
+    cfg = agent_config(steps_per_iter=4, critic_epochs=2, actor_epochs=3)
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
+    torch.manual_seed(7)
+    perms = ppo._draw_permutations(20, torch.device("cpu"))
+    torch.manual_seed(7)
+    ids = torch.arange(20)
+    want = [torch.cat([mb["i"] for mb in iter_minibatches({"i": ids}, 6)]) for _ in range(5)]
+    assert perms.shape == (5, 20)
+    torch.testing.assert_close(perms, torch.stack(want))
+    assert all(sorted(p.tolist()) == list(range(20)) for p in perms)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_update_body_makes_no_host_syncs(agent_config, host_sync_spy, optimizer):
+    """What the CUDA graph of the update replays (returns, advantages, every minibatch step of both
+    optimizers, stats) holds no host transfer or sync: checked op by op on the CPU, after one update
+    has made the optimizer state (as the capture does)."""
+    opt = OptimizerConfig(type=optimizer, learning_rate=1e-3, grad_clip=1.0)
+    cfg = agent_config(
+        steps_per_iter=4, actor_optimizer=opt, critic_optimizer=opt, action_entropy_weight=0.01
+    )
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
+    if optimizer == "Adam":  # as on a GPU (`build_optimizer`): fused, step counts kept as tensors
+        ppo.actor_optimizer = torch.optim.AdamW(actor.parameters(), lr=1e-3, fused=True)
+        ppo.critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3, fused=True)
+    st = _rollout(4, 5)
+    ppo.update(st)
+    perms = ppo._draw_permutations(st.num_samples, st.device)
+    before = [p.detach().clone() for p in actor.parameters()]
+    with host_sync_spy() as spy:
+        report = ppo._update_tensors(st, perms)
+    assert spy.bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(spy.bad))}"
+    assert report.shape == (4 + 1 + 5 + 4,)  # checks, critic loss, 5 actor stats, adv mean/std, param sums
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, actor.parameters()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_cuda_graphed_update_equals_eager_update(agent_config, optimizer):
+    """The captured update (second update on) replays what the eager update computes: two PPOs from
+    the same weights and rollouts, same permutations, full float32 matmuls."""
+    import copy
+
+    opt = OptimizerConfig(type=optimizer, learning_rate=1e-3)
+    cfg = agent_config(steps_per_iter=8, actor_optimizer=opt, critic_optimizer=opt)
+    torch.manual_seed(0)
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    actor, critic = actor.cuda(), critic.cuda()
+    a2, c2 = copy.deepcopy(actor), copy.deepcopy(critic)
+    graphed = PPO(actor, critic, Normalizer(3, "cuda"), cfg, num_envs=64, capture=True)
+    eager = PPO(a2, c2, Normalizer(3, "cuda"), cfg, num_envs=64, capture=False)
+    st = RolloutStorage(8, 64, 3, 1, "cuda")
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        for it in range(4):
+            src = _rollout(8, 64)
+            for name in ("obs", "next_obs", "actions", "log_probs", "rewards", "dones"):
+                getattr(st, name).copy_(getattr(src, name))
+            st.step = st.num_steps
+            torch.manual_seed(100 + it)
+            s_g = graphed.update(st)
+            torch.manual_seed(100 + it)
+            s_e = eager.update(st)
+            assert s_g == pytest.approx(s_e, rel=1e-4, abs=1e-6)
+        assert graphed.captured and graphed.capture_error is None
+        for p, q in zip(
+            list(actor.parameters()) + list(critic.parameters()),
+            list(a2.parameters()) + list(c2.parameters()),
+        ):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
