@@ -551,6 +551,7 @@ def stage_pytest(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
     cmd = py_cmd("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "gpu", "-rs")
     cmd += [
         "tests/rl/test_rl_graphed.py",
+        "tests/rl/test_rl_ppo.py",
         "tests/engines/test_mjwarp_parity.py",
         "tests/engines/test_engine_contract.py",
         "-k",

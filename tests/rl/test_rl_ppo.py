@@ -175,6 +175,7 @@ def test_update_body_makes_no_host_syncs(agent_config, host_sync_spy, optimizer)
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, actor.parameters()))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
 def test_cuda_graphed_update_equals_eager_update(agent_config, optimizer):
