@@ -358,8 +358,8 @@ class PPO:
         torch.cuda.synchronize(dev)
         for opt in (self.actor_optimizer, self.critic_optimizer):
             for group in opt.param_groups:
-                if "capturable" in group and not group.get("fused"):
-                    group["capturable"] = True  # Adam(W): step counts on the device
+                if "capturable" in group:
+                    group["capturable"] = True  # Adam(W): fused, so its step counts are on the device
         perms = torch.zeros(
             (self.cfg.critic_epochs + self.cfg.actor_epochs, storage.num_samples),
             dtype=torch.long,
