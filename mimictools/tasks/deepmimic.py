@@ -10,6 +10,15 @@ One control step (MimicKit's ``SimEnv.step``)::
     -> time += control_dt -> reference frame at motion time = time + reset offset
     -> observation, tracking errors (info), reward, done flags
 
+Reference frames: every step needs the reference now and ``tar_obs_steps`` control steps ahead
+(MotionLib interpolation + FK per frame). All but the farthest were evaluated by the previous step,
+so the env keeps the frames of its current time (``_frames``, one slot per query offset) and, after
+a plain one-step advance, shifts them and evaluates only the new ones. Frame times are
+``offset + (timestep + k) * control_dt`` with integer ``timestep + k``, so a shifted frame is bitwise
+the frame a full evaluation gives. Resets evaluate all frames of the reset envs (they always did) and
+store them. Only ``reset``, ``reset_where`` and ``step``/``observe`` change an env's clip or time, and
+each keeps the frames in step; the cache is updated in place, with fixed shapes and no host syncs.
+
 Reset (MimicKit's ``_reset_ref_motion`` + ``_ref_state_init``): for each env being reset, a clip is
 drawn by weight, a start time uniformly in [0, clip length] (``rand_reset``) or 0, and the simulated
 character is teleported to the reference state there (reference state initialisation). MimicKit's
@@ -27,6 +36,7 @@ and the task's small tensor ops slow down by an order of magnitude.
 from __future__ import annotations
 
 # ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 
@@ -75,6 +85,77 @@ def _body_ids(char, names, key: str, device) -> Tensor:
         except CharacterError as e:
             raise ConfigError(f"{key}: {e}") from None
     return torch.tensor(ids, dtype=torch.long, device=device)
+
+
+@dataclass
+class _RefFrames:
+    """Reference frames of a batch of envs at several query times. Shape (k, s, ...), float32."""
+
+    root_pos: Tensor
+    """(k, s, 3) m."""
+    root_rot: Tensor
+    """(k, s, 4) wxyz."""
+    root_vel: Tensor
+    """(k, s, 3) m/s."""
+    root_ang_vel: Tensor
+    """(k, s, 3) rad/s."""
+    dof_pos: Tensor
+    """(k, s, nd) motion DoF space."""
+    dof_vel: Tensor
+    """(k, s, nd)."""
+    local_rot: Tensor
+    """(k, s, nb, 4): local body rotations (root first)."""
+    body_pos: Tensor
+    """(k, s, nb, 3) m."""
+    body_rot: Tensor
+    """(k, s, nb, 4)."""
+
+    def fields(self) -> Tuple[Tensor, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def scatter_(self, ids: Tensor, sub: _RefFrames) -> None:
+        """In place: rows ``ids`` = ``sub``."""
+        for dst, src in zip(self.fields(), sub.fields()):
+            dst[ids] = src
+
+    def blend_(self, mask: Tensor, new: _RefFrames) -> None:
+        """In place: rows where ``mask`` (k,) = ``new``'s."""
+        for dst, src in zip(self.fields(), new.fields()):
+            dst.copy_(torch.where(mask.reshape((-1,) + (1,) * (dst.dim() - 1)), src, dst))
+
+    def shift_(self, dst_frames: Tensor, src_frames: Tensor) -> None:
+        """In place: frames ``dst_frames`` = frames ``src_frames`` (the selection is copied first)."""
+        for x in self.fields():
+            x.index_copy_(1, dst_frames, x.index_select(1, src_frames))
+
+    def put_frames_(self, frame_ids: Tensor, new: _RefFrames) -> None:
+        """In place: frames ``frame_ids`` of every row = ``new`` (k, len(frame_ids), ...)."""
+        for dst, src in zip(self.fields(), new.fields()):
+            dst.index_copy_(1, frame_ids, src)
+
+    def split(self, key_body_ids: Tensor) -> Tuple[TrackState, Tensor, Optional[Tuple[Tensor, ...]]]:
+        """(TrackState now (k,), dof_pos now (k, nd), targets or None): frame 0 is now, the others
+        targets = (root_pos (k, s-1, 3), root_rot (k, s-1, 4), joint_rot (k, s-1, nb-1, 4),
+        key_pos (k, s-1, nk, 3))."""
+        now = TrackState(
+            root_pos=self.root_pos[:, 0],
+            root_rot=self.root_rot[:, 0],
+            root_vel=self.root_vel[:, 0],
+            root_ang_vel=self.root_ang_vel[:, 0],
+            joint_rot=self.local_rot[:, 0, 1:],
+            dof_vel=self.dof_vel[:, 0],
+            body_pos=self.body_pos[:, 0],
+            body_rot=self.body_rot[:, 0],
+        )
+        tar = None
+        if self.root_pos.shape[1] > 1:
+            tar = (
+                self.root_pos[:, 1:],
+                self.root_rot[:, 1:],
+                self.local_rot[:, 1:, 1:],
+                self.body_pos[:, 1:].index_select(-2, key_body_ids),
+            )
+        return now, self.dof_pos[:, 0], tar
 
 
 class DeepMimicEnv:
@@ -150,11 +231,17 @@ class DeepMimicEnv:
             self.obs_cfg, char.num_bodies, char.num_dofs, len(config.key_bodies)
         )
 
-        # Reference query offsets (s): now, then each target step ahead.
+        # Reference query offsets (control steps): now, then each target step ahead.
         steps = self.obs_cfg.tar_obs_steps if self.obs_cfg.enable_tar_obs else ()
-        self._ref_dt = torch.tensor(
-            [0.0] + [self.control_dt * s for s in steps], dtype=torch.float64, device=dev
-        )
+        offsets = [0] + [int(s) for s in steps]
+        self._ref_steps = torch.tensor(offsets, dtype=torch.long, device=dev)
+        # After a one-step advance, frame j (offset o) is the previous step's frame at offset o + 1
+        # when there was one; the others are evaluated anew.
+        reuse = [(j, offsets.index(o + 1)) for j, o in enumerate(offsets) if o + 1 in offsets]
+        fresh = [j for j, o in enumerate(offsets) if o + 1 not in offsets]
+        self._reuse_dst = torch.tensor([d for d, _ in reuse], dtype=torch.long, device=dev)
+        self._reuse_src = torch.tensor([s for _, s in reuse], dtype=torch.long, device=dev)
+        self._fresh = torch.tensor(fresh, dtype=torch.long, device=dev)
 
         n = self.num_envs
         self.timestep = torch.zeros(n, dtype=torch.long, device=dev)
@@ -169,6 +256,11 @@ class DeepMimicEnv:
         """Reference state at the current time, updated by step() and reset()."""
         self.sim_state = self._empty_state(n)
         """Simulated state after the last step()/reset()."""
+        self._frames = self._ref_frames(
+            self.motion_ids, self.motion_time_offset, self.timestep, self._ref_steps
+        )
+        """Reference frames of each env's current time at the query offsets ``_ref_steps``
+        (`_RefFrames`, Shape (n, len(_ref_steps), ...)); kept in step by reset/reset_where/observe."""
 
     # ------------------------------------------------------------------------------ VecEnv API
     @property
@@ -224,7 +316,9 @@ class DeepMimicEnv:
         self.timestep[ids] = 0
         self.time_s[ids] = 0.0
 
-        ref, dof_pos, tar = self._reference(motion_ids, start)
+        frames = self._ref_frames(motion_ids, start, self.timestep[ids], self._ref_steps)
+        self._frames.scatter_(ids, frames)
+        ref, dof_pos, tar = frames.split(self.key_body_ids)
         self.engine.set_state(ids, self._ref_sim_state(ref, dof_pos))
         # The character now is exactly in the reference state (engines set it as given), so the
         # reset observation is computed from it without reading the engine back (as MimicKit,
@@ -272,7 +366,9 @@ class DeepMimicEnv:
         self.timestep.masked_fill_(m, 0)
         self.time_s.masked_fill_(m, 0.0)
 
-        ref, dof_pos, tar = self._reference(motion_ids, start)
+        frames = self._ref_frames(motion_ids, start, self.timestep, self._ref_steps)
+        self._frames.blend_(m, frames)
+        ref, dof_pos, tar = frames.split(self.key_body_ids)
         set_state_where(self.engine, m, self._ref_sim_state(ref, dof_pos))
         self._blend(self.ref_state, m, ref)
         self._blend(self.sim_state, m, ref)
@@ -313,7 +409,7 @@ class DeepMimicEnv:
         self.timestep += 1
         self.time_s.copy_(self.timestep.to(torch.float64) * self.control_dt)
         motion_time = self.motion_time_s
-        ref, _, tar = self._reference(self.motion_ids, motion_time)
+        ref, _, tar = self._advance_reference()
         sim = self.read_sim_state()
         self._blend(self.ref_state, None, ref)
         self._blend(self.sim_state, None, sim)
@@ -404,15 +500,19 @@ class DeepMimicEnv:
             body_rot=e.body_rot().to(dt),
         )
 
-    def _reference(self, motion_ids: Tensor, motion_time: Tensor):
-        """Reference now and at the target steps, with one MotionLib query.
+    def _ref_frames(
+        self, motion_ids: Tensor, offset_s: Tensor, timestep: Tensor, steps: Tensor
+    ) -> _RefFrames:
+        """Reference frames of envs with clips ``motion_ids`` (k,), reset offsets ``offset_s`` (k,) and
+        ``timestep`` (k,) at ``steps`` (s,) control steps ahead: one MotionLib query of k * s frames.
 
-        Returns (TrackState now (k,), dof_pos now (k, nd), targets or None) where targets =
-        (root_pos (k, s, 3), root_rot (k, s, 4), joint_rot (k, s, nb-1, 4), key_pos (k, s, nk, 3)).
+        Frame time = ``offset_s + (timestep + step) * control_dt``: the step count is summed as an
+        integer, so the same frame queried from another timestep has bitwise the same time.
         """
-        k, m = motion_ids.shape[0], self._ref_dt.shape[0]
+        k, m = motion_ids.shape[0], steps.shape[0]
         ids = motion_ids.unsqueeze(-1).expand(k, m).reshape(-1)
-        times = (motion_time.unsqueeze(-1) + self._ref_dt).reshape(-1)
+        count = (timestep.unsqueeze(-1) + steps).to(torch.float64)
+        times = (offset_s.unsqueeze(-1) + count * self.control_dt).reshape(-1)
         f = self.motion_lib.calc_motion_frame(ids, times, bodies=False)  # FK below, of the blended DoFs
         dt = self.dtype
         # Body poses by FK of the interpolated pose, as MimicKit (not MotionLib's interpolated FK),
@@ -425,32 +525,33 @@ class DeepMimicEnv:
         def view(x: Tensor) -> Tensor:
             return x.to(dt).reshape((k, m) + x.shape[1:])
 
-        root_pos, root_rot, body_pos, local_rot = (
-            view(f.root_pos),
-            view(f.root_rot),
-            view(body_pos),
-            view(local_rot),
+        return _RefFrames(
+            root_pos=view(f.root_pos),
+            root_rot=view(f.root_rot),
+            root_vel=view(f.root_vel),
+            root_ang_vel=view(f.root_ang_vel),
+            dof_pos=view(f.dof_pos),
+            dof_vel=view(f.dof_vel),
+            local_rot=view(local_rot),
+            body_pos=view(body_pos),
+            body_rot=view(body_rot),
         )
-        now = TrackState(
-            root_pos=root_pos[:, 0],
-            root_rot=root_rot[:, 0],
-            root_vel=view(f.root_vel)[:, 0],
-            root_ang_vel=view(f.root_ang_vel)[:, 0],
-            joint_rot=local_rot[:, 0, 1:],
-            dof_vel=view(f.dof_vel)[:, 0],
-            body_pos=body_pos[:, 0],
-            body_rot=view(body_rot)[:, 0],
-        )
-        dof_pos = view(f.dof_pos)[:, 0]
-        tar = None
-        if m > 1:
-            tar = (
-                root_pos[:, 1:],
-                root_rot[:, 1:],
-                local_rot[:, 1:, 1:],
-                body_pos[:, 1:].index_select(-2, self.key_body_ids),
-            )
-        return now, dof_pos, tar
+
+    def _reference(self, motion_ids: Tensor, offset_s: Tensor, timestep: Tensor):
+        """Reference now and at the target steps, evaluated in full (what ``_frames`` holds).
+        Returns `_RefFrames.split`'s (TrackState now, dof_pos now, targets or None)."""
+        return self._ref_frames(motion_ids, offset_s, timestep, self._ref_steps).split(self.key_body_ids)
+
+    def _advance_reference(self):
+        """``_reference`` of all envs after ``timestep += 1``: the frames the previous time already had
+        are shifted in ``_frames``, only the others are evaluated. In place, fixed shapes, no syncs."""
+        frames = self._frames
+        if self._reuse_dst.numel():
+            frames.shift_(self._reuse_dst, self._reuse_src)
+        steps = self._ref_steps.index_select(0, self._fresh)
+        new = self._ref_frames(self.motion_ids, self.motion_time_offset, self.timestep, steps)
+        frames.put_frames_(self._fresh, new)
+        return frames.split(self.key_body_ids)
 
     def _obs(self, sim: TrackState, tar, motion_time: Tensor, motion_ids: Tensor) -> Tensor:
         phase = None

@@ -73,7 +73,7 @@ def test_reset_subset_touches_only_those_envs(shared_dir, humanoid, make_env):
         obs,
         env._obs(
             env.sim_state.index(ids),
-            env._reference(env.motion_ids[ids], env.motion_time_s[ids])[2],
+            env._reference(env.motion_ids[ids], env.motion_time_offset[ids], env.timestep[ids])[2],
             env.motion_time_s[ids],
             env.motion_ids[ids],
         ),
@@ -201,3 +201,58 @@ def test_obs_width_matches_obs_dim_for_other_configs(shared_dir, humanoid, cfg, 
     assert obs.shape == (3, env.obs_dim) and torch.isfinite(obs).all()
     obs, reward, done, _ = env.step(torch.zeros(3, 28))
     assert obs.shape == (3, env.obs_dim) and torch.isfinite(obs).all() and torch.isfinite(reward).all()
+
+
+@pytest.mark.parametrize(
+    "clip, cfg",
+    [
+        ("humanoid_spinkick.pkl", {}),  # tar_obs_steps (1, 2, 3): 3 of 4 frames reused per step
+        ("humanoid_kick.pkl", {"tar_obs_steps": (1, 3, 4)}),  # clamp clip, past its end; gaps
+        ("humanoid_run.pkl", {"tar_obs_steps": (2, 4)}),  # wrap clip; nothing to reuse
+        ("humanoid_spinkick.pkl", {"enable_tar_obs": False}),  # the current frame only
+    ],
+)
+def test_reused_reference_frames_are_bitwise_a_full_evaluation(shared_dir, humanoid, make_env, clip, cfg):
+    """``step`` shifts the reference frames of the previous time and evaluates only the new ones; resets
+    (by index and by mask) store theirs. After every operation the kept frames and the step's
+    observation must equal a full evaluation exactly (frame times count control steps as integers)."""
+    torch.manual_seed(4)
+    n = 5
+    env, engine = make_env(n=n, clip=clip, **cfg)
+    gen = torch.Generator().manual_seed(5)
+
+    def check(obs=None):
+        full = env._ref_frames(env.motion_ids, env.motion_time_offset, env.timestep, env._ref_steps)
+        for name, kept, want in zip(
+            (
+                "root_pos",
+                "root_rot",
+                "root_vel",
+                "root_ang_vel",
+                "dof_pos",
+                "dof_vel",
+                "local_rot",
+                "body_pos",
+                "body_rot",
+            ),
+            env._frames.fields(),
+            full.fields(),
+        ):
+            assert torch.equal(kept, want), name
+        if obs is not None:
+            _, _, tar = full.split(env.key_body_ids)
+            assert torch.equal(obs, env._obs(env.sim_state, tar, env.motion_time_s, env.motion_ids))
+
+    env.reset()
+    check()
+    for t in range(60):
+        obs, _, done, _ = env.step(0.3 * torch.randn(n, 28, generator=gen))
+        check(obs)
+        if t % 7 == 3:
+            env.reset(torch.tensor([t % n]))
+            check()
+        if t % 11 == 5:
+            mask = torch.rand(n, generator=gen) < 0.5
+            env.reset_where(mask, obs)
+            check()
+    assert env.timestep.max() > 8  # some envs advanced far without resets
