@@ -136,6 +136,7 @@ def train(
         torch.set_num_threads(max(1, torch_threads))
 
     env = runlib.build_env(cfg, spec)
+    env.tracking_errors_in_training = False  # the rollouts discard info; test episodes still log the errors
     from mimictools.config.load import to_dict
     from mimictools.rl.runner import Runner
 

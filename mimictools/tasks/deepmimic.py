@@ -171,6 +171,8 @@ class DeepMimicEnv:
             engines do not apply it). `build_env` passes the engine config's value for Isaac Gym.
         test_rand_reset: ``rand_reset`` to use in test mode; None keeps the config's (MimicKit).
         generator: torch generator for clip/start-time sampling (default: torch's global RNG).
+        tracking_errors_in_training: whether ``step`` computes the tracking errors (``info``) in
+            training mode too; test mode always does. See the attribute.
     """
 
     def __init__(
@@ -183,6 +185,7 @@ class DeepMimicEnv:
         ground_contact_height: Optional[float] = None,
         test_rand_reset: Optional[bool] = None,
         generator: Optional[torch.Generator] = None,
+        tracking_errors_in_training: bool = True,
     ) -> None:
         if config.env_name != "deepmimic":
             raise NotSupportedError(
@@ -208,6 +211,10 @@ class DeepMimicEnv:
         self.generator = generator
         self.ground_contact_height = ground_contact_height
         self.test_rand_reset = test_rand_reset
+        self.tracking_errors_in_training = bool(tracking_errors_in_training)
+        """Compute MimicKit's tracking errors into ``step``'s ``info`` in training mode too (test mode
+        always does: test episodes, ``mimic eval``). ``mimic train`` turns it off, as its training
+        rollouts discard ``info``; ``info`` then holds ``Nonfinite_Frac`` only."""
         self._test = False
         dev = self.device
 
@@ -381,7 +388,8 @@ class DeepMimicEnv:
 
         ``actions`` are PD targets in motion DoF space, Shape (n, action_dim); they are clipped to
         ``[action_low, action_high]`` before the engine (as MimicKit). ``info`` holds MimicKit's seven
-        tracking errors per env (`mimictools.tasks.tracking.TRACKING_ERROR_KEYS`), each Shape (n,).
+        tracking errors per env (`mimictools.tasks.tracking.TRACKING_ERROR_KEYS`), each Shape (n,)
+        (in training mode only with ``tracking_errors_in_training``), and ``Nonfinite_Frac`` (n,).
         Done envs are not reset.
         """
         self.engine.step(self._clip_actions(actions))
@@ -415,7 +423,8 @@ class DeepMimicEnv:
         self._blend(self.sim_state, None, sim)
 
         obs = self._obs(sim, tar, motion_time, self.motion_ids)
-        info = compute_tracking_error(sim, ref)
+        track = self._test or self.tracking_errors_in_training
+        info = compute_tracking_error(sim, ref) if track else {}
         reward = compute_deepmimic_reward(
             sim,
             ref,

@@ -256,3 +256,31 @@ def test_reused_reference_frames_are_bitwise_a_full_evaluation(shared_dir, human
             env.reset_where(mask, obs)
             check()
     assert env.timestep.max() > 8  # some envs advanced far without resets
+
+
+def test_training_steps_can_skip_the_tracking_errors(shared_dir, humanoid, make_env):
+    """``tracking_errors_in_training=False`` (what mimic train sets): training-mode steps leave the
+    tracking errors out of ``info`` and nothing else changes; test-mode steps still compute them."""
+    a, _ = make_env(n=3)
+    b, _ = make_env(n=3)
+    b.tracking_errors_in_training = False
+    ids = torch.zeros(3, dtype=torch.long)
+    t0 = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    a.reset(None, motion_ids=ids, start_time_s=t0)
+    b.reset(None, motion_ids=ids, start_time_s=t0)
+    gen = torch.Generator().manual_seed(6)
+    for test in (False, True):
+        a.set_mode(test)
+        b.set_mode(test)
+        for _ in range(3):
+            act = 0.3 * torch.randn(3, 28, generator=gen)
+            obs_a, rew_a, done_a, info_a = a.step(act)
+            obs_b, rew_b, done_b, info_b = b.step(act)
+            assert torch.equal(obs_a, obs_b) and torch.equal(rew_a, rew_b) and torch.equal(done_a, done_b)
+            assert set(info_a) == set(TRACKING_ERROR_KEYS) | {"Nonfinite_Frac"}
+            if test:
+                assert set(info_b) == set(info_a)
+                for k in info_a:
+                    assert torch.equal(info_a[k], info_b[k]), k
+            else:
+                assert set(info_b) == {"Nonfinite_Frac"}
