@@ -80,7 +80,7 @@ def test_project_demo_configs_load(repo_dir):
     if not demo.is_dir():
         pytest.skip("no data/configs in this checkout")
     run = load_run_configs(demo / "demo_env.yaml", demo / "demo_agent.yaml", demo / "mujoco_engine.yaml")
-    assert run.agent.model.actor_net == "fc_2layers_512units" and run.engine.engine_name == "mujoco"
+    assert run.agent.model.actor_net == "fc_2layers_128units" and run.engine.engine_name == "mujoco"
     assert load_engine_config(demo / "mjwarp_engine.yaml").engine_name == "mjwarp"
 
 
