@@ -75,3 +75,20 @@ def test_cli_table_and_errors(humanoid_xml):
         ["bench", "--engine", "physx", "--num-envs", "1", "--seconds", "0.05", "--char", str(humanoid_xml)],
     )
     assert res.exit_code == 2 and "unknown engine" in res.output
+
+
+def test_cli_json_train_ratio(humanoid_xml):
+    """With --train each row carries the issue-3 ratio: training samples/s over raw physics steps/s / substeps."""
+    res = CliRunner().invoke(
+        app,
+        ["bench", "--num-envs", "2", "--seconds", "0.3", "--char", str(humanoid_xml), "--train", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)["results"]
+    want = row["samples_per_s"] / (row["raw_physics_steps_per_s"] / row["substeps"])
+    assert row["train_over_raw_control_rate"] == pytest.approx(want)
+    assert 0.0 < row["train_over_raw_control_rate"] < 1.0  # the loop cannot beat the raw engine
+    no_train = CliRunner().invoke(
+        app, ["bench", "--num-envs", "2", "--seconds", "0.05", "--char", str(humanoid_xml), "--json"]
+    )
+    assert json.loads(no_train.stdout)["results"][0]["train_over_raw_control_rate"] is None
