@@ -30,7 +30,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy on the typed core, and the Isaac Gym adapter against (repaired) isaacgym-stubs."""
     session.install(TORCH)
     session.install("-e", ".[test]", "isaacgym-stubs")
-    session.run("mypy", "--ignore-missing-imports", "mimictools/math", "mimictools/errors.py",
-                "mimictools/engines/base.py", "mimictools/character/model.py")
+    session.run(
+        "mypy",
+        "--ignore-missing-imports",
+        "mimictools/math",
+        "mimictools/errors.py",
+        "mimictools/engines/base.py",
+        "mimictools/character/model.py",
+    )
     # The published isaacgym-stubs have syntax errors; this harness repairs a temp copy and runs mypy.
     session.run("python", "tests/engines/test_isaacgym_static.py")
