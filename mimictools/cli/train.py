@@ -137,6 +137,7 @@ def train(
 
     env = runlib.build_env(cfg, spec)
     env.tracking_errors_in_training = False  # the rollouts discard info; test episodes still log the errors
+    _warn_if_unstable(cfg, spec)
     from mimictools.config.load import to_dict
     from mimictools.rl.runner import Runner
 
@@ -168,6 +169,18 @@ def train(
             else f"[yellow]CUDA graph capture failed, ran eagerly:[/] {errs[0]}"
         )
     _summary(result, run_dir)
+
+
+def _warn_if_unstable(cfg, spec) -> None:
+    """MuJoCo-family engines: a 5-second physics probe on the CPU (~1 s); warn when it blows up."""
+    from mimictools.config.schema import ENGINE_ALIASES
+    from mimictools.tasks.stability import probe_stability
+
+    if ENGINE_ALIASES.get(cfg.engine.engine_name, cfg.engine.engine_name) not in ("mujoco", "mjwarp"):
+        return  # PhysX (Isaac Gym) integrates differently; the probe would not speak for it
+    probe = probe_stability(cfg.env, cfg.engine, spec.motion_file, spec.char_file)
+    if not probe.stable:
+        console.print(f"[yellow]warning:[/] {probe.message()}")
 
 
 def vars_of(spec) -> dict:

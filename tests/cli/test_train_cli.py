@@ -124,3 +124,18 @@ def test_subprocess_smoke():
     assert proc.returncode == 0
     for cmd in ("motion", "fk-check", "train", "eval", "bench", "doctor", "plot-log"):
         assert cmd in proc.stdout
+
+
+def test_unstable_physics_is_warned_about(tmp_path):
+    """A physics rate too coarse for the character's PD gains trains on exploding states: warn before training."""
+
+    def train(out, *extra):
+        args = ["train", "--max-samples", "64", "--num-envs", "2", "--out-dir", str(out), "--no-progress"]
+        return runner.invoke(app, [*args, *extra])
+
+    res = train(tmp_path / "coarse", "--set", "engine.sim_freq=60")
+    assert res.exit_code == 0, res.output
+    assert "physics looks UNSTABLE at 60 Hz" in _flat(res.output)
+    res = train(tmp_path / "fine")
+    assert res.exit_code == 0, res.output
+    assert "UNSTABLE" not in res.output
