@@ -257,7 +257,6 @@ def measure_training(
         char_path=character.source,
         num_threads=spec.num_threads,
     )
-    env.tracking_errors_in_training = False  # as mimic train: the rollouts discard info
     cuda = torch.device(spec.device).type == "cuda"
     if agent is None:
         agent = AgentConfig() if cuda else load_agent_config(data / "configs" / "demo_agent.yaml")

@@ -136,7 +136,6 @@ def train(
         torch.set_num_threads(max(1, torch_threads))
 
     env = runlib.build_env(cfg, spec)
-    env.tracking_errors_in_training = False  # the rollouts discard info; test episodes still log the errors
     _warn_if_unstable(cfg, spec)
     from mimictools.config.load import to_dict
     from mimictools.rl.runner import Runner

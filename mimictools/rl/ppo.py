@@ -380,10 +380,13 @@ class PPO:
 
     def release(self) -> None:
         """Drop the captured update graph and its memory (later updates run eagerly)."""
-        self._graph = self._graph_perms = self._graph_report = self._graph_storage = None
+        self._drop_graph()
         for opt in (self.actor_optimizer, self.critic_optimizer):
             opt.zero_grad(set_to_none=True)  # the gradients lived in the graph's memory pool
         self.capture = False
+
+    def _drop_graph(self) -> None:
+        self._graph = self._graph_perms = self._graph_report = self._graph_storage = None
 
     @property
     def captured(self) -> bool:
@@ -402,7 +405,7 @@ class PPO:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])  # type: ignore[arg-type]
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # type: ignore[arg-type]
         if self._graph is not None:
-            self._graph = self._graph_perms = self._graph_report = self._graph_storage = None
+            self._drop_graph()
             self._eager_updates = 0
 
 

@@ -272,6 +272,9 @@ class Runner:
     ) -> None:
         check_env(env)
         self.env = env
+        if hasattr(env, "tracking_errors_in_training"):
+            # the training rollouts discard info; test episodes (test mode) still compute the errors
+            env.tracking_errors_in_training = False
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.device = torch.device(env.device)

@@ -213,7 +213,7 @@ class DeepMimicEnv:
         self.test_rand_reset = test_rand_reset
         self.tracking_errors_in_training = bool(tracking_errors_in_training)
         """Compute MimicKit's tracking errors into ``step``'s ``info`` in training mode too (test mode
-        always does: test episodes, ``mimic eval``). ``mimic train`` turns it off, as its training
+        always does: test episodes, ``mimic eval``). `mimictools.rl.runner.Runner` turns it off, as its training
         rollouts discard ``info``; ``info`` then holds ``Nonfinite_Frac`` only."""
         self._test = False
         dev = self.device
@@ -249,6 +249,7 @@ class DeepMimicEnv:
         self._reuse_dst = torch.tensor([d for d, _ in reuse], dtype=torch.long, device=dev)
         self._reuse_src = torch.tensor([s for _, s in reuse], dtype=torch.long, device=dev)
         self._fresh = torch.tensor(fresh, dtype=torch.long, device=dev)
+        self._fresh_steps = self._ref_steps.index_select(0, self._fresh)  # their offsets (control steps)
 
         n = self.num_envs
         self.timestep = torch.zeros(n, dtype=torch.long, device=dev)
@@ -557,8 +558,7 @@ class DeepMimicEnv:
         frames = self._frames
         if self._reuse_dst.numel():
             frames.shift_(self._reuse_dst, self._reuse_src)
-        steps = self._ref_steps.index_select(0, self._fresh)
-        new = self._ref_frames(self.motion_ids, self.motion_time_offset, self.timestep, steps)
+        new = self._ref_frames(self.motion_ids, self.motion_time_offset, self.timestep, self._fresh_steps)
         frames.put_frames_(self._fresh, new)
         return frames.split(self.key_body_ids)
 

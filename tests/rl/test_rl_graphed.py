@@ -159,9 +159,11 @@ def test_runner_trains_on_the_graphed_path(tmp_path):
         agent = cfg.agent.__class__(**{**cfg.agent.__dict__, "steps_per_iter": 8, "test_episodes": 4})
         runner = Runner(env, agent, tmp_path, seed=0, tensorboard=False, graphed=True)
         assert runner.graphed
+        assert env.tracking_errors_in_training is False  # its rollouts discard info
         result = runner.train(max_samples=3 * 8 * 4)
         assert result.samples >= 96 and result.last_test is not None
         assert result.last_test.episodes >= 4
+        assert result.last_test.info["Body_Pos_Err"] > 0  # test episodes still compute the errors
         assert runner.capture_errors == []
         lines = (tmp_path / "log.txt").read_text().splitlines()
         assert len(lines) >= 2 and "Test_Return" in lines[0]

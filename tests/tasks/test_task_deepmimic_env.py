@@ -259,7 +259,7 @@ def test_reused_reference_frames_are_bitwise_a_full_evaluation(shared_dir, human
 
 
 def test_training_steps_can_skip_the_tracking_errors(shared_dir, humanoid, make_env):
-    """``tracking_errors_in_training=False`` (what mimic train sets): training-mode steps leave the
+    """``tracking_errors_in_training=False`` (what the Runner sets): training-mode steps leave the
     tracking errors out of ``info`` and nothing else changes; test-mode steps still compute them."""
     a, _ = make_env(n=3)
     b, _ = make_env(n=3)
