@@ -1,4 +1,4 @@
-"""Is a character stable at a physics rate? `mimictools.tasks.stability.probe_stability` at several rates.
+"""Is a character stable at a physics rate? `mimictools.app.stability.probe_stability` at several rates.
 
     python scripts/sim_stability.py --freqs 240,120 [--motion CLIP --char XML --env-config YAML]
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from mimictools.run import resolve_run
-from mimictools.tasks.stability import probe_stability
+from mimictools.app.run import resolve_run
+from mimictools.app.stability import probe_stability
 
 
 def main() -> None:

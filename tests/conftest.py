@@ -37,6 +37,20 @@ def repo_dir() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def humanoid_xml(shared_dir: Path) -> Path:
+    """MimicKit's humanoid MJCF (from the shared reference data)."""
+    return shared_dir / "mimickit" / "data" / "assets" / "humanoid" / "humanoid.xml"
+
+
+@pytest.fixture(scope="session")
+def humanoid(humanoid_xml: Path):
+    """MimicKit's humanoid as a Character."""
+    from mimictools.character.mjcf import load_character
+
+    return load_character(humanoid_xml)
+
+
 def pytest_configure(config):
     """One torch thread: CI has 2 cores and the MuJoCo engine's worker threads; OpenMP spinning
     against them made CPU tests ~10x slower (measured: toy PPO test 97 s with 2 threads vs 2 s)."""

@@ -18,7 +18,7 @@ import pytest
 @pytest.mark.slow
 def test_demo_training_return_rises_above_untrained(tmp_path):
     pytest.importorskip("mujoco")
-    from mimictools import run as runlib
+    from mimictools.app import run as runlib
     from mimictools.rl.runner import Runner
 
     cfg, spec = runlib.resolve_run(num_envs=32, seed=0)

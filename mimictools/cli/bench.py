@@ -82,7 +82,7 @@ def bench(
     Rates are summed over envs. Timings depend on the machine and its load: record them with the machine,
     date and commit (docs/performance.md).
     """
-    from mimictools.bench import run_bench
+    from mimictools.app.bench import run_bench
     from mimictools.character.mjcf import load_character
     from mimictools.engines.base import EngineSpec
     from mimictools.errors import ConfigError

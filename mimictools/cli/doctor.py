@@ -42,7 +42,7 @@ def doctor(
     ] = False,
 ) -> None:
     """Check Python, torch/CUDA, GPU, MuJoCo, MuJoCo Warp, Isaac Gym and its build prerequisites; print fixes."""
-    from mimictools.doctor import ENGINES, run_checks
+    from mimictools.app.doctor import ENGINES, run_checks
 
     engines = (engine.value,) if engine is not None else ENGINES
     err = Console(stderr=True, highlight=False)

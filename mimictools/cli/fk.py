@@ -59,7 +59,7 @@ def fk_check(
     """
     import torch
 
-    from mimictools.character import fkcheck
+    from mimictools.app import fkcheck
     from mimictools.character.mjcf import load_character
     from mimictools.errors import MimicToolsError, NotSupportedError
     from mimictools.paths import bundled_humanoid_xml

@@ -1,4 +1,4 @@
-"""`mimic train`: DeepMimic PPO tracking of a clip or dataset. Thin: options -> mimictools.run + rl.runner."""
+"""`mimic train`: DeepMimic PPO tracking of a clip or dataset. Thin: options -> mimictools.app.run + rl.runner."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def train(
     ] = False,
 ) -> None:
     """Train a DeepMimic tracking policy. With no options: the bundled demo (our humanoid, squat clip, CPU MuJoCo, 10 min)."""
-    from mimictools import run as runlib
+    from mimictools.app import run as runlib
     from mimictools.errors import MimicToolsError
 
     if resume:
@@ -173,7 +173,7 @@ def train(
 def _warn_if_unstable(cfg, spec) -> None:
     """MuJoCo-family engines: a 5-second physics probe on the CPU (~1 s); warn when it blows up."""
     from mimictools.config.schema import ENGINE_ALIASES
-    from mimictools.tasks.stability import probe_stability
+    from mimictools.app.stability import probe_stability
 
     if ENGINE_ALIASES.get(cfg.engine.engine_name, cfg.engine.engine_name) not in ("mujoco", "mjwarp"):
         return  # PhysX (Isaac Gym) integrates differently; the probe would not speak for it

@@ -161,7 +161,7 @@ def stage_env(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def standing(char, n: int, device: str):
-    from mimictools.bench import standing_state
+    from mimictools.app.bench import standing_state
     from mimictools.engines.base import SimState
 
     s = standing_state(char, n)
@@ -231,7 +231,7 @@ def stage_bench_cpu(args: argparse.Namespace, run: Run) -> Any:
 
 
 def build_task_env(args: argparse.Namespace, num_envs: int, agent_overrides: List[str] = ()):
-    from mimictools import run as runmod
+    from mimictools.app import run as runmod
 
     cfg, spec = runmod.resolve_run(
         engine="mjwarp", num_envs=num_envs, device=args.device, seed=0, overrides=list(agent_overrides)

@@ -70,7 +70,7 @@ def test_random_poses_without_motion():
 
 
 def test_exit_1_when_over_tolerance(monkeypatch):
-    from mimictools.character import fkcheck
+    from mimictools.app import fkcheck
 
     original = fkcheck.MujocoKinematicsReference.__call__
 

@@ -35,16 +35,6 @@ ENGINES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def humanoid_xml(shared_dir: Path) -> Path:
-    return shared_dir / "mimickit" / "data" / "assets" / "humanoid" / "humanoid.xml"
-
-
-@pytest.fixture(scope="session")
-def humanoid(humanoid_xml: Path) -> Character:
-    return load_character(humanoid_xml)
-
-
 @pytest.fixture(scope="session", params=["mimickit", "bundled"])
 def character(request: pytest.FixtureRequest, shared_dir: Path, repo_dir: Path) -> Character:
     """The characters every engine must handle: MimicKit's humanoid.xml and our data/humanoid.xml."""

@@ -173,7 +173,7 @@ def test_falling_matches_cpu_until_chaos(rollout):
 @pytest.mark.parametrize("device", DEVICES)
 def test_fk_check_against_mjwarp_engine(device, humanoid, shared_dir):
     """``mimic fk-check --engine mjwarp``'s path: set_state -> body poses == our FK (clip + random poses)."""
-    from mimictools.character.fkcheck import EngineReference, check_frames, random_frames
+    from mimictools.app.fkcheck import EngineReference, check_frames, random_frames
     from mimictools.engines.mjwarp import MjWarpEngine
     from mimictools.motion import load_motion
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mimictools import run as runlib
+from mimictools.app import run as runlib
 from mimictools.config.load import apply_overrides
 from mimictools.errors import MimicToolsError
 from mimictools.eval.metrics import compute_frame_errors

@@ -12,7 +12,7 @@ import torch
 from mimictools.engines.base import SimState
 from mimictools.rl.env_api import DoneFlag
 from mimictools.rl.graphed import GraphedStep, supports_graphed_step
-from mimictools.run import build_env, resolve_run
+from mimictools.app.run import build_env, resolve_run
 
 pytest.importorskip("mujoco")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mimictools.character import fkcheck
+from mimictools.app import fkcheck
 from mimictools.character.mjcf import load_character
 from mimictools.errors import CharacterError
 from mimictools.paths import bundled_humanoid_xml

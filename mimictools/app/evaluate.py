@@ -1,7 +1,7 @@
 """Evaluate a trained checkpoint: run deterministic episodes, compute metrics, write data/plots/video.
 
 The library behind ``mimic eval`` (the CLI only parses options and prints). The run folder is the
-checkpoint's folder (``config.yaml`` + ``run.json`` next to it, `mimictools.run`); the env is rebuilt
+checkpoint's folder (``config.yaml`` + ``run.json`` next to it, `mimictools.app.run`); the env is rebuilt
 from it, optionally on another clip of the same character.
 
 Evaluation protocol (documented in docs/eval.md):
@@ -124,7 +124,7 @@ def resolve_checkpoint(path: Path) -> Path:
 def check_joint_names(checkpoint: Path, names: Sequence[str]) -> None:
     """Raise (naming the valid ones) if the run's character has no joint-angle channel in ``names``;
     cheap, for checking ``--joints`` before the episodes run."""
-    from mimictools import run as runlib
+    from mimictools.app import run as runlib
     from mimictools.character.mjcf import load_character
 
     _, spec = runlib.load_run_files(resolve_checkpoint(checkpoint).parent)
@@ -145,7 +145,7 @@ def evaluate(
     """Run the evaluation episodes of ``checkpoint`` and compute their metrics."""
     import torch
 
-    from mimictools import run as runlib
+    from mimictools.app import run as runlib
     from mimictools.config.load import apply_overrides
     from mimictools.config.schema import ENGINE_ALIASES
     from mimictools.rl.checkpoint import load_policy

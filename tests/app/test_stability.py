@@ -1,12 +1,12 @@
-"""The physics stability probe that `mimic train` runs before training (`mimictools.tasks.stability`)."""
+"""The physics stability probe that `mimic train` runs before training (`mimictools.app.stability`)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mimictools.run import resolve_run
-from mimictools.tasks.stability import SPEED_LIMIT_RAD_S, probe_stability
+from mimictools.app.run import resolve_run
+from mimictools.app.stability import SPEED_LIMIT_RAD_S, probe_stability
 
 pytest.importorskip("mujoco")
 

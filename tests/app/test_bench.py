@@ -1,4 +1,4 @@
-"""`mimic bench` and mimictools.bench: rows and JSON are well-formed (timings are never asserted)."""
+"""`mimic bench` and mimictools.app.bench: rows and JSON are well-formed (timings are never asserted)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mimictools.bench import BenchResult, measure_training, run_bench, standing_state
+from mimictools.app.bench import BenchResult, measure_training, run_bench, standing_state
 from mimictools.character import kinematics
 from mimictools.cli.app import app
 from mimictools.engines.base import EngineSpec

@@ -8,7 +8,7 @@ import sys
 from typer.testing import CliRunner
 
 from mimictools.cli.app import app
-from mimictools.doctor import STATUSES
+from mimictools.app.doctor import STATUSES
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mimictools.character import fkcheck
+from mimictools.app import fkcheck
 from mimictools.character.mjcf import load_character
 from mimictools.engines.base import EngineSpec
 from mimictools.engines.mujoco import MuJoCoEngine

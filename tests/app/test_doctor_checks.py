@@ -1,4 +1,4 @@
-"""`mimictools.doctor` checks against faked machines: stub executables in a fake bin dir, fake /proc files under
+"""`mimictools.app.doctor` checks against faked machines: stub executables in a fake bin dir, fake /proc files under
 a fake root, env vars, fake Python packages on PYTHONPATH and module names that do not exist. The checks run for
 real (subprocesses, file reads); nothing in them is mocked."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mimictools import doctor
-from mimictools.doctor import ENGINES, STATUSES, CheckResult, Env
+from mimictools.app import doctor
+from mimictools.app.doctor import ENGINES, STATUSES, CheckResult, Env
 from mimictools.errors import ConfigError
 
 MISSING = "mimic_doctor_no_such_module_3f9a"
