@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from mimictools.character import kinematics as K
 from mimictools.app.fkcheck import random_frames
+from mimictools.character import kinematics as K
 from mimictools.character.mjcf import load_character
 from mimictools.math.rotations import exp_map_to_quat
 from mimictools.paths import bundled_humanoid_xml

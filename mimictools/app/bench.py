@@ -3,9 +3,9 @@
 What is measured, per engine and env count (never asserted in tests; recorded in docs/performance.md):
 
 - **raw physics steps/s**: envs x physics steps per second of the engine's own stepping with fixed PD targets,
-  no tensor conversions (``engine.step_raw()`` where the engine has it, else ``engine.step``). The ceiling.
-- **control steps/s**: envs x control steps per second of what a task does every step: ``step(targets)`` from a
-  torch tensor, then ``get_state``, ``body_pos``, ``body_rot``, ``contact_forces``.
+  no tensor conversions (``engine.step_physics()``). The ceiling.
+- **control steps/s**: envs x control steps per second of what a task does every step: ``set_targets`` from a
+  torch tensor and ``step_physics``, then ``get_state``, ``body_pos``, ``body_rot``, ``contact_forces``.
 - hooks, filled by other parts later: ``samples_per_s`` (the training loop: env + task + PPO update, see
   ``measure_training``) and ``peak_memory_mb`` (GPU engines, see ``peak_memory_mb``).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +33,7 @@ __all__ = [
     "peak_memory_mb",
     "run_bench",
     "standing_state",
+    "training_rate",
 ]
 
 
@@ -152,39 +154,43 @@ def measure_engine(
 
     engine = make_engine(engine_name, character, spec)
     try:
+        dev = torch.device(engine.device)
         start = standing_state(character, spec.num_envs)
-        all_envs = torch.arange(spec.num_envs, device=engine.device)
-        engine.set_state(all_envs, start)
-        targets = start.dof_pos.to(device=engine.device, dtype=getattr(engine, "dtype", start.dof_pos.dtype))
+        start = type(start)(*(t.to(device=dev, dtype=torch.float32) for t in start.fields()))
+        all_envs = torch.ones(spec.num_envs, dtype=torch.bool, device=dev)
+        targets = start.dof_pos
+
+        def reset() -> None:
+            engine.set_state_where(all_envs, start)
+
+        reset()
+        engine.set_targets(targets)
         for _ in range(warmup_steps):  # first-call costs (GPU kernel compilation, thread start-up)
-            engine.step(targets)
+            engine.step_physics()
         _sync(engine)
-        raw_step = getattr(engine, "step_raw", None)
 
         def raw(i: int) -> None:
             if i % reset_every == reset_every - 1:
-                engine.set_state(all_envs, start)
-            if callable(raw_step):
-                raw_step()
-            else:
-                engine.step(targets)
+                reset()
+            engine.step_physics()
 
-        engine.set_state(all_envs, start)
-        engine.step(targets)
+        reset()
+        engine.step_physics()
         raw_iters, raw_s, raw_cpu_s = _timed(raw, seconds)
         _sync(engine)
         raw_s = max(raw_s, 1e-9)
 
         def control(i: int) -> None:
             if i % reset_every == reset_every - 1:
-                engine.set_state(all_envs, start)
-            engine.step(targets)
+                reset()
+            engine.set_targets(targets)
+            engine.step_physics()
             engine.get_state()
             engine.body_pos()
             engine.body_rot()
             engine.contact_forces()
 
-        engine.set_state(all_envs, start)
+        reset()
         ctrl_iters, ctrl_s, _ = _timed(control, seconds)
         _sync(engine)
         ctrl_s = max(ctrl_s, 1e-9)
@@ -210,107 +216,83 @@ def measure_engine(
 
 @dataclass(frozen=True)
 class TrainingRate:
-    """What ``measure_training`` measured."""
+    """What ``measure_training`` measured (`training_rate` of the timed iterations)."""
 
     samples_per_s: float
     """Full loop: rollout + PPO update."""
     rollout_samples_per_s: float
-    """Rollout alone (timed with a device sync at its end)."""
+    """Rollout alone (timed by the runner with a device sync at its end)."""
     update_s_per_iter: float
     """Mean wall seconds of one PPO update."""
+    iterations: int
+    """Timed iterations."""
     graphed: bool
-    """The rollout ran as CUDA-graph replays (`mimictools.rl.graphed`) and the PPO update as one graph
+    """The rollout ran as CUDA-graph replays (`mimictools.rl.step`) and the PPO update as one graph
     (`mimictools.rl.ppo.PPO` ``capture``), with no capture failure."""
+
+
+def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
+    """Throughput of timed iterations (`mimictools.rl.results.IterationStats`: samples, rollout_s, update_s)."""
+    if not stats:
+        raise ValueError("training_rate needs at least one timed iteration")
+    samples = sum(s.samples for s in stats)
+    t_roll = sum(s.rollout_s for s in stats)
+    t_update = sum(s.update_s for s in stats)
+    return TrainingRate(
+        samples_per_s=samples / max(t_roll + t_update, 1e-12),
+        rollout_samples_per_s=samples / max(t_roll, 1e-12),
+        update_s_per_iter=t_update / len(stats),
+        iterations=len(stats),
+        graphed=graphed,
+    )
 
 
 def measure_training(
     engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0, agent: Any = None
 ) -> TrainingRate:
-    """Samples / s of the full training loop: rollout (policy + engine + DeepMimic task + resets) and
-    PPO update, as ``mimic train`` runs it, on the bundled demo clip (``data/motions/demo_squat.pkl``)
-    with the bundled demo env config and ``agent``. Default agent: on a GPU, MimicKit's humanoid PPO
-    agent (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the bundled demo
-    agent (``data/configs/demo_agent.yaml``: smaller nets, Adam), which is what ``mimic train`` uses there.
-    One warm-up iteration is not timed.
+    """Samples / s of the training iteration (`Runner.iterate`: rollout with resets, checks, PPO update), set up
+    exactly as ``mimic train`` does (`mimictools.app.run.make_runner`: one torch thread on the CPU), on the
+    bundled demo clip and env config with ``agent``. Default agent: on a GPU, MimicKit's humanoid PPO agent
+    (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the bundled demo agent
+    (``data/configs/demo_agent.yaml``), which is what ``mimic train`` uses there. Warm-up iterations (one;
+    two on a GPU, where the PPO update's graph is captured at the second) are not timed.
     """
     import tempfile
 
     import torch
 
-    from mimictools.config.load import load_agent_config, load_env_config
-    from mimictools.config.schema import AgentConfig, EngineConfig
+    from mimictools.app.run import make_runner, resolve_run
+    from mimictools.config.schema import AgentConfig
     from mimictools.paths import bundled_data_dir
-    from mimictools.rl.runner import Runner, available_cpus
-    from mimictools.tasks.deepmimic import build_env
 
-    data = bundled_data_dir()
-    env_cfg = load_env_config(data / "configs" / "demo_env.yaml")
-    engine_cfg = EngineConfig(
-        engine_name=engine_name, control_freq=int(spec.control_freq), sim_freq=int(spec.sim_freq)
-    )
-    env = build_env(
-        env_cfg,
-        engine_cfg,
-        spec.num_envs,
+    cfg, run_spec = resolve_run(
+        motion=bundled_data_dir() / "motions" / "demo_squat.pkl",
+        char=Path(character.source),
+        engine=engine_name,
+        num_envs=spec.num_envs,
         device=spec.device,
-        motion_path=data / "motions" / "demo_squat.pkl",
-        char_path=character.source,
+        overrides=[f"engine.control_freq={int(spec.control_freq)}", f"engine.sim_freq={int(spec.sim_freq)}"],
         num_threads=spec.num_threads,
     )
     cuda = torch.device(spec.device).type == "cuda"
-    if agent is None:
-        agent = AgentConfig() if cuda else load_agent_config(data / "configs" / "demo_agent.yaml")
-    if not cuda:
-        torch.set_num_threads(1)  # the physics threads own the cores (see mimic train --torch-threads)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            runner = Runner(
-                env,
-                agent,
-                tmp,
-                seed=0,
-                tensorboard=False,
-                save_iter_checkpoints=False,
-                update_threads=None if cuda else available_cpus(),
-            )
-            # warm-up: allocations, kernel compilation, graph captures (the PPO update's graph is
-            # captured at the second update, after an eager one has made the optimizer state)
-            obs = env.reset()
+    if agent is None and cuda:
+        agent = AgentConfig()
+    if agent is not None:
+        cfg = replace(cfg, agent=agent)
+    with tempfile.TemporaryDirectory() as tmp:
+        env, runner = make_runner(cfg, run_spec, Path(tmp), tensorboard=False, save_iter_checkpoints=False)
+        try:
             for _ in range(2 if cuda else 1):
-                obs, _ = runner.iterate(obs)
-
-            def sync() -> None:
-                if cuda:
-                    torch.cuda.synchronize()
-
-            sync()
+                runner.iterate()
+            stats = []
             start = time.perf_counter()
-            samples, iters, t_roll, t_update = 0, 0, 0.0, 0.0
-            while True:
-                t0 = time.perf_counter()
-                obs = runner._rollout(obs)
-                sync()
-                t1 = time.perf_counter()
-                runner._check_rollout()
-                runner._update()
-                runner.obs_normalizer.update()
-                sync()
-                t_roll += t1 - t0
-                t_update += time.perf_counter() - t1
-                samples += runner.storage.num_samples
-                iters += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= seconds:
-                    rate = TrainingRate(
-                        samples_per_s=samples / elapsed,
-                        rollout_samples_per_s=samples / t_roll,
-                        update_s_per_iter=t_update / iters,
-                        graphed=runner.graphed and not runner.capture_errors,
-                    )
-                    runner.release_graphs()
-                    return rate
-    finally:
-        env.close()
+            while not stats or time.perf_counter() - start < seconds:
+                stats.append(runner.iterate())
+            rate = training_rate(stats, graphed=runner.capture and not runner.capture_errors)
+            runner.release_graphs()
+            return rate
+        finally:
+            env.close()
 
 
 def run_bench(

@@ -29,7 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-ENGINES = ("mujoco", "mjwarp", "isaacgym")
+from mimictools.engines.registry import engine_names, is_gpu_engine, is_mujoco_family
+
+ENGINES = engine_names()
 """Engine names accepted by ``--engine``."""
 STATUSES = ("ok", "warn", "fail", "skip")
 
@@ -41,7 +43,7 @@ PYTHON_RANGES: Dict[str, Tuple[Tuple[int, int], Optional[Tuple[int, int]]]] = {
     "mjwarp": ((3, 10), None),
     "isaacgym": ((3, 6), (3, 9)),
 }
-GPU_ENGINES = ("mjwarp", "isaacgym")
+GPU_ENGINES = tuple(e for e in ENGINES if is_gpu_engine(e))
 ISAACGYM_DOC = "docs/isaacgym.md"
 ISAACGYM_URL = "https://developer.nvidia.com/isaac-gym"
 WSL_LIB_DIR = "/usr/lib/wsl/lib"
@@ -589,7 +591,7 @@ def check_cuda_visible_devices(
 
 def check_mujoco(env: Env, engines: Sequence[str]) -> CheckResult:
     name = "mujoco"
-    needed_by = ("mujoco", "mjwarp")
+    needed_by = tuple(e for e in ENGINES if is_mujoco_family(e))
     if not _relevant(engines, needed_by):
         return _skip(name, needed_by)
     p = probe_module(env, "mujoco")

@@ -147,14 +147,14 @@ def evaluate(
 
     from mimictools.app import run as runlib
     from mimictools.config.load import apply_overrides
-    from mimictools.config.schema import ENGINE_ALIASES
+    from mimictools.engines.registry import canonical_engine_name
     from mimictools.rl.checkpoint import load_policy
 
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent
     cfg, spec = runlib.load_run_files(run_dir)
     if options.engine:
-        name = ENGINE_ALIASES.get(options.engine, options.engine)
+        name = canonical_engine_name(options.engine)
         cfg = apply_overrides(cfg, [f"engine.engine_name={name}"], source="--engine")
     if options.episode_length_s is not None:
         if not options.episode_length_s > 0:

@@ -105,7 +105,7 @@ class EngineReference:
         self.name = name
 
     def __call__(self, root_pos: Tensor, root_rot: Tensor, dof: Tensor) -> Tuple[np.ndarray, np.ndarray]:
-        from mimictools.engines.base import SimState
+        from mimictools.engines.base import SimState, set_state
 
         eng = self.engine
         n, cap = int(root_pos.shape[0]), int(eng.num_envs)
@@ -126,7 +126,7 @@ class EngineReference:
                 torch.zeros(k, dof.shape[-1], dtype=torch.float32, device=dev),
             )
             ids = torch.arange(k, device=dev)
-            eng.set_state(ids, state)
+            set_state(eng, ids, state)
             out_pos[lo:hi] = eng.body_pos()[:k].detach().to("cpu", _F64).numpy()
             out_rot[lo:hi] = eng.body_rot()[:k].detach().to("cpu", _F64).numpy()
         return out_pos, out_rot
@@ -152,13 +152,41 @@ class SteppedEngineReference(EngineReference):
             super().__call__(root_pos[lo:hi], root_rot[lo:hi], dof[lo:hi])
             targets = eng.get_state().dof_pos.clone()
             targets[:k] = dof[lo:hi].to(targets.device, targets.dtype)
-            eng.step(targets)
+            eng.set_targets(targets)
+            eng.step_physics()
             st = eng.get_state()
             out_pos[lo:hi] = eng.body_pos()[:k].detach().to("cpu", _F64).numpy()
             out_rot[lo:hi] = eng.body_rot()[:k].detach().to("cpu", _F64).numpy()
             for arr, t in zip(reached, (st.root_pos, st.root_rot, st.dof_pos)):
                 arr[lo:hi] = t[:k].detach().to("cpu", _F64).numpy()
         return out_pos, out_rot, tuple(reached)
+
+
+def make_reference(character: Character, engine: Optional[str]) -> Tuple[Any, str, Any]:
+    """The body-pose reference fk-check compares our FK with: MuJoCo's ``mj_kinematics`` (``engine`` None) or an
+    engine built through the registry. Returns ``(reference, description, engine or None)``; close the engine.
+
+    Isaac Gym refreshes body poses only inside ``simulate()``: each pose is held for one control step and the
+    engine's body poses are compared with our FK of the state it reports (`SteppedEngineReference`).
+    """
+    import torch
+
+    from mimictools.engines.base import EngineSpec
+    from mimictools.engines.registry import canonical_engine_name, make_engine
+
+    if engine is None:
+        return MujocoKinematicsReference(character), "MuJoCo mj_kinematics", None
+    name = canonical_engine_name(engine)
+    if name == "mujoco":
+        eng = make_engine(name, character, EngineSpec(num_envs=256, ground=False, num_threads=1))
+        return EngineReference(eng, name), "MuJoCo CPU engine (Engine protocol)", eng
+    if name == "mjwarp":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: MuJoCo Warp on Warp's CPU device
+        n = 1024 if dev == "cuda" else 256
+        eng = make_engine(name, character, EngineSpec(num_envs=n, ground=False, device=dev))
+        return EngineReference(eng, name), f"MuJoCo Warp engine on {dev} (Engine protocol)", eng
+    eng = make_engine(name, character, EngineSpec(num_envs=256, device="cuda"))  # unknown names raise here
+    return SteppedEngineReference(eng, name), "Isaac Gym engine, one held step (Engine protocol)", eng
 
 
 # ---- results ------------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from mimictools.config.load import (
     load_run_configs,
     resolve_data_path,
 )
-from mimictools.config.schema import ENGINE_ALIASES, RunConfig
+from mimictools.config.schema import RunConfig
+from mimictools.engines.registry import canonical_engine_name, is_gpu_engine
 from mimictools.errors import ConfigError, MimicToolsError
 from mimictools.io_util import atomic_write_text
 from mimictools.paths import bundled_data_dir
@@ -83,7 +84,7 @@ def resolve_run(
     env_file = Path(env_config) if env_config else demo_env
     cfg = load_run_configs(env_file, agent_config or demo_agent, engine_config or demo_engine)
     if engine:
-        name = ENGINE_ALIASES.get(engine, engine)
+        name = canonical_engine_name(engine)
         cfg = apply_overrides(cfg, [f"engine.engine_name={name}"], source="--engine")
     if overrides:
         cfg = apply_overrides(cfg, list(overrides))
@@ -104,7 +105,7 @@ def resolve_run(
                 f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})"
             )
     if num_envs is None:
-        num_envs = 4096 if cfg.engine.engine_name in ("mjwarp", "isaacgym") else 32
+        num_envs = 4096 if is_gpu_engine(cfg.engine.engine_name) else 32
     if num_envs < 1:
         raise ConfigError(f"--num-envs must be >= 1, got {num_envs}")
     if seed is None:
@@ -155,3 +156,40 @@ def build_env(cfg: RunConfig, spec: RunSpec, **overrides):
         char_path=spec.char_file,
         num_threads=spec.num_threads,
     )
+
+
+def make_runner(
+    cfg: RunConfig,
+    spec: RunSpec,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    torch_threads: int = 1,
+    tensorboard: bool = True,
+    save_iter_checkpoints: bool = True,
+):
+    """The env and the `Runner` of a run, configured as ``mimic train`` runs it (the bench and the GPU scripts
+    call this too, so that they measure what training does).
+
+    On the CPU torch gets ``torch_threads`` intra-op threads for the task and the PPO update alike (default 1:
+    the physics threads own the cores; more make OpenMP spin against them). A fresh run is seeded with
+    ``spec.seed``; a resumed one restores its RNG state from ``latest.pt``.
+    """
+    import torch
+
+    from mimictools.config.load import to_dict
+    from mimictools.rl.runner import Runner
+
+    if torch.device(spec.device).type == "cpu":
+        torch.set_num_threads(max(1, int(torch_threads)))
+    env = build_env(cfg, spec)
+    runner = Runner(
+        env,
+        cfg.agent,
+        run_dir,
+        seed=None if resume else spec.seed,
+        config_record={"config": to_dict(cfg), "run": asdict(spec)},
+        tensorboard=tensorboard,
+        save_iter_checkpoints=save_iter_checkpoints,
+    )
+    return env, runner

@@ -14,14 +14,14 @@ the largest joint or root angular speed seen decides. Human motion stays in tens
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] as in the package (annotations evaluate on Python 3.8)
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import torch
 
 from mimictools.config.schema import EngineConfig, EnvConfig
+from mimictools.tasks.env_api import DoneFlag
 
 __all__ = ["SPEED_LIMIT_RAD_S", "StabilityProbe", "probe_stability"]
 
@@ -59,13 +59,12 @@ class StabilityProbe:
 def probe_stability(
     env_cfg: EnvConfig,
     engine_cfg: EngineConfig,
-    motion_path: Union[str, Path, None] = None,
-    char_path: Union[str, Path, None] = None,
+    motion_path: Union[str, Path],
+    char_path: Union[str, Path],
     num_envs: int = 16,
     steps: int = 150,
     noise: float = 0.05,
     seed: int = 0,
-    base_dir: Optional[Path] = None,
 ) -> StabilityProbe:
     """Run the probe (module docstring) and return the largest angular speed seen.
 
@@ -79,31 +78,28 @@ def probe_stability(
         env_cfg,
         cfg,
         num_envs=num_envs,
-        device="cpu",
         motion_path=motion_path,
         char_path=char_path,
-        base_dir=base_dir,
+        device="cpu",
         num_threads=1,
         generator=gen,
     )
     worst = 0.0
     try:
         with torch.random.fork_rng(devices=[]):
-            env.reset()
+            obs = env.reset()
             low = torch.as_tensor(env.action_low, dtype=torch.float32)
             high = torch.as_tensor(env.action_high, dtype=torch.float32)
             mid, half = 0.5 * (low + high), 0.5 * (high - low)
             for _ in range(steps):
                 actions = mid + noise * half * torch.randn(env.num_envs, env.action_dim, generator=gen)
-                _obs, _rew, done, _info = env.step(actions)
+                obs, _rew, done, _info = env.step(actions)
                 s = env.engine.get_state()
                 speeds = torch.cat([s.dof_vel.abs().flatten(), s.root_ang_vel.abs().flatten()])
                 if not bool(torch.isfinite(speeds).all()):
                     return StabilityProbe(float(engine_cfg.sim_freq), float("inf"))
                 worst = max(worst, float(speeds.max()))
-                ended = torch.nonzero(done != 0).flatten()
-                if ended.numel():
-                    env.reset(ended)
+                obs = env.reset_where(done != int(DoneFlag.NULL), obs)
     finally:
         env.close()
     return StabilityProbe(float(engine_cfg.sim_freq), worst)

@@ -70,13 +70,7 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(f"mimictools.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet
-        if _exc.name != f"mimictools.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"mimictools.cli.{_name}").register(app)
 
 
 def main() -> None:

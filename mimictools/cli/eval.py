@@ -123,8 +123,8 @@ def eval_cmd(
 
     Deterministic policy (mean action), test mode, episodes from clip time 0 (see docs/eval.md).
     """
-    from mimictools.errors import MimicToolsError
     from mimictools.app import evaluate as ev
+    from mimictools.errors import MimicToolsError
 
     if min_success is not None and not 0.0 <= min_success <= 1.0:
         raise MimicToolsError(f"--min-success is a rate in [0, 1], got {min_success}")

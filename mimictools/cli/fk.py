@@ -11,8 +11,6 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
-_ENGINES = ("mujoco", "mjwarp", "isaacgym")
-
 
 def fk_check(
     motions: Annotated[
@@ -61,7 +59,7 @@ def fk_check(
 
     from mimictools.app import fkcheck
     from mimictools.character.mjcf import load_character
-    from mimictools.errors import MimicToolsError, NotSupportedError
+    from mimictools.errors import MimicToolsError
     from mimictools.paths import bundled_humanoid_xml
 
     # per-clip tensors are small and the time goes to the per-frame MuJoCo loop: extra torch threads only
@@ -72,40 +70,7 @@ def fk_check(
     char_path = char if char is not None else bundled_humanoid_xml()
     character = load_character(char_path)
 
-    if engine is None:
-        reference: Any = fkcheck.MujocoKinematicsReference(character)
-        ref_name = "MuJoCo mj_kinematics"
-    elif engine == "mujoco":
-        from mimictools.engines.base import EngineSpec
-        from mimictools.engines.mujoco import MuJoCoEngine
-
-        eng: Any = MuJoCoEngine(character, EngineSpec(num_envs=256, ground=False, num_threads=1))
-        reference = fkcheck.EngineReference(eng, "mujoco")
-        ref_name = "MuJoCo CPU engine (Engine protocol)"
-    elif engine == "mjwarp":
-        import torch
-
-        from mimictools.engines.base import EngineSpec
-        from mimictools.engines.mjwarp import MjWarpEngine
-
-        dev = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: MuJoCo Warp on Warp's CPU device
-        n = 1024 if dev == "cuda" else 256
-        eng = MjWarpEngine(character, EngineSpec(num_envs=n, ground=False, device=dev))
-        reference = fkcheck.EngineReference(eng, "mjwarp")
-        ref_name = f"MuJoCo Warp engine on {dev} (Engine protocol)"
-    elif engine == "isaacgym":
-        # Isaac Gym refreshes body poses only inside simulate(): hold each pose for one control step and
-        # compare the engine's body poses with our FK of the state it reports (SteppedEngineReference).
-        from mimictools.engines.base import EngineSpec
-        from mimictools.engines.registry import make_engine
-
-        eng = make_engine("isaacgym", character, EngineSpec(num_envs=256, device="cuda"))
-        reference = fkcheck.SteppedEngineReference(eng, "isaacgym")
-        ref_name = "Isaac Gym engine, one held step (Engine protocol)"
-    else:
-        raise NotSupportedError(
-            f"--engine {engine!r} is not supported by fk-check; available: {', '.join(_ENGINES)}"
-        )
+    reference, ref_name, eng = fkcheck.make_reference(character, engine)
 
     results = []
     err = Console(stderr=True, highlight=False)
@@ -120,8 +85,8 @@ def fk_check(
             source = f"<{random} random poses, seed {seed}>"
             results.append(fkcheck.check_frames(character, frames, reference, source=source))
     finally:
-        if engine is not None:
-            reference.engine.close()
+        if eng is not None:
+            eng.close()
 
     summary = fkcheck.summarize(results, tol_mm, tol_deg, strict)
     code = 0 if summary["passed"] else 1

@@ -130,24 +130,9 @@ def train(
         minutes = 10.0  # the bundled demo
     if device.startswith("cuda"):
         _require_cuda()
-    else:
-        import torch
-
-        torch.set_num_threads(max(1, torch_threads))
-
-    env = runlib.build_env(cfg, spec)
     _warn_if_unstable(cfg, spec)
-    from mimictools.config.load import to_dict
-    from mimictools.rl.runner import Runner
-
     runlib.save_run_files(run_dir, cfg, spec)
-    runner = Runner(
-        env,
-        cfg.agent,
-        run_dir,
-        seed=None if resume else spec.seed,
-        config_record={"config": to_dict(cfg), "run": vars_of(spec)},
-    )
+    env, runner = runlib.make_runner(cfg, spec, run_dir, resume=resume, torch_threads=torch_threads)
     console.print(
         f"[bold]mimic train[/] {Path(spec.motion_file).name} on {Path(spec.char_file).name} · engine {cfg.engine.engine_name} · "
         f"{spec.num_envs} envs · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}"
@@ -160,7 +145,7 @@ def train(
         result = runner.train(
             max_samples=max_samples, max_minutes=minutes, resume=resume, progress=progress.update
         )
-    if runner.graphed:
+    if runner.capture:
         errs = runner.capture_errors
         console.print(
             "rollout and PPO update: CUDA graphs"
@@ -172,20 +157,14 @@ def train(
 
 def _warn_if_unstable(cfg, spec) -> None:
     """MuJoCo-family engines: a 5-second physics probe on the CPU (~1 s); warn when it blows up."""
-    from mimictools.config.schema import ENGINE_ALIASES
     from mimictools.app.stability import probe_stability
+    from mimictools.engines.registry import is_mujoco_family
 
-    if ENGINE_ALIASES.get(cfg.engine.engine_name, cfg.engine.engine_name) not in ("mujoco", "mjwarp"):
+    if not is_mujoco_family(cfg.engine.engine_name):
         return  # PhysX (Isaac Gym) integrates differently; the probe would not speak for it
     probe = probe_stability(cfg.env, cfg.engine, spec.motion_file, spec.char_file)
     if not probe.stable:
         console.print(f"[yellow]warning:[/] {probe.message()}")
-
-
-def vars_of(spec) -> dict:
-    from dataclasses import asdict
-
-    return asdict(spec)
 
 
 def _latest_run() -> Path:

@@ -21,7 +21,6 @@ Paths inside configs (``motion_file``, ``char_file``) are relative to the MimicK
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import dataclasses
 import difflib
 import math
@@ -33,7 +32,6 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from mimictools.config.schema import (
-    ENGINE_ALIASES,
     AgentConfig,
     EngineConfig,
     EnvConfig,
@@ -42,6 +40,7 @@ from mimictools.config.schema import (
     RunConfig,
     mlp_hidden_sizes,
 )
+from mimictools.engines.registry import ENGINE_ALIASES, canonical_engine_name, engine_names
 from mimictools.errors import ConfigError, NotSupportedError
 from mimictools.io_util import atomic_write_text
 
@@ -86,7 +85,6 @@ _MIMICKIT_ENVS = (
     "static_objects",
 )
 _MIMICKIT_AGENTS = ("AMP", "ASE", "ADD", "AWR", "BC", "DM", "HRL")
-_ENGINES = ("mujoco", "mjwarp", "isaacgym")
 _MIMICKIT_ONLY_ENGINES = ("isaac_lab", "warp", "ovphysx")
 _CONTROL_MODES_NOT_BUILT = ("none", "vel", "torque", "pd_explicit")
 _STD_TYPES_NOT_BUILT = ("CONSTANT", "VARIABLE")
@@ -225,7 +223,7 @@ def _build(cls: Type[C], data: Mapping[str, Any], source: str, prefix: str = "")
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     data = dict(data)
     if cls is EngineConfig and isinstance(data.get("engine_name"), str):
-        data["engine_name"] = ENGINE_ALIASES.get(data["engine_name"], data["engine_name"])
+        data["engine_name"] = canonical_engine_name(data["engine_name"])
     # The type name decides which keys exist: report "AMP is not supported" before its keys.
     if cls is EnvConfig and "env_name" in data:
         _check_env_name(data["env_name"], source)
@@ -417,10 +415,10 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
             f"{source}: engine_name {e.engine_name!r} is not supported yet "
             "(built: mujoco, mjwarp = MimicKit's newton, isaacgym = MimicKit's isaac_gym)"
         )
-    if e.engine_name not in _ENGINES:
+    if e.engine_name not in engine_names():
         raise ConfigError(
             f"{source}: engine_name {e.engine_name!r} is not a known engine: "
-            + _suggest(e.engine_name, list(_ENGINES) + list(ENGINE_ALIASES))
+            + _suggest(e.engine_name, list(engine_names()) + list(ENGINE_ALIASES))
         )
     if e.control_mode in _CONTROL_MODES_NOT_BUILT:
         raise NotSupportedError(
@@ -518,7 +516,7 @@ def _set_path(cfg: Any, parts: Sequence[str], value: Any, where: str, full_key: 
         if tp is str and value is not None and not isinstance(value, str):
             value = str(value)  # "--set motion_file=123" is a string, YAML would make it an int
         if name == "engine_name" and isinstance(value, str):
-            value = ENGINE_ALIASES.get(value, value)
+            value = canonical_engine_name(value)
         new = _coerce(value, tp, where)
     return dataclasses.replace(cfg, **{name: new})
 

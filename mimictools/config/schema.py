@@ -15,14 +15,12 @@ Validation of values that are valid YAML but not something we build is done by t
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
 __all__ = [
-    "ENGINE_ALIASES",
     "AgentConfig",
     "EngineConfig",
     "EnvConfig",
@@ -205,9 +203,6 @@ class AgentConfig:
 
 
 # -------------------------------------------------------------------------------- engine
-
-#: MimicKit engine names -> ours. Newton is MuJoCo Warp underneath.
-ENGINE_ALIASES = {"isaac_gym": "isaacgym", "newton": "mjwarp"}
 
 
 @dataclass(frozen=True)

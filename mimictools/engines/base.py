@@ -70,7 +70,13 @@ class SimState:
 
 
 class Engine(Protocol):
-    """What a task needs from physics. All tensors live on ``device``; shapes name ``num_envs`` = n."""
+    """What a task needs from physics: the three calls of a control step and masked state writes.
+
+    One step is ``set_targets`` -> ``step_physics`` -> reads (``get_state``, ``body_pos``, ...). Every call is
+    free of host syncs and keeps fixed shapes on a GPU engine, so a caller can capture its own work around
+    ``step_physics`` into CUDA graphs (`mimictools.rl.step`); a GPU engine replays its physics as its own graph.
+    All tensors live on ``device``; shapes name ``num_envs`` = n.
+    """
 
     character: Character
     num_envs: int
@@ -80,8 +86,18 @@ class Engine(Protocol):
     sim_dt: float
     """Seconds per physics step."""
 
-    def set_state(self, env_ids: Tensor, state: SimState) -> None:
-        """Teleport envs ``env_ids`` (1-D long tensor) to ``state`` (batch len(env_ids)); forward kinematics is refreshed."""
+    def set_targets(self, dof_targets: Tensor) -> None:
+        """PD targets for the next ``step_physics``, Shape (n, num_dofs), motion DoF space."""
+        ...
+
+    def step_physics(self) -> None:
+        """Advance every env one control step (``substeps`` physics steps) towards the targets last set."""
+        ...
+
+    def set_state_where(self, mask: Tensor, state: SimState) -> None:
+        """Teleport the envs where ``mask`` (n,) bool is True to the same rows of ``state`` (n rows; the other rows
+        are ignored and those envs untouched). Their solver state is reset and contact forces read zero until
+        the next step; ``body_pos``/``body_rot`` read afterwards show the new poses."""
         ...
 
     def get_state(self) -> SimState:
@@ -97,11 +113,7 @@ class Engine(Protocol):
         ...
 
     def contact_forces(self) -> Tensor:
-        """Net ground-contact force on each body summed over the last control step. Shape (n, num_bodies, 3), newtons."""
-        ...
-
-    def step(self, dof_targets: Tensor) -> None:
-        """Advance one control step: PD towards ``dof_targets`` (n, num_dofs, motion DoF space) for ``substeps`` physics steps."""
+        """Net ground-contact force on each body averaged over the last control step. Shape (n, num_bodies, 3), newtons."""
         ...
 
     def close(self) -> None:
@@ -109,19 +121,34 @@ class Engine(Protocol):
         ...
 
 
-def set_state_where(engine: Engine, mask: Tensor, state: SimState) -> None:
-    """Teleport the envs where ``mask`` (n,) bool is True to the same rows of ``state`` (all n rows).
+def set_state(engine: Engine, env_ids: Optional[Tensor], state: SimState) -> None:
+    """Teleport envs ``env_ids`` (Shape (k,) long; None = all) to ``state`` (k rows): a thin wrapper that scatters
+    the rows into the engine's current state and calls ``set_state_where`` (not for hot paths: it reads the
+    state of every env).
 
-    Uses the engine's sync-free ``set_state_where`` when it has one (MJWarp: usable inside a captured
-    CUDA graph), else ``set_state`` on the selected ids (one host sync for ``nonzero``).
+    Raises:
+        EngineError: ids out of range, or a state of the wrong shapes.
     """
-    fn = getattr(engine, "set_state_where", None)
-    if fn is not None:
-        fn(mask, state)
+    from mimictools.errors import EngineError
+
+    n = int(engine.num_envs)
+    dev = torch.device(engine.device)
+    ids = check_env_ids(env_ids, n, dev)
+    k = int(ids.numel())
+    check_state_shapes(state, k, engine.character.num_dofs)
+    if k == 0:
         return
-    ids = torch.nonzero(mask, as_tuple=False).flatten()
-    if ids.numel() > 0:
-        engine.set_state(ids, state.index(ids))
+    if int(ids.min()) < 0 or int(ids.max()) >= n:
+        raise EngineError(f"env_ids must lie in [0, {n}), got min {int(ids.min())} max {int(ids.max())}")
+    current = engine.get_state()
+    full = SimState(
+        *(
+            cur.to(dtype=new.dtype).clone().index_copy_(0, ids, new.detach().to(device=dev))
+            for cur, new in zip(current.fields(), state.fields())
+        )
+    )
+    mask = torch.zeros(n, dtype=torch.bool, device=dev).index_fill_(0, ids, True)
+    engine.set_state_where(mask, full)
 
 
 def check_env_ids(env_ids: Optional[Tensor], num_envs: int, device: torch.device) -> Tensor:

@@ -63,7 +63,6 @@ from mimictools.character.model import Character
 from mimictools.engines.base import (
     EngineSpec,
     SimState,
-    check_env_ids,
     check_state_shapes,
     check_targets_shape,
 )
@@ -263,19 +262,19 @@ class IsaacGymEngine:
         self._read_bodies(torch.arange(n, device=device))
 
     # ---- protocol -------------------------------------------------------------------------------------
-    def set_state(self, env_ids: Optional[Tensor], state: SimState) -> None:
-        """Teleport envs ``env_ids`` to ``state`` (applied to PhysX at the next ``step``); poses via our FK."""
+    def set_state_where(self, mask: Tensor, state: SimState) -> None:
+        """Teleport the envs where ``mask`` (num_envs,) bool is True to the same rows of ``state`` (num_envs rows),
+        applied to PhysX at the next ``step_physics`` (one indexed write per tensor); body poses via our FK.
+        Selects the rows with ``nonzero`` (a host sync: Isaac Gym's steps are not captured into graphs)."""
         self._check_open()
-        ids = check_env_ids(env_ids, self.num_envs, self.device)
-        k = int(ids.numel())
-        if k == 0:
+        n = self.num_envs
+        if tuple(mask.shape) != (n,):
+            raise EngineError(f"set_state_where: mask has shape {tuple(mask.shape)}, expected ({n},)")
+        check_state_shapes(state, n, self.character.num_dofs)
+        ids = torch.nonzero(mask.to(self.device), as_tuple=False).flatten()
+        if ids.numel() == 0:
             return
-        if int(ids.min()) < 0 or int(ids.max()) >= self.num_envs:
-            raise EngineError(
-                f"env_ids must lie in [0, {self.num_envs}), got min {int(ids.min())} max {int(ids.max())}"
-            )
-        nd = self.character.num_dofs
-        check_state_shapes(state, k, nd)
+        state = state.index(ids.to(state.root_pos.device))
         names = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel")
         fields = []
         for name, t in zip(names, state.fields()):
@@ -323,17 +322,20 @@ class IsaacGymEngine:
         self._check_open()
         return self._contact.clone()
 
-    def step(self, dof_targets: Tensor) -> None:
-        """One control step: PD towards ``dof_targets`` (num_envs, num_dofs, motion DoF space), ``substeps`` simulates."""
+    def set_targets(self, dof_targets: Tensor) -> None:
+        """PD targets for the next ``step_physics`` (num_envs, num_dofs, motion DoF space), in Isaac Gym's DoF layout."""
+        self._check_open()
+        check_targets_shape(dof_targets, self.num_envs, self.character.num_dofs)
+        if not bool(torch.isfinite(dof_targets).all()):  # a host sync: Isaac Gym's steps are not graphed
+            raise EngineError("set_targets: dof_targets has NaN or inf values")
+        self._targets.copy_(self._dofs.targets_to_gym(dof_targets.detach().to(self.device)).to(_F32))
+
+    def step_physics(self) -> None:
+        """One control step towards the targets last set: pending teleports, then ``substeps`` simulates."""
         self._check_open()
         from isaacgym import gymtorch
 
-        nd = self.character.num_dofs
-        check_targets_shape(dof_targets, self.num_envs, nd)
-        if not bool(torch.isfinite(dof_targets).all()):
-            raise EngineError("step: dof_targets has NaN or inf values")
         self._apply_pending_resets()
-        self._targets.copy_(self._dofs.targets_to_gym(dof_targets.detach().to(self.device)).to(_F32))
         gym, sim = self._gym, self._sim
         gym.set_dof_position_target_tensor(sim, gymtorch.unwrap_tensor(self._targets))
         self._contact_sum.zero_()

@@ -16,13 +16,13 @@ What is captured (one Warp graph per control step; CUDA graph on a GPU, Warp's C
 ``contact accumulator = 0``; ``substeps`` x (``mjw.step``, ``mjw.contact_force`` of every contact,
 our ``ground_force`` kernel adding the ground's force on each body into the accumulator / substeps);
 ``mjw.kinematics`` (``mj_step`` leaves body poses one physics step behind ``qpos``, as the CPU engine
-refreshes them too). ``set_state`` writes qpos/qvel rows with torch ``index_copy_`` and replays a second
-small graph (``mjw.kinematics`` for all worlds). ``step`` writes ``ctrl`` with torch ops and replays the
-step graph on torch's current stream, so torch and Warp work is ordered without any host sync.
+refreshes them too). ``set_state_where`` blends qpos/qvel rows with torch ops; a second small graph
+(``mjw.kinematics`` for all worlds) refreshes body poses when they are read after it. ``set_targets`` writes
+``ctrl`` with torch ops and ``step_physics`` replays the step graph on torch's current stream, so torch and Warp work is ordered without any host sync.
 
 Tensors the task sees are ``wp.to_torch`` views of the Warp arrays (``body_pos``/``body_rot`` return
-views: valid until the next ``step``/``set_state``, clone to keep them). float32 throughout.
-No host<->device transfer and no Python loop over envs or bodies on the hot path; ``set_state``/``step``
+views: valid until the next ``step_physics``/``set_state_where``, clone to keep them). float32 throughout.
+No host<->device transfer and no Python loop over envs or bodies on the hot path; the step calls
 do no validation that would need a host sync (shapes only; NaNs are the task's ``TrainingDivergedError``).
 
 Capacity: ``nconmax`` contacts per world (pooled over worlds) and ``njmax`` constraint rows per world are
@@ -46,7 +46,6 @@ from mimictools.character.model import Character
 from mimictools.engines.base import (
     EngineSpec,
     SimState,
-    check_env_ids,
     check_state_shapes,
     check_targets_shape,
 )
@@ -215,6 +214,8 @@ class MjWarpEngine:
         self._torch_streams: Dict[int, Any] = {}
         self._step_graph = self._capture(self._step_body)
         self._kin_graph = self._capture(self._kinematics_body)
+        self._poses_stale = False
+        """A ``set_state_where`` ran eagerly since the last kinematics: ``body_pos``/``body_rot`` refresh first."""
 
     # ---- captured bodies ----------------------------------------------------------------------------
     def _step_body(self) -> None:
@@ -298,14 +299,6 @@ class MjWarpEngine:
         """The compiled (host) model and its Character <-> MuJoCo index tables."""
         return self._sim
 
-    @property
-    def mjw_model(self) -> Any:
-        return self._m
-
-    @property
-    def mjw_data(self) -> Any:
-        return self._d
-
     def _warp_mem_current(self) -> int:
         wp = self._wp
         if self.is_cuda and wp.is_mempool_enabled(self._wp_device):
@@ -357,29 +350,12 @@ class MjWarpEngine:
         return out
 
     # ---- protocol -----------------------------------------------------------------------------------
-    def set_state(self, env_ids: Optional[Tensor], state: SimState) -> None:
-        """Teleport envs ``env_ids`` to ``state`` on the device; solver warm start, ctrl and contact forces of
-        those envs are zeroed (as ``mj_resetData``) and body poses of all envs recomputed."""
-        self._check_open()
-        ids = check_env_ids(env_ids, self.num_envs, self.device)
-        k = int(ids.numel())
-        if k == 0:
-            return
-        qpos, qvel = self._to_qpos_qvel(state, k)
-        self._qpos.index_copy_(0, ids, qpos)
-        self._qvel.index_copy_(0, ids, qvel)
-        self._qacc_warmstart.index_fill_(0, ids, 0.0)
-        self._ctrl.index_fill_(0, ids, 0.0)
-        self._time.index_fill_(0, ids, 0.0)
-        self._contact.index_fill_(0, ids, 0.0)
-        self._replay(self._kin_graph)
-
     def set_state_where(self, mask: Tensor, state: SimState) -> None:
-        """Teleport the envs where ``mask`` (num_envs,) bool is True to the same rows of ``state`` (all
-        num_envs rows; the other rows are ignored); the other envs are untouched. As ``set_state`` but
-        with no host sync and fixed shapes, so it can run inside a captured CUDA graph: every row is
-        converted, then blended. Body poses of the teleported envs are refreshed by the next ``step``
-        (``body_pos``/``body_rot`` still show their old poses until then)."""
+        """Teleport the envs where ``mask`` (num_envs,) bool is True to the same rows of ``state`` (all num_envs
+        rows; the other rows are ignored); the other envs are untouched. No host sync and fixed shapes (usable
+        inside a captured CUDA graph): every row is converted, then blended; solver warm start, ctrl and contact
+        forces of the teleported envs are zeroed (as ``mj_resetData``). Body poses are recomputed lazily by the
+        next ``body_pos``/``body_rot`` outside a graph capture, or by the next ``step_physics``."""
         self._check_open()
         n = self.num_envs
         if tuple(mask.shape) != (n,):
@@ -392,6 +368,8 @@ class MjWarpEngine:
         self._ctrl.masked_fill_(m, 0.0)
         self._time.masked_fill_(mask, 0.0)
         self._contact.masked_fill_(m.unsqueeze(-1), 0.0)
+        if not (self.is_cuda and torch.cuda.is_current_stream_capturing()):
+            self._poses_stale = True  # a captured reset is always followed by step_physics before a read
 
     def _to_qpos_qvel(self, state: SimState, k: int) -> Tuple[Tensor, Tensor]:
         """MuJoCo qpos (k, nq) / qvel (k, nv), float32, of ``k`` rows of ``state`` (root quaternions normalised)."""
@@ -430,6 +408,7 @@ class MjWarpEngine:
     def body_pos(self) -> Tensor:
         """World body origins, Shape (num_envs, num_bodies, 3), metres. A view of the device state."""
         self._check_open()
+        self._refresh_poses()
         if self._body_index is not None:
             return self._xpos.index_select(1, self._body_index)
         return self._xpos
@@ -437,23 +416,16 @@ class MjWarpEngine:
     def body_rot(self) -> Tensor:
         """World body orientations, Shape (num_envs, num_bodies, 4), wxyz. A view of the device state."""
         self._check_open()
+        self._refresh_poses()
         if self._body_index is not None:
             return self._xquat.index_select(1, self._body_index)
         return self._xquat
 
     def contact_forces(self) -> Tensor:
         """Net ground-contact force on each body, world frame, newtons, averaged over the last control step's
-        physics steps. Shape (num_envs, num_bodies, 3); zero after ``set_state``. A view of the device state."""
+        physics steps. Shape (num_envs, num_bodies, 3); zero after ``set_state_where``. A view of the device state."""
         self._check_open()
         return self._contact
-
-    def step(self, dof_targets: Tensor) -> None:
-        """One control step: PD towards ``dof_targets`` (num_envs, num_dofs), motion DoF space, ``substeps`` physics steps."""
-        self._check_open()
-        nd = self.character.num_dofs
-        check_targets_shape(dof_targets, self.num_envs, nd)
-        self.set_targets(dof_targets)
-        self.step_raw()
 
     def close(self) -> None:
         """Drop the graphs and device arrays (memory returns to Warp's pool)."""
@@ -469,9 +441,11 @@ class MjWarpEngine:
             setattr(self, name, None)
         self._m = self._d = self._contact_frc = self._ground_frc = self._contact_ids = None
 
-    # ---- lower-level stepping (benchmarks) ------------------------------------------------------------
     def set_targets(self, dof_targets: Tensor) -> None:
-        """Write actuator ``ctrl`` from motion-DoF targets (num_envs, num_dofs): hinge angles / ball exp maps."""
+        """PD targets for the next ``step_physics``: actuator ``ctrl`` from motion-DoF targets (num_envs, num_dofs),
+        hinge angles / ball exp maps (torch ops on the device, no sync)."""
+        self._check_open()
+        check_targets_shape(dof_targets, self.num_envs, self.character.num_dofs)
         t = dof_targets.detach().to(device=self.device, dtype=torch.float32)
         tq = kinematics.dof_to_qpos(self.character, self._zero3, self._ident4, t)
         if self._ctrl_identity:
@@ -479,10 +453,18 @@ class MjWarpEngine:
         else:
             self._ctrl.copy_(torch.cat([tq, t], dim=-1).index_select(1, self._ctrl_src))
 
-    def step_raw(self) -> None:
-        """Advance every env one control step with the current ``ctrl`` (one graph replay)."""
+    def step_physics(self) -> None:
+        """Advance every env one control step towards the targets last set (one graph replay; it ends with
+        ``mjw.kinematics``, so body poses are fresh afterwards)."""
         self._check_open()
         self._replay(self._step_graph)
+        self._poses_stale = False
+
+    def _refresh_poses(self) -> None:
+        """Body poses after a ``set_state_where`` read outside a graph capture: one kinematics replay."""
+        if self._poses_stale and not (self.is_cuda and torch.cuda.is_current_stream_capturing()):
+            self._replay(self._kin_graph)
+            self._poses_stale = False
 
     def synchronize(self) -> None:
         """Wait for the device (timing)."""

@@ -23,7 +23,6 @@ Character order (MuJoCo body ids are mapped by name, the world body is skipped);
 
 from __future__ import annotations
 
-import os
 from typing import Dict, Optional, Tuple
 
 import mujoco
@@ -36,15 +35,16 @@ from mimictools.character.model import Character
 from mimictools.engines.base import (
     EngineSpec,
     SimState,
-    check_env_ids,
     check_state_shapes,
     check_targets_shape,
+    set_state,
 )
 from mimictools.engines.mjcf_build import SimModel, build_sim_model
 from mimictools.errors import EngineError
 from mimictools.math import rotations_np as rnp
+from mimictools.system import available_cpus
 
-__all__ = ["MuJoCoEngine", "available_cpus", "mujoco_body_poses"]
+__all__ = ["MuJoCoEngine", "mujoco_body_poses"]
 
 _F64 = torch.float64
 
@@ -152,28 +152,27 @@ class MuJoCoEngine:
         return d
 
     # ---- protocol -----------------------------------------------------------------------------------
-    def set_state(self, env_ids: Optional[Tensor], state: SimState) -> None:
-        """Teleport envs ``env_ids`` to ``state``: everything else of their physics state is reset to the model's
-        defaults (time 0, no actuator activation); contact forces read zero until the next step."""
+    def set_state_where(self, mask: Tensor, state: SimState) -> None:
+        """Teleport the envs where ``mask`` (num_envs,) bool is True to the same rows of ``state`` (num_envs rows;
+        the others are ignored): everything else of their physics state is reset to the model's defaults (time 0,
+        no actuator activation); contact forces read zero until the next step. On the CPU only the selected rows
+        are converted (an index, not a blend: the result is the same)."""
         self._check_open()
-        ids = check_env_ids(env_ids, self.num_envs, torch.device("cpu"))
-        k = int(ids.numel())
+        n = self.num_envs
+        if tuple(mask.shape) != (n,):
+            raise EngineError(f"set_state_where: mask has shape {tuple(mask.shape)}, expected ({n},)")
+        check_state_shapes(state, n, self.character.num_dofs)
+        idx = np.flatnonzero(mask.detach().to("cpu").numpy())
+        k = int(idx.size)
         if k == 0:
             return
-        if int(ids.min()) < 0 or int(ids.max()) >= self.num_envs:
-            raise EngineError(
-                f"env_ids must lie in [0, {self.num_envs}), got min {int(ids.min())} max {int(ids.max())}"
-            )
-        nd = self.character.num_dofs
-        check_state_shapes(state, k, nd)
         root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel = (
-            t.detach().to(device="cpu", dtype=_F64).numpy() for t in state.fields()
+            t.detach().to(device="cpu", dtype=_F64).numpy()[idx] for t in state.fields()
         )
         root_rot = root_rot / np.maximum(np.linalg.norm(root_rot, axis=-1, keepdims=True), 1e-12)
         qpos, qvel = self._dof_map.to_qpos_qvel(root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel)
         if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
             raise EngineError("set_state: the state has NaN or inf values")
-        idx = ids.numpy()
         rows = np.repeat(self._template[None, :], k, axis=0)
         rows[:, self._qpos_off + self._sim.qpos_adr] = qpos
         rows[:, self._qvel_off + self._sim.qvel_adr] = qvel
@@ -223,14 +222,6 @@ class MuJoCoEngine:
             self._cache["contact"] = self._out(self._contact)
         return self._cache["contact"]
 
-    def step(self, dof_targets: Tensor) -> None:
-        """One control step: PD towards ``dof_targets`` (num_envs, num_dofs), motion DoF space, ``substeps`` physics steps."""
-        self._check_open()
-        nd = self.character.num_dofs
-        check_targets_shape(dof_targets, self.num_envs, nd)
-        self.set_targets(dof_targets)
-        self.step_raw()
-
     def close(self) -> None:
         """Stop the rollout threads and drop the MuJoCo data."""
         if self._closed:
@@ -242,10 +233,11 @@ class MuJoCoEngine:
         self._thread_data = []
         self._cache.clear()
 
-    # ---- lower-level stepping (benchmarks) ------------------------------------------------------------
     def set_targets(self, dof_targets: Tensor) -> None:
-        """Convert motion-DoF targets (num_envs, num_dofs) to actuator ``ctrl`` (hinge angles / ball exp maps)."""
+        """PD targets for the next ``step_physics``: motion-DoF targets (num_envs, num_dofs) to actuator ``ctrl``
+        (hinge angles / ball exp maps)."""
         self._check_open()
+        check_targets_shape(dof_targets, self.num_envs, self.character.num_dofs)
         t = dof_targets.detach().to(device="cpu", dtype=_F64).numpy()
         src = np.concatenate([self._dof_map.joint_qpos(t), t], axis=-1)
         ctrl = src[:, self._sim.ctrl_src]
@@ -253,8 +245,8 @@ class MuJoCoEngine:
             raise EngineError("step: dof_targets has NaN or inf values")
         self._ctrl[:] = ctrl
 
-    def step_raw(self) -> None:
-        """Advance every env one control step with the current ``ctrl`` (the physics part of ``step``)."""
+    def step_physics(self) -> None:
+        """Advance every env one control step (``substeps`` physics steps) towards the targets last set."""
         self._check_open()
         runner = self._rollout
         if runner is None:
@@ -458,17 +450,6 @@ class _DofMap:
         return qpos[:, 0:3], root_rot, qvel[:, 0:3], root_ang_vel, dof, dof_vel
 
 
-def available_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. under ``taskset``), else ``os.cpu_count()``."""
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    if getaffinity is not None:
-        try:
-            return max(1, len(getaffinity(0)))
-        except OSError:
-            pass
-    return max(1, os.cpu_count() or 1)
-
-
 def mujoco_body_poses(
     character: Character, root_pos: Tensor, root_rot: Tensor, dof_pos: Tensor, chunk: int = 256
 ) -> Tuple[Tensor, Tensor]:
@@ -490,7 +471,7 @@ def mujoco_body_poses(
             z3 = torch.zeros(k, 3, dtype=_F64)
             zd = torch.zeros(k, nd, dtype=_F64)
             state = SimState(root_pos[lo:hi], root_rot[lo:hi], z3, z3, dof_pos[lo:hi], zd)
-            engine.set_state(torch.arange(k), state)
+            set_state(engine, torch.arange(k), state)
             engine._update_poses()
             out_pos[lo:hi] = engine._xpos[:k]
             out_rot[lo:hi] = engine._xquat[:k]

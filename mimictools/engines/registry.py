@@ -1,7 +1,8 @@
-"""Engine names -> implementations, imported lazily: only the chosen engine's module (and its package) loads.
+"""The one home of engine names: which engines exist, MimicKit's names for them, what each needs, and the lazy
+import of their classes (only the chosen engine's module, and its package, loads).
 
 Each engine module exposes one class built as ``cls(character, spec)``; adding an engine is one entry in
-``_ENGINES``.
+``_ENGINES``. Everything else that needs engine names (configs, the CLI, doctor) asks this module.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ class _EngineEntry(NamedTuple):
     packages: Tuple[str, ...]
     """Top-level third-party packages the module imports (an ImportError naming one -> install hint)."""
     install_hint: str
+    gpu: bool
+    """Built for thousands of envs on a GPU (default env count 4096 instead of 32)."""
+    mujoco_family: bool
+    """MuJoCo physics (CPU or Warp): the CPU stability probe speaks for it."""
 
+
+#: MimicKit's engine names -> ours. MimicKit's Newton engine is MuJoCo Warp underneath.
+ENGINE_ALIASES: Dict[str, str] = {"isaac_gym": "isaacgym", "newton": "mjwarp"}
 
 _ENGINES: Dict[str, _EngineEntry] = {
     "mujoco": _EngineEntry(
@@ -30,18 +38,24 @@ _ENGINES: Dict[str, _EngineEntry] = {
         "MuJoCoEngine",
         ("mujoco",),
         "pip install 'mujoco>=3.2' (a core dependency of mimictools)",
+        gpu=False,
+        mujoco_family=True,
     ),
     "mjwarp": _EngineEntry(
         "mimictools.engines.mjwarp",
         "MjWarpEngine",
         ("mujoco_warp", "warp", "mujoco"),
         "pip install 'mimictools[gpu]' (mujoco-warp and warp-lang; needs a CUDA GPU)",
+        gpu=True,
+        mujoco_family=True,
     ),
     "isaacgym": _EngineEntry(
         "mimictools.engines.isaacgym",
         "IsaacGymEngine",
         ("isaacgym",),
         "Isaac Gym Preview 4 is not on PyPI: install it yourself into a Python 3.8 env (see docs/isaacgym.md)",
+        gpu=True,
+        mujoco_family=False,
     ),
 }
 
@@ -51,15 +65,42 @@ def engine_names() -> Tuple[str, ...]:
     return tuple(_ENGINES)
 
 
+def canonical_engine_name(name: str) -> str:
+    """Our name for ``name`` (MimicKit's aliases mapped: 'newton' -> 'mjwarp', 'isaac_gym' -> 'isaacgym');
+    unknown names are returned unchanged (validation reports them with the valid ones)."""
+    return ENGINE_ALIASES.get(name, name)
+
+
+def _entry(name: str) -> _EngineEntry:
+    entry = _ENGINES.get(canonical_engine_name(name))
+    if entry is None:
+        raise EngineError(f"unknown engine {name!r}; valid engines: {', '.join(_ENGINES)}")
+    return entry
+
+
+def is_gpu_engine(name: str) -> bool:
+    """True for engines built for thousands of envs on a GPU (mjwarp, isaacgym)."""
+    return _entry(name).gpu
+
+
+def is_mujoco_family(name: str) -> bool:
+    """True for the MuJoCo engines (mujoco on the CPU, mjwarp)."""
+    return _entry(name).mujoco_family
+
+
+def install_hint(name: str) -> str:
+    """How to install what engine ``name`` needs."""
+    return _entry(name).install_hint
+
+
 def engine_class(name: str) -> type:
     """Import and return the engine class for ``name``.
 
     Raises ``EngineError`` for an unknown name (listing the valid ones) and, with the install hint, when the
     engine's package is missing; ``NotSupportedError`` when the engine module is not part of this build.
     """
-    entry = _ENGINES.get(name)
-    if entry is None:
-        raise EngineError(f"unknown engine {name!r}; valid engines: {', '.join(_ENGINES)}")
+    entry = _entry(name)
+    name = canonical_engine_name(name)
     try:
         module = importlib.import_module(entry.module)
     except ImportError as exc:

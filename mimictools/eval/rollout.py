@@ -21,12 +21,11 @@ import torch
 from torch import Tensor
 
 from mimictools.errors import MimicToolsError
+from mimictools.tasks.env_api import DoneFlag
 from mimictools.tasks.tracking import TrackState
 
 __all__ = ["Episode", "EpisodeSpec", "Trajectory", "plan_episodes", "run_episodes"]
 
-_DONE_FAIL = 1  # DoneFlag.FAIL (rl.env_api / tasks.terminations)
-_DONE_NAMES = {0: "NULL", 1: "FAIL", 2: "SUCC", 3: "TIME"}
 _FIELDS = (
     "root_pos",
     "root_rot",
@@ -119,12 +118,15 @@ class Episode:
 
     @property
     def early_termination(self) -> bool:
-        return self.done_flag == _DONE_FAIL
+        return self.done_flag == int(DoneFlag.FAIL)
 
     @property
     def end(self) -> str:
         """``"FAIL"``, ``"SUCC"`` or ``"TIME"``."""
-        return _DONE_NAMES.get(self.done_flag, str(self.done_flag))
+        try:
+            return DoneFlag(self.done_flag).name
+        except ValueError:
+            return str(self.done_flag)
 
 
 def plan_episodes(
@@ -239,11 +241,11 @@ def run_episodes(
                 )
             flags = done.detach().cpu().numpy()
             step_idx = len(steps["reward"]) - 1
-            ended = [i for i in range(n) if flags[i] != 0]
+            ended = [i for i in range(n) if flags[i] != int(DoneFlag.NULL)]
             for i in range(n):
                 if (
                     current[i] is not None
-                    and flags[i] == 0
+                    and flags[i] == int(DoneFlag.NULL)
                     and step_idx - first_step[i] + 1 >= max_steps_per_episode
                 ):
                     raise MimicToolsError(

@@ -17,6 +17,8 @@ numbers, strings, lists, dicts and None:
 ``obs_dim``...          ``obs_dim``, ``action_dim``, ``num_envs``, ``action_low``/``action_high``
 ``agent_config``        the agent config as a plain dict (MimicKit keys)
 ``config``              the run's resolved config as given by the caller (plain dict or None)
+``pending_output``      None, or the update stats / training returns of an output iteration whose test
+                        episodes were interrupted: a resumed run first completes that output
 =====================  ===========================================================
 
 Writes are atomic: a temp file in the same folder, fsync, then `os.replace`.
@@ -24,20 +26,25 @@ Writes are atomic: a temp file in the same folder, fsync, then `os.replace`.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mimictools.config.load import to_dict
 from mimictools.errors import CheckpointError
 from mimictools.io_util import atomic_open
+from mimictools.rl.action_scale import ActionScale
 
 __all__ = [
+    "runner_state",
+    "restore_runner",
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "Policy",
@@ -191,22 +198,26 @@ class Policy:
     Attributes:
         actor: the Gaussian actor (normalized action units).
         obs_normalizer: the training run's observation normalizer.
-        action_low, action_high: env action bounds, Shape (action_dim,).
+        actions: the policy's action units <-> env units (the env's bounds at training time).
     """
 
     actor: Any
     obs_normalizer: Any
-    action_low: Tensor
-    action_high: Tensor
+    actions: ActionScale
+
+    @property
+    def action_low(self) -> Tensor:
+        return self.actions.low
+
+    @property
+    def action_high(self) -> Tensor:
+        return self.actions.high
 
     @torch.no_grad()
     def __call__(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions in env units, Shape (B, action_dim), for observations Shape (B, obs_dim)."""
         mean = self.actor(self.obs_normalizer.normalize(obs))
-        norm_a = mean if deterministic else self.actor.sample(mean)
-        mid = 0.5 * (self.action_high + self.action_low)
-        half = 0.5 * (self.action_high - self.action_low)
-        return mid + half * norm_a
+        return self.actions.to_env(mean if deterministic else self.actor.sample(mean))
 
 
 def load_policy(path: PathLike, device: Union[str, torch.device] = "cpu") -> Policy:
@@ -234,6 +245,92 @@ def load_policy(path: PathLike, device: Union[str, torch.device] = "cpu") -> Pol
     return Policy(
         actor=actor,
         obs_normalizer=norm,
-        action_low=state["action_low"].to(device),
-        action_high=state["action_high"].to(device),
+        actions=ActionScale(state["action_low"], state["action_high"], device=device),
     )
+
+
+# ------------------------------------------------------------------------------- a runner's state
+
+
+def runner_state(runner: Any, pending_output: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Everything `save_checkpoint` writes for a `mimictools.rl.runner.Runner` (module docstring's table)."""
+    lt = runner.last_test
+    return {
+        "actor": runner.actor.state_dict(),
+        "critic": runner.critic.state_dict(),
+        "obs_normalizer": runner.obs_normalizer.state_dict(),
+        "optimizers": runner.ppo.state_dict(),
+        "iteration": runner.iteration,
+        "samples": runner.samples,
+        "wall_time_s": runner.wall_time_s,
+        "best_test_return": runner.best_test_return,
+        "last_test": None if lt is None else _test_dict(lt),
+        "pending_output": None if pending_output is None else dict(pending_output),
+        "rng": capture_rng_state(),
+        "obs_dim": runner.env.obs_dim,
+        "action_dim": runner.env.action_dim,
+        "num_envs": runner.env.num_envs,
+        "action_low": runner.actions.low.cpu(),
+        "action_high": runner.actions.high.cpu(),
+        "agent_config": to_dict(runner.cfg),
+        "config": runner.config_record,
+    }
+
+
+def restore_runner(runner: Any, path: PathLike, restore_rng: bool = True) -> Dict[str, Any]:
+    """Restore a runner's networks, optimizers, normalizer, counters (and RNG) from checkpoint ``path``.
+
+    Learning rates and weight decay come from the runner's config, not the checkpoint, so a resumed run can
+    change them. Returns the checkpoint dict.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or one for other observation/action sizes or other networks.
+    """
+    from mimictools.rl.results import TestResult
+
+    state = load_checkpoint(path, map_location=runner.device)
+    for key in ("obs_dim", "action_dim"):
+        if int(state[key]) != getattr(runner.env, key):
+            raise CheckpointError(
+                f"{path}: checkpoint has {key} {state[key]}, the env has {getattr(runner.env, key)}"
+            )
+    try:
+        runner.actor.load_state_dict(state["actor"])
+        runner.critic.load_state_dict(state["critic"])
+        runner.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        runner.ppo.load_state_dict(state["optimizers"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: does not match the configured networks: {e}") from None
+    cfg = runner.cfg
+    for opt, ocfg in (
+        (runner.ppo.actor_optimizer, cfg.actor_optimizer),
+        (runner.ppo.critic_optimizer, cfg.critic_optimizer),
+    ):
+        for group in opt.param_groups:
+            group["lr"] = ocfg.learning_rate
+            group["weight_decay"] = ocfg.weight_decay
+    runner.obs_normalizer.max_samples = float(cfg.normalizer_samples)
+    runner.iteration = int(state["iteration"])
+    runner.samples = int(state["samples"])
+    runner.wall_time_s = float(state["wall_time_s"])
+    runner.best_test_return = float(state.get("best_test_return", -math.inf))
+    lt = state.get("last_test")
+    runner.last_test = (
+        None
+        if lt is None
+        else TestResult(
+            float(lt["mean_return"]), float(lt["mean_episode_length"]), int(lt["episodes"]), dict(lt["info"])
+        )
+    )
+    if restore_rng:
+        restore_rng_state(state["rng"])
+    return state
+
+
+def _test_dict(t: Any) -> Dict[str, Any]:
+    return {
+        "mean_return": t.mean_return,
+        "mean_episode_length": t.mean_episode_length,
+        "episodes": t.episodes,
+        "info": dict(t.info),
+    }

@@ -12,7 +12,6 @@ As MimicKit (``learning/nets/fc_*.py``, ``ppo_model.py``, ``distribution_gaussia
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import math
 from typing import Optional, Sequence, Tuple
 

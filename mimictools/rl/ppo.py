@@ -27,8 +27,6 @@ from __future__ import annotations
 import gc
 import inspect
 import math
-
-# ruff: noqa: UP045 - Optional[...] as in the package (annotations evaluate on Python 3.8)
 from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch

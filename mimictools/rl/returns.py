@@ -6,7 +6,7 @@ What MimicKit does (read in xbpeng/MimicKit ``mimickit/learning/ppo_agent.py`` `
 
 1. ``next_values[t] = V(next_obs[t])`` for every step, where ``next_obs`` is the observation the
    env returned *before* any reset (the terminal observation of a finished episode).
-2. Then, by the done flag of step t (`mimictools.rl.env_api.DoneFlag`):
+2. Then, by the done flag of step t (`mimictools.tasks.env_api.DoneFlag`):
 
    - NULL (0): keep ``V(next_obs)``.
    - FAIL (1): replace by ``r_fail / (1 - gamma)``, the value of receiving the env's fail reward
@@ -36,7 +36,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from mimictools.rl.env_api import DoneFlag
+from mimictools.tasks.env_api import DoneFlag
 
 __all__ = ["bootstrap_next_values", "compute_returns_and_advantages", "td_lambda_returns", "terminal_value"]
 

@@ -9,7 +9,6 @@ The number of minibatches per epoch, ``ceil(num_samples / batch_size)``, is Mimi
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 from typing import Dict, Iterator, Mapping, Optional, Union
 
 import torch

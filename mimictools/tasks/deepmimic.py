@@ -4,11 +4,14 @@ Semantics follow xbpeng/MimicKit ``mimickit/envs/deepmimic_env.py``, ``char_env.
 ``sim_env.py`` (commit 15af0bf); the term definitions live in `observations`, `rewards`,
 `terminations`, `tracking` and `actions` (each documents what it checked).
 
-One control step (MimicKit's ``SimEnv.step``)::
+One control step (MimicKit's ``SimEnv.step``) is the four calls of the env contract
+(`mimictools.tasks.env_api`), the same on every engine and device::
 
-    clip actions to the action bounds -> engine.step (PD targets, `substeps` physics steps)
-    -> time += control_dt -> reference frame at motion time = time + reset offset
-    -> observation, tracking errors (info), reward, done flags
+    apply_actions: clip actions to the action bounds -> engine.set_targets (PD targets)
+    step_physics:  engine.step_physics (``substeps`` physics steps)
+    observe:       time += control_dt -> reference frame at motion time = time + reset offset
+                   -> observation, tracking errors (info), reward, done flags
+    reset_where:   reference-state initialisation of the done envs (the runner calls it)
 
 Reference frames: every step needs the reference now and ``tar_obs_steps`` control steps ahead
 (MotionLib interpolation + FK per frame). All but the farthest were evaluated by the previous step,
@@ -16,8 +19,8 @@ so the env keeps the frames of its current time (``_frames``, one slot per query
 a plain one-step advance, shifts them and evaluates only the new ones. Frame times are
 ``offset + (timestep + k) * control_dt`` with integer ``timestep + k``, so a shifted frame is bitwise
 the frame a full evaluation gives. Resets evaluate all frames of the reset envs (they always did) and
-store them. Only ``reset``, ``reset_where`` and ``step``/``observe`` change an env's clip or time, and
-each keeps the frames in step; the cache is updated in place, with fixed shapes and no host syncs.
+store them. Only ``reset_where`` and ``observe`` change an env's clip or time, and each keeps the
+frames in step; the cache is updated in place, with fixed shapes and no host syncs.
 
 Reset (MimicKit's ``_reset_ref_motion`` + ``_ref_state_init``): for each env being reset, a clip is
 drawn by weight, a start time uniformly in [0, clip length] (``rand_reset``) or 0, and the simulated
@@ -26,7 +29,7 @@ DeepMimic env does not use ``init_pose`` in resets (it only places the character
 built), and neither does this one. As in MimicKit, test mode does not change ``rand_reset``; pass
 ``test_rand_reset=False`` to start test episodes at t = 0 (deterministic evaluation).
 
-Envs are not reset automatically: the runner calls ``reset(done_ids)``. Everything runs on
+``observe`` does not reset done envs: the runner calls ``reset_where(done != NULL, obs)``. Everything runs on
 ``device`` with no Python loop over envs or bodies, under ``torch.no_grad`` (nothing the env returns
 needs gradients). On a CPU shared with the MuJoCo engine's worker threads, run torch with one
 intra-op thread (``torch.set_num_threads(1)``): torch's threads otherwise compete with the engine's
@@ -35,7 +38,6 @@ and the task's small tensor ops slow down by an order of magnitude.
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
@@ -44,9 +46,10 @@ import torch
 from torch import Tensor
 
 from mimictools.character.kinematics import dof_to_local_rot, forward_kinematics
-from mimictools.engines.base import SimState, check_env_ids, set_state_where
+from mimictools.engines.base import SimState, check_env_ids
 from mimictools.errors import CharacterError, ConfigError, NotSupportedError
 from mimictools.tasks.actions import action_bounds
+from mimictools.tasks.env_api import DoneFlag
 from mimictools.tasks.observations import ObsConfig, compute_deepmimic_obs, deepmimic_obs_size, motion_phase
 from mimictools.tasks.rewards import (
     RewardWeights,
@@ -54,7 +57,7 @@ from mimictools.tasks.rewards import (
     dof_err_weights,
     joint_err_weights,
 )
-from mimictools.tasks.terminations import DoneFlag, compute_done, fall_contact, pose_fail
+from mimictools.tasks.terminations import compute_done, fall_contact, pose_fail
 from mimictools.tasks.tracking import TrackState, compute_tracking_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,6 +90,39 @@ def _body_ids(char, names, key: str, device) -> Tensor:
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
+class _Rows:
+    """The env rows a reset writes, one API for two implementations with the same results:
+
+    - blend (``ids`` None): every env's values are computed and ``torch.where``-blended in by ``mask``: no host
+      sync and fixed shapes, so the reset can run inside a captured CUDA graph (GPU);
+    - index: only the ``ids`` = ``mask.nonzero()`` rows are computed and written (CPU, where computing every
+      env's reset at each step would cost more than the sync).
+    """
+
+    def __init__(self, mask: Tensor, ids: Optional[Tensor] = None) -> None:
+        self.mask = mask
+        """Shape (n,) bool."""
+        self.ids = ids
+        """Shape (k,) long, or None (blend)."""
+
+    def take(self, x: Tensor) -> Tensor:
+        """The rows of a per-env tensor Shape (n, ...) that this reset computes."""
+        return x if self.ids is None else x.index_select(0, self.ids)
+
+    def put_(self, dst: Tensor, src: Tensor) -> None:
+        """In place: the reset rows of ``dst`` (n, ...) = ``src`` (computed rows)."""
+        if self.ids is None:
+            dst.copy_(torch.where(self.mask.reshape((-1,) + (1,) * (dst.dim() - 1)), src, dst))
+        else:
+            dst.index_copy_(0, self.ids, src)
+
+    def merge(self, full: Tensor, src: Tensor) -> Tensor:
+        """A new tensor: ``full`` (n, ...) with its reset rows = ``src``."""
+        if self.ids is None:
+            return torch.where(self.mask.reshape((-1,) + (1,) * (full.dim() - 1)), src, full)
+        return full.index_copy(0, self.ids, src)
+
+
 @dataclass
 class _RefFrames:
     """Reference frames of a batch of envs at several query times. Shape (k, s, ...), float32."""
@@ -113,15 +149,10 @@ class _RefFrames:
     def fields(self) -> Tuple[Tensor, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
 
-    def scatter_(self, ids: Tensor, sub: _RefFrames) -> None:
-        """In place: rows ``ids`` = ``sub``."""
-        for dst, src in zip(self.fields(), sub.fields()):
-            dst[ids] = src
-
-    def blend_(self, mask: Tensor, new: _RefFrames) -> None:
-        """In place: rows where ``mask`` (k,) = ``new``'s."""
+    def put_rows_(self, rows: _Rows, new: _RefFrames) -> None:
+        """In place: the env rows ``rows`` = ``new`` (the rows' batch)."""
         for dst, src in zip(self.fields(), new.fields()):
-            dst.copy_(torch.where(mask.reshape((-1,) + (1,) * (dst.dim() - 1)), src, dst))
+            rows.put_(dst, src)
 
     def shift_(self, dst_frames: Tensor, src_frames: Tensor) -> None:
         """In place: frames ``dst_frames`` = frames ``src_frames`` (the selection is copied first)."""
@@ -159,7 +190,7 @@ class _RefFrames:
 
 
 class DeepMimicEnv:
-    """DeepMimic tracking of reference motions; implements `mimictools.rl.env_api.VecEnv`.
+    """DeepMimic tracking of reference motions; implements `mimictools.tasks.env_api.VecEnv`.
 
     Args:
         config: env config (MimicKit's ``deepmimic_*_env.yaml`` keys).
@@ -261,9 +292,17 @@ class DeepMimicEnv:
         self.motion_time_offset = torch.zeros(n, dtype=torch.float64, device=dev)
         """Clip time (s) at the last reset. Shape (n,)."""
         self.ref_state = self._empty_state(n)
-        """Reference state at the current time, updated by step() and reset()."""
+        """Reference state at the current time, updated by observe() and reset_where()."""
         self.sim_state = self._empty_state(n)
-        """Simulated state after the last step()/reset()."""
+        """Simulated state after the last observe()/reset_where()."""
+        self._reset_state = SimState(
+            *(t.clone() for t in self._ref_sim_state(self.sim_state, self.sim_state.dof_vel).fields())
+        )
+        """The state ``reset_where`` hands to the engine (n rows; only the reset rows are read)."""
+        self.reset_by_blend = self.device.type == "cuda"
+        """How ``reset_where`` writes the reset rows (same results and draws either way): True = compute every
+        env and blend (no host sync: the GPU path, captured into CUDA graphs), False = index the reset envs
+        (the CPU path: only they are computed)."""
         self._frames = self._ref_frames(
             self.motion_ids, self.motion_time_offset, self.timestep, self._ref_steps
         )
@@ -288,54 +327,6 @@ class DeepMimicEnv:
         self._test = bool(test)
 
     @torch.no_grad()
-    def reset(
-        self,
-        env_ids: Optional[Tensor] = None,
-        *,
-        motion_ids: Optional[Tensor] = None,
-        start_time_s: Optional[Tensor] = None,
-    ) -> Tensor:
-        """Reference-state-initialise envs ``env_ids`` (all when None). Returns their obs, Shape (k, obs_dim).
-
-        ``motion_ids`` (k,) / ``start_time_s`` (k,) pick the clips and start times instead of sampling
-        them (evaluation of given clips, `mimictools.eval.rollout`); None = sample as configured.
-        """
-        if env_ids is not None and env_ids.dtype == torch.bool:
-            raise ValueError(
-                "reset(env_ids) takes env indices (long), not a bool mask: use mask.nonzero().flatten()"
-            )
-        ids = check_env_ids(env_ids, self.num_envs, self.device)
-        k = int(ids.shape[0])
-        if k == 0:
-            return torch.zeros(0, self.obs_dim, dtype=self.dtype, device=self.device)
-        lib = self.motion_lib
-        if motion_ids is not None:
-            motion_ids = torch.as_tensor(motion_ids, dtype=torch.long, device=self.device).reshape(k)
-        else:
-            motion_ids = lib.sample_motions(k, generator=self.generator).to(self.device)
-        if start_time_s is not None:
-            start = torch.as_tensor(start_time_s, dtype=torch.float64, device=self.device).reshape(k)
-        elif self.rand_reset:
-            start = lib.sample_times(motion_ids, generator=self.generator).to(torch.float64)
-        else:
-            start = torch.zeros(k, dtype=torch.float64, device=self.device)
-        self.motion_ids[ids] = motion_ids
-        self.motion_time_offset[ids] = start
-        self.timestep[ids] = 0
-        self.time_s[ids] = 0.0
-
-        frames = self._ref_frames(motion_ids, start, self.timestep[ids], self._ref_steps)
-        self._frames.scatter_(ids, frames)
-        ref, dof_pos, tar = frames.split(self.key_body_ids)
-        self.engine.set_state(ids, self._ref_sim_state(ref, dof_pos))
-        # The character now is exactly in the reference state (engines set it as given), so the
-        # reset observation is computed from it without reading the engine back (as MimicKit,
-        # whose engines' state buffers hold the values just set).
-        self._scatter(self.ref_state, ids, ref)
-        self._scatter(self.sim_state, ids, ref)
-        return self._obs(ref, tar, start, motion_ids)
-
-    @torch.no_grad()
     def reset_where(
         self,
         mask: Tensor,
@@ -344,13 +335,13 @@ class DeepMimicEnv:
         motion_ids: Optional[Tensor] = None,
         start_time_s: Optional[Tensor] = None,
     ) -> Tensor:
-        """Reset the envs where ``mask`` (n,) bool is True; returns ``obs`` (n, obs_dim) with their rows
-        replaced by the reset observations.
+        """Reference-state-initialise the envs where ``mask`` (n,) bool is True; returns ``obs`` (n, obs_dim) with
+        their rows replaced by the reset observations.
 
-        Same semantics as ``reset(mask.nonzero())``, computed for every env and blended with
-        ``torch.where``: no host sync and fixed shapes, so it can run inside a captured CUDA graph
-        (`mimictools.rl.graphed`). The random draws differ from ``reset``'s (one clip id and start
-        time per env, drawn by inverse CDF). ``motion_ids`` / ``start_time_s`` (n,) replace the draws.
+        The draws are the same whichever envs are reset: one clip id (by weight, inverse CDF) and one start
+        time per env, for all n envs. ``motion_ids`` / ``start_time_s`` (n,) replace them (evaluation of given
+        clips). ``reset_by_blend`` picks how the rows are written (same results): blended, with no host sync
+        (GPU, inside CUDA graphs), or indexed (CPU: only the reset envs are computed).
         """
         n, dev, lib = self.num_envs, self.device, self.motion_lib
         if tuple(mask.shape) != (n,) or tuple(obs.shape) != (n, self.obs_dim):
@@ -369,38 +360,84 @@ class DeepMimicEnv:
         else:
             start = torch.zeros(n, dtype=torch.float64, device=dev)
         m = mask.to(device=dev, dtype=torch.bool)
-        self.motion_ids.copy_(torch.where(m, motion_ids, self.motion_ids))
-        self.motion_time_offset.copy_(torch.where(m, start, self.motion_time_offset))
+        if self.reset_by_blend:
+            rows = _Rows(m)
+        else:
+            ids = torch.nonzero(m, as_tuple=False).flatten()
+            if ids.numel() == 0:
+                return obs
+            rows = _Rows(m, ids)
+        motion_ids, start = rows.take(motion_ids), rows.take(start)
+        rows.put_(self.motion_ids, motion_ids)
+        rows.put_(self.motion_time_offset, start)
         self.timestep.masked_fill_(m, 0)
         self.time_s.masked_fill_(m, 0.0)
 
-        frames = self._ref_frames(motion_ids, start, self.timestep, self._ref_steps)
-        self._frames.blend_(m, frames)
+        frames = self._ref_frames(motion_ids, start, torch.zeros_like(motion_ids), self._ref_steps)
+        self._frames.put_rows_(rows, frames)
         ref, dof_pos, tar = frames.split(self.key_body_ids)
-        set_state_where(self.engine, m, self._ref_sim_state(ref, dof_pos))
-        self._blend(self.ref_state, m, ref)
-        self._blend(self.sim_state, m, ref)
-        reset_obs = self._obs(ref, tar, start, motion_ids)
-        return torch.where(m.unsqueeze(-1), reset_obs, obs)
+        reset_state = self._ref_sim_state(ref, dof_pos)
+        for dst, src in zip(self._reset_state.fields(), reset_state.fields()):
+            rows.put_(dst, src)
+        self.engine.set_state_where(m, self._reset_state)
+        # The character now is exactly in the reference state (engines set it as given), so the reset
+        # observation is computed from it without reading the engine back (as MimicKit, whose engines'
+        # state buffers hold the values just set).
+        for full in (self.ref_state, self.sim_state):
+            for name in _STATE_FIELDS:
+                rows.put_(getattr(full, name), getattr(ref, name))
+        return rows.merge(obs, self._obs(ref, tar, start, motion_ids))
+
+    def reset(
+        self,
+        env_ids: Optional[Tensor] = None,
+        *,
+        motion_ids: Optional[Tensor] = None,
+        start_time_s: Optional[Tensor] = None,
+    ) -> Tensor:
+        """``reset_where`` by index: envs ``env_ids`` (Shape (k,) long; all when None), optionally with given clips
+        ``motion_ids`` (k,) and start times ``start_time_s`` (k,). Returns their obs, Shape (k, obs_dim)."""
+        if env_ids is not None and env_ids.dtype == torch.bool:
+            raise ValueError(
+                "reset(env_ids) takes env indices (long), not a bool mask: use reset_where(mask, obs)"
+            )
+        n, dev = self.num_envs, self.device
+        ids = check_env_ids(env_ids, n, dev)
+        k = int(ids.shape[0])
+        mask = torch.zeros(n, dtype=torch.bool, device=dev).index_fill_(0, ids, True)
+
+        def spread(values: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+            if values is None:
+                return None
+            v = torch.as_tensor(values, dtype=dtype, device=dev).reshape(k)
+            return torch.zeros(n, dtype=dtype, device=dev).index_copy_(0, ids, v)
+
+        zeros = torch.zeros(n, self.obs_dim, dtype=self.dtype, device=dev)
+        obs = self.reset_where(
+            mask,
+            zeros,
+            motion_ids=spread(motion_ids, torch.long),
+            start_time_s=spread(start_time_s, torch.float64),
+        )
+        return obs.index_select(0, ids)
 
     @torch.no_grad()
     def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
-        """One control step for all envs. Returns (obs (n, obs_dim), reward (n,), done (n,) int32, info).
-
-        ``actions`` are PD targets in motion DoF space, Shape (n, action_dim); they are clipped to
-        ``[action_low, action_high]`` before the engine (as MimicKit). ``info`` holds MimicKit's seven
-        tracking errors per env (`mimictools.tasks.tracking.TRACKING_ERROR_KEYS`), each Shape (n,)
-        (in training mode only with ``tracking_errors_in_training``), and ``Nonfinite_Frac`` (n,).
-        Done envs are not reset.
-        """
-        self.engine.step(self._clip_actions(actions))
+        """One control step of all envs: ``apply_actions`` -> ``step_physics`` -> ``observe`` (done envs are not
+        reset: ``reset_where`` does that). Returns ``observe``'s (obs, reward, done, info)."""
+        self.apply_actions(actions)
+        self.step_physics()
         return self.observe()
 
     def apply_actions(self, actions: Tensor) -> None:
-        """First half of ``step`` for engines with ``set_targets`` (MJWarp, MuJoCo): clip and write the
-        PD targets, without stepping. ``engine.step_raw()`` then ``observe()`` complete the step; the
-        three parts are what `mimictools.rl.graphed` replays as separate graphs."""
-        self.engine.set_targets(self._clip_actions(actions))  # type: ignore[attr-defined]
+        """Act: PD targets in motion DoF space, Shape (n, action_dim), clipped to ``[action_low, action_high]``
+        (as MimicKit; NaN becomes 0: a diverged policy is reported by the runner from its own
+        record of the actions), written to the engine for the next ``step_physics``."""
+        self.engine.set_targets(self._clip_actions(actions))
+
+    def step_physics(self) -> None:
+        """Physics: the engine's ``substeps`` physics steps of one control step."""
+        self.engine.step_physics()
 
     def _clip_actions(self, actions: Tensor) -> Tensor:
         """Actions (n, action_dim) clipped to the action bounds; ValueError on another shape."""
@@ -408,7 +445,9 @@ class DeepMimicEnv:
             raise ValueError(
                 f"actions must have Shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
             )
-        return torch.maximum(torch.minimum(actions.to(self.dtype), self.action_high), self.action_low)
+        a = actions.to(self.dtype)
+        a = torch.nan_to_num(a, nan=0.0)  # +-inf -> +-max float, clipped below
+        return torch.maximum(torch.minimum(a, self.action_high), self.action_low)
 
     @torch.no_grad()
     def observe(self) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
@@ -420,8 +459,9 @@ class DeepMimicEnv:
         motion_time = self.motion_time_s
         ref, _, tar = self._advance_reference()
         sim = self.read_sim_state()
-        self._blend(self.ref_state, None, ref)
-        self._blend(self.sim_state, None, sim)
+        for full, new in ((self.ref_state, ref), (self.sim_state, sim)):
+            for name in _STATE_FIELDS:
+                getattr(full, name).copy_(getattr(new, name))
 
         obs = self._obs(sim, tar, motion_time, self.motion_ids)
         track = self._test or self.tracking_errors_in_training
@@ -479,21 +519,6 @@ class DeepMimicEnv:
             dof_vel=ref.dof_vel,
         )
 
-    @staticmethod
-    def _blend(full: TrackState, mask: Optional[Tensor], new: TrackState) -> None:
-        """In place: ``full = where(mask, new, full)`` per env (all envs when ``mask`` is None)."""
-        for name in _STATE_FIELDS:
-            dst, src = getattr(full, name), getattr(new, name)
-            if mask is None:
-                dst.copy_(src)
-            else:
-                dst.copy_(torch.where(mask.reshape((-1,) + (1,) * (dst.dim() - 1)), src, dst))
-
-    @staticmethod
-    def _scatter(full: TrackState, ids: Tensor, sub: TrackState) -> None:
-        for name in _STATE_FIELDS:
-            getattr(full, name)[ids] = getattr(sub, name)
-
     def read_sim_state(self) -> TrackState:
         """Read the simulated state of all envs from the engine (float32, ``device``)."""
         e, dt = self.engine, self.dtype
@@ -547,13 +572,8 @@ class DeepMimicEnv:
             body_rot=view(body_rot),
         )
 
-    def _reference(self, motion_ids: Tensor, offset_s: Tensor, timestep: Tensor):
-        """Reference now and at the target steps, evaluated in full (what ``_frames`` holds).
-        Returns `_RefFrames.split`'s (TrackState now, dof_pos now, targets or None)."""
-        return self._ref_frames(motion_ids, offset_s, timestep, self._ref_steps).split(self.key_body_ids)
-
     def _advance_reference(self):
-        """``_reference`` of all envs after ``timestep += 1``: the frames the previous time already had
+        """The reference of all envs after ``timestep += 1`` (now and at the target steps): the frames the previous time already had
         are shifted in ``_frames``, only the others are evaluated. In place, fixed shapes, no syncs."""
         frames = self._frames
         if self._reuse_dst.numel():
@@ -621,36 +641,26 @@ def build_env(
     env_cfg: EnvConfig,
     engine_cfg: EngineConfig,
     num_envs: int,
+    motion_path: Union[str, Path],
+    char_path: Union[str, Path],
     device: Union[str, torch.device] = "cpu",
-    motion_path: Union[str, Path, None] = None,
-    char_path: Union[str, Path, None] = None,
-    base_dir: Union[str, Path, None] = None,
     num_threads: int = 0,
     **env_kwargs,
 ) -> DeepMimicEnv:
     """Load the character and clips, build the engine and the env.
 
-    ``motion_path``/``char_path`` override the config's ``motion_file``/``char_file``. Relative
-    paths from the config are resolved against ``base_dir``, the MimicKit data root (the folder
-    holding ``data/``; default: the current directory, as MimicKit does); paths given here are
-    used as they are. ``num_threads``: CPU engine worker threads (0 = all cores).
-    ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``, ``generator``).
+    ``motion_path``/``char_path`` are the files actually used (resolving the config's relative
+    ``motion_file``/``char_file`` is `mimictools.app.run.resolve_run`'s job). ``num_threads``: CPU engine
+    worker threads (0 = all cores). ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``, ``generator``).
     """
     from mimictools.character.mjcf import load_character
-    from mimictools.config.load import resolve_data_path
-    from mimictools.config.schema import ENGINE_ALIASES
     from mimictools.engines.base import EngineSpec
-    from mimictools.engines.registry import make_engine
+    from mimictools.engines.registry import canonical_engine_name, make_engine
     from mimictools.motion.library import MotionLib
 
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    char_file = Path(char_path) if char_path is not None else resolve_data_path(env_cfg.char_file, base)
-    motion_file = (
-        Path(motion_path) if motion_path is not None else resolve_data_path(env_cfg.motion_file, base)
-    )
-    char = load_character(char_file)
-    lib = MotionLib.from_path(motion_file, char=char, device=device)
-    engine_name = ENGINE_ALIASES.get(engine_cfg.engine_name, engine_cfg.engine_name)
+    char = load_character(Path(char_path))
+    lib = MotionLib.from_path(Path(motion_path), char=char, device=device)
+    engine_name = canonical_engine_name(engine_cfg.engine_name)
     spec = EngineSpec(
         num_envs=int(num_envs),
         control_freq=float(engine_cfg.control_freq),

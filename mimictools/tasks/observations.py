@@ -27,7 +27,6 @@ translating the scene about the vertical axis.
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import math
 from dataclasses import dataclass
 from typing import Optional, Tuple

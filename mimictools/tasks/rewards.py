@@ -22,7 +22,6 @@ Perfect tracking gives the sum of the weights (1.0 with MimicKit's humanoid conf
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, Optional, Sequence
 

@@ -22,18 +22,16 @@ Per env, later rules override earlier ones:
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
-from enum import IntEnum
 from typing import Optional
 
 import torch
 from torch import Tensor
 
 from mimictools.math.rotations import quat_rotate_inv
+from mimictools.tasks.env_api import DoneFlag
 
 __all__ = [
     "CONTACT_FORCE_THRESHOLD_N",
-    "DoneFlag",
     "compute_done",
     "fall_contact",
     "pose_fail",
@@ -41,19 +39,6 @@ __all__ = [
 
 #: A ground-contact force component above this (N) counts as touching the ground (MimicKit: 0.1).
 CONTACT_FORCE_THRESHOLD_N = 0.1
-
-
-class DoneFlag(IntEnum):
-    """Per-env episode status after a step (MimicKit ``base_env.DoneFlags``)."""
-
-    NULL = 0
-    """Running."""
-    FAIL = 1
-    """Early termination (fell or drifted from the reference): no bootstrapping."""
-    SUCC = 2
-    """Reached the end of a clamp clip."""
-    TIME = 3
-    """Episode time limit: the runner bootstraps from the next state's value."""
 
 
 def fall_contact(

@@ -160,6 +160,17 @@ def stage_env(args: argparse.Namespace) -> Dict[str, Any]:
     return info
 
 
+def _teleport(eng, ids, state) -> None:
+    from mimictools.engines.base import set_state
+
+    set_state(eng, ids, state)
+
+
+def _step(eng, targets) -> None:
+    eng.set_targets(targets)
+    eng.step_physics()
+
+
 def standing(char, n: int, device: str):
     from mimictools.app.bench import standing_state
     from mimictools.engines.base import SimState
@@ -184,11 +195,11 @@ def stage_smoke(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         start = standing(char, 8, "cpu")
         for e in (eng, cpu):
-            e.set_state(None, start)
+            _teleport(e, None, start)
         targets = start.dof_pos.float()
         for _ in range(30):
-            eng.step(targets.to(eng.device))
-            cpu.step(targets)
+            _step(eng, targets.to(eng.device))
+            _step(cpu, targets)
         sync(args.device)
         pos_err = (eng.body_pos().double().cpu() - cpu.body_pos().double()).abs().max().item()
         cf_err = (eng.contact_forces().double().cpu() - cpu.contact_forces().double()).abs().max().item()
@@ -242,20 +253,20 @@ def build_task_env(args: argparse.Namespace, num_envs: int, agent_overrides: Lis
 def _env_actions(env, gen):
     import torch
 
-    mid = 0.5 * (env.action_high + env.action_low)
-    half = 0.5 * (env.action_high - env.action_low)
-    return lambda: (
-        mid + 0.05 * half * torch.randn(env.num_envs, env.action_dim, device=env.device, generator=gen)
+    from mimictools.rl.action_scale import ActionScale
+
+    scale = ActionScale(env.action_low, env.action_high, device=env.device)
+    return lambda: scale.to_env(
+        0.05 * torch.randn(env.num_envs, env.action_dim, device=env.device, generator=gen)
     )
 
 
 def _step_like_runner(env, action):
-    import torch
+    """The env contract's step with the masked auto-reset, as `mimictools.rl.step` runs it (no policy)."""
+    from mimictools.tasks.env_api import DoneFlag
 
     obs, rew, done, info = env.step(action)
-    ids = torch.nonzero(done != 0, as_tuple=False).flatten()  # the runner's reset of done envs
-    if ids.numel():
-        env.reset(ids)
+    env.reset_where(done != int(DoneFlag.NULL), obs)
     return done
 
 
@@ -311,51 +322,41 @@ MIMICKIT_AGENT = [  # MimicKit's deepmimic_humanoid_ppo_agent.yaml where the bun
 
 
 def stage_train(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
+    """`Runner.iterate` (the training iteration mimic train runs, set up by `make_runner`) for ``train_seconds``."""
     import torch
 
-    from mimictools.rl.runner import Runner
+    from mimictools.app import run as runmod
 
-    cfg, env = build_task_env(args, args.train_envs, MIMICKIT_AGENT)
-    timers = {"rollout_s": 0.0, "update_s": 0.0}
-
-    def timed(fn, key):
-        def wrapper(*a, **k):
-            sync(args.device)
-            t = time.perf_counter()
-            r = fn(*a, **k)
-            sync(args.device)
-            timers[key] += time.perf_counter() - t
-            return r
-
-        return wrapper
-
-    rates: List[float] = []
+    cfg, spec = runmod.resolve_run(
+        engine="mjwarp", num_envs=args.train_envs, device=args.device, seed=0, overrides=MIMICKIT_AGENT
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        runner = Runner(
-            env, cfg.agent, Path(tmp) / "run", seed=0, tensorboard=False, save_iter_checkpoints=False
+        env, runner = runmod.make_runner(
+            cfg, spec, Path(tmp) / "run", tensorboard=False, save_iter_checkpoints=False
         )
-        runner._rollout = timed(runner._rollout, "rollout_s")
-        runner.ppo.update = timed(runner.ppo.update, "update_s")
-
-        def progress(rep) -> None:
-            if not rep.is_output:
-                rates.append(rep.samples_per_s)
-
-        t = time.perf_counter()
-        res = runner.train(max_minutes=args.train_seconds / 60.0, progress=progress)
-        wall = time.perf_counter() - t
-    env.close()
+        try:
+            stats = []
+            t = time.perf_counter()
+            while time.perf_counter() - t < args.train_seconds:
+                stats.append(runner.iterate())
+            wall = time.perf_counter() - t
+            capture_errors = runner.capture_errors
+        finally:
+            env.close()
+    samples = sum(st.samples for st in stats)
+    rates = [st.samples_per_s for st in stats]
     steady = rates[2:] if len(rates) > 4 else rates
     return {
         "num_envs": args.train_envs,
-        "iterations": res.iterations,
-        "samples": res.samples,
+        "iterations": len(stats),
+        "samples": samples,
         "wall_s": wall,
-        "samples_per_s_overall": res.samples / wall,
+        "samples_per_s_overall": samples / wall,
         "samples_per_s_median_iteration": statistics.median(steady) if steady else None,
-        "rollout_s": timers["rollout_s"],
-        "update_s": timers["update_s"],
-        "rollout_samples_per_s": res.samples / max(timers["rollout_s"], 1e-9),
+        "rollout_s": sum(st.rollout_s for st in stats),
+        "update_s": sum(st.update_s for st in stats),
+        "rollout_samples_per_s": samples / max(sum(st.rollout_s for st in stats), 1e-9),
+        "capture_errors": capture_errors,
         "torch_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None,
         "agent_overrides": MIMICKIT_AGENT,
     }
@@ -404,21 +405,21 @@ def stage_profile(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
     eng = MjWarpEngine(char, EngineSpec(num_envs=n, device=args.device))
     try:
         start = standing(char, n, str(eng.device))
-        eng.set_state(None, start)
+        _teleport(eng, None, start)
         targets = start.dof_pos.float()
         ids = torch.arange(0, n, 17, device=eng.device)
         sub = start.index(ids)
         for _ in range(3):
-            eng.step(targets)
+            _step(eng, targets)
         sync(args.device)
         t = time.perf_counter()
         with profile(activities=acts) as prof:
             for _ in range(10):
-                eng.step(targets)
+                _step(eng, targets)
                 eng.get_state()
                 eng.body_pos().sum()
                 eng.contact_forces().sum()
-                eng.set_state(ids, sub)
+                _teleport(eng, ids, sub)
             sync(args.device)
         out["engine"] = _profile_counts(prof, time.perf_counter() - t)
     finally:
@@ -449,35 +450,34 @@ def stage_profile(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
     finally:
         env.close()
 
-    # the training rollout as mimic train runs it on a GPU: CUDA-graph replays (mimictools.rl.graphed)
-    from mimictools.rl.runner import Runner
+    # one training iteration as mimic train runs it on a GPU: CUDA-graph replays (mimictools.rl.step)
+    from mimictools.app import run as runmod
 
-    cfg, env = build_task_env(args, n, MIMICKIT_AGENT)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            runner = Runner(env, cfg.agent, Path(tmp), seed=0, tensorboard=False, save_iter_checkpoints=False)
-            obs, _ = runner.iterate(env.reset())
+    cfg, spec = runmod.resolve_run(
+        engine="mjwarp", num_envs=n, device=args.device, seed=0, overrides=MIMICKIT_AGENT
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        env, runner = runmod.make_runner(cfg, spec, Path(tmp), tensorboard=False, save_iter_checkpoints=False)
+        try:
+            runner.iterate()
+            runner.iterate()  # the update graph is captured at the second update
             sync(args.device)
             t = time.perf_counter()
             with profile(activities=acts) as prof:
-                obs = runner._rollout(obs)
+                st = runner.iterate()
                 sync(args.device)
             wall = time.perf_counter() - t
-            out["rollout_graphed"] = _profile_counts(prof, wall)
-            out["rollout_graphed"].update(
-                graphed=runner.graphed,
+            out["iteration_graphed"] = _profile_counts(prof, wall)
+            out["iteration_graphed"].update(
+                graphed=runner.capture,
                 capture_errors=runner.capture_errors,
                 steps=runner.cfg.steps_per_iter,
-                ms_per_step=1e3 * wall / runner.cfg.steps_per_iter,
+                rollout_s=st.rollout_s,
+                update_s=st.update_s,
+                ms_per_step=1e3 * st.rollout_s / runner.cfg.steps_per_iter,
             )
-            t = time.perf_counter()
-            with profile(activities=acts) as prof:
-                runner._update()
-                sync(args.device)
-            out["ppo_update"] = _profile_counts(prof, time.perf_counter() - t)
-            out["ppo_update"]["wall_s"] = time.perf_counter() - t
-    finally:
-        env.close()
+        finally:
+            env.close()
     return out
 
 
@@ -501,11 +501,11 @@ def stage_capacity(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
     out: Dict[str, Any] = {"num_envs": n}
     eng = MjWarpEngine(char, EngineSpec(num_envs=n, device=args.device))
     try:
-        eng.set_state(None, falling)
+        _teleport(eng, None, falling)
         peak_nefc, peak_nacon = 0, 0
         for k in range(90):
             tgt = dof + 0.5 * torch.randn(n, char.num_dofs, generator=g, dtype=torch.float64)
-            eng.step(tgt.float().to(eng.device))
+            _step(eng, tgt.float().to(eng.device))
             if k % 10 == 9:
                 rep = eng.overflow_report()
                 peak_nefc = max(peak_nefc, rep["max_nefc"])
@@ -528,14 +528,14 @@ def stage_capacity(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
         eng = MjWarpEngine(char, EngineSpec(num_envs=n, device=args.device), njmax=njmax)
         try:
             s = standing(char, n, "cpu")
-            eng.set_state(None, s)
+            _teleport(eng, None, s)
             eng.set_targets(s.dof_pos.float().to(eng.device))
             for _ in range(3):
-                eng.step_raw()
+                eng.step_physics()
             sync(args.device)
             steps, t = 0, time.perf_counter()
             while steps < 3 or time.perf_counter() - t < min(args.seconds, 3.0):
-                eng.step_raw()
+                eng.step_physics()
                 steps += 1
             sync(args.device)
             speed[str(njmax)] = n * eng.substeps * steps / (time.perf_counter() - t)
@@ -550,7 +550,8 @@ def stage_pytest(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
     without it (set MIMIC_SHARED to a copy)."""
     cmd = py_cmd("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "gpu", "-rs")
     cmd += [
-        "tests/rl/test_rl_graphed.py",
+        "tests/rl/test_rl_step.py",
+        "tests/tasks/test_task_deepmimic_cuda.py",
         "tests/rl/test_rl_ppo.py",
         "tests/engines/test_mjwarp_parity.py",
         "tests/engines/test_engine_contract.py",
@@ -662,7 +663,7 @@ def summary(run: Run) -> str:
             f"{tr['rollout_s']:.1f} s / update {tr['update_s']:.1f} s"
         )
     prof = (st.get("profile") or {}).get("result") or {}
-    for key in ("engine", "task_env_eager", "rollout_graphed", "ppo_update"):
+    for key in ("engine", "task_env_eager", "iteration_graphed"):
         p = prof.get(key)
         if p:
             lines.append(

@@ -7,8 +7,8 @@ import sys
 
 from typer.testing import CliRunner
 
-from mimictools.cli.app import app
 from mimictools.app.doctor import STATUSES
+from mimictools.cli.app import app
 
 runner = CliRunner()
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from mimictools.character import kinematics as K
 from mimictools.app.fkcheck import random_frames
+from mimictools.character import kinematics as K
 from mimictools.character.mjcf import load_character, load_character_from_string
 from mimictools.errors import CharacterError
 from mimictools.math.rotations import exp_map_to_quat, quat_conj, quat_diff_angle, quat_mul, quat_to_exp_map

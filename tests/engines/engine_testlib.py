@@ -65,3 +65,9 @@ def random_state(char: Character, n: int, seed: int = 0, height: float = 1.5) ->
         dof_pos=dof,
         dof_vel=2.0 * r(n, char.num_dofs) - 1.0,
     )
+
+
+def step(eng, dof_targets: torch.Tensor) -> None:
+    """One control step of an engine: ``set_targets`` then ``step_physics``."""
+    eng.set_targets(dof_targets)
+    eng.step_physics()

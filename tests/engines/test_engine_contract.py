@@ -11,10 +11,10 @@ import math
 
 import mujoco
 import torch
-from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state, standing_init_state
+from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state, standing_init_state, step
 
 from mimictools.character import kinematics
-from mimictools.engines.base import SimState
+from mimictools.engines.base import SimState, set_state
 from mimictools.math.rotations import exp_map_to_quat, quat_diff_angle, quat_to_exp_map
 
 GRAVITY = 9.81
@@ -36,7 +36,7 @@ def _put(eng, ids: torch.Tensor, state: SimState) -> SimState:
     """``set_state`` with what a task passes (float32 on the engine's device); returns that state as float64
     CPU (the reference: float32-rounded inputs)."""
     dev = eng.device
-    eng.set_state(ids.to(dev), SimState(*(t.to(device=dev, dtype=torch.float32) for t in state.fields())))
+    set_state(eng, ids.to(dev), SimState(*(t.to(device=dev, dtype=torch.float32) for t in state.fields())))
     return SimState(*(t.float().double() for t in state.fields()))
 
 
@@ -50,7 +50,7 @@ def test_shapes_dtypes_devices(engine_factory, character):
     assert eng.num_envs == n and eng.character is character
     assert math.isclose(eng.control_dt, 1.0 / 30.0) and math.isclose(eng.sim_dt, 1.0 / 240.0)
     _put(eng, torch.arange(n), pose_state(HUMANOID_INIT_POSE, n))
-    eng.step(eng.get_state().dof_pos)
+    step(eng, eng.get_state().dof_pos)
     s = eng.get_state()
     shapes = [(n, 3), (n, 4), (n, 3), (n, 3), (n, nd), (n, nd)]
     for t, shape in zip(s.fields(), shapes):
@@ -114,7 +114,7 @@ def test_free_fall_holds_pose(engine_factory, character):
     targets = _targets(eng, start.dof_pos)
     steps = 15
     for _ in range(steps):
-        eng.step(targets)
+        step(eng, targets)
     s = eng.get_state()
     t = steps * eng.control_dt
     assert (s.dof_pos.double() - start.dof_pos).abs().max().item() < 1e-3
@@ -131,7 +131,7 @@ def test_standing_pose_settles_on_the_ground(engine_factory, character):
     eng = engine_factory(character, n)
     start = _put(eng, torch.arange(n), standing_init_state(character, n))
     for _ in range(30):  # 1 s
-        eng.step(_targets(eng, start.dof_pos))
+        step(eng, _targets(eng, start.dof_pos))
     s = eng.get_state()
     assert (s.root_pos[:, 2].double().cpu() - start.root_pos[:, 2]).abs().max().item() < 0.02
     assert s.root_vel.abs().max().item() < 0.05
@@ -164,7 +164,7 @@ def test_subset_reset_leaves_other_envs_alone(engine_factory, character):
     for eng in (a, b):
         _put(eng, torch.arange(n), start)
         for t in targets[:5]:
-            eng.step(t)
+            step(eng, t)
     before = a.get_state()
     reset = _put(a, torch.tensor([3, 1]), random_state(character, 2, seed=4))
     after = a.get_state()
@@ -174,7 +174,7 @@ def test_subset_reset_leaves_other_envs_alone(engine_factory, character):
     _state_close(after.index(torch.tensor([3, 1], device=a.device)), reset, atol=2e-5)
     for eng in (a, b):
         for t in targets[5:]:
-            eng.step(t)
+            step(eng, t)
     # the untouched envs evolve exactly as in an engine that saw no reset
     for x, y in zip(a.get_state().index(keep).fields(), b.get_state().index(keep).fields()):
         torch.testing.assert_close(x, y, rtol=0.0, atol=1e-6)
@@ -189,7 +189,7 @@ def test_same_inputs_same_outputs(engine_factory, character):
         _put(eng, torch.arange(n), random_state(character, n, seed=5, height=1.0))
         g = torch.Generator().manual_seed(6)
         for _ in range(20):
-            eng.step(_targets(eng, 0.5 * torch.randn(n, character.num_dofs, generator=g)))
+            step(eng, _targets(eng, 0.5 * torch.randn(n, character.num_dofs, generator=g)))
         runs.append((eng.get_state(), eng.body_pos(), eng.body_rot(), eng.contact_forces()))
     (s0, p0, r0, c0), (s1, p1, r1, c1) = runs
     for x, y in zip(list(s0.fields()) + [p0, r0, c0], list(s1.fields()) + [p1, r1, c1]):

@@ -8,11 +8,11 @@ import mujoco
 import numpy as np
 import pytest
 import torch
-from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state
+from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state, step
 
 from mimictools.character import kinematics
 from mimictools.character.mjcf import load_character
-from mimictools.engines.base import EngineSpec, SimState
+from mimictools.engines.base import EngineSpec, SimState, set_state
 from mimictools.engines.mujoco import MuJoCoEngine, mujoco_body_poses
 from mimictools.errors import EngineError
 from mimictools.math.rotations import exp_map_to_quat, quat_diff_angle
@@ -27,12 +27,12 @@ def _tpose_in_air(char, n: int, height: float = 10.0) -> SimState:
 def test_pd_drives_one_hinge_to_its_target(humanoid):
     eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1))
     start = _tpose_in_air(humanoid, 1)
-    eng.set_state(None, start)
+    set_state(eng, None, start)
     elbow = humanoid.dof_names.index("right_elbow")
     targets = start.dof_pos.float().clone()
     targets[0, elbow] = 1.2
     for _ in range(30):  # 1 s of free fall (10 m up: no ground contact yet)
-        eng.step(targets)
+        step(eng, targets)
     s = eng.get_state()
     assert abs(s.dof_pos[0, elbow].item() - 1.2) < 1e-3
     others = [i for i in range(humanoid.num_dofs) if i != elbow]
@@ -45,7 +45,7 @@ def test_pd_torque_formula_and_clamp(humanoid):
     eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1))
     sim = eng.sim_model
     m = eng.mj_model
-    eng.set_state(None, _tpose_in_air(humanoid, 1, height=30.0))
+    set_state(eng, None, _tpose_in_air(humanoid, 1, height=30.0))
     elbow = humanoid.dof_names.index("right_elbow")
     act = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, "pd_right_elbow")
     jnt = m.actuator_trnid[act, 0]
@@ -65,7 +65,7 @@ def test_pd_torque_formula_and_clamp(humanoid):
     d = eng.mj_data(0)  # the state the next physics step starts from, with this ctrl
     assert check(d) == pytest.approx(600.0) and d.actuator_force[act] == pytest.approx(limit)
     for _ in range(60):  # 2 s of free fall from 30 m: no ground yet
-        eng.step(targets)
+        step(eng, targets)
         check(eng.mj_data(0))
     q = float(eng.mj_data(0).qpos[m.jnt_qposadr[jnt]])
     assert abs(q - 2.0) < 1e-3
@@ -99,9 +99,9 @@ def test_euler_blows_up_where_implicitfast_holds(humanoid):
     for integrator in ("implicitfast", "euler"):
         eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1), integrator=integrator)
         start = pose_state(HUMANOID_INIT_POSE, 1)
-        eng.set_state(None, start)
+        set_state(eng, None, start)
         for _ in range(30):
-            eng.step(start.dof_pos.float())
+            step(eng, start.dof_pos.float())
         s = eng.get_state()
         results[integrator] = (
             s.root_pos[0, 2].item(),
@@ -118,10 +118,10 @@ def test_results_do_not_depend_on_thread_count(humanoid, threads):
     runs = []
     for t in (1, threads):
         eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=n, num_threads=t))
-        eng.set_state(None, random_state(humanoid, n, seed=7, height=1.0))
+        set_state(eng, None, random_state(humanoid, n, seed=7, height=1.0))
         g = torch.Generator().manual_seed(8)
         for _ in range(10):
-            eng.step(0.5 * torch.randn(n, humanoid.num_dofs, generator=g))
+            step(eng, 0.5 * torch.randn(n, humanoid.num_dofs, generator=g))
         runs.append((eng.get_state(), eng.contact_forces(), eng.num_threads))
         eng.close()
     (s0, c0, _), (s1, c1, nt) = runs
@@ -135,12 +135,12 @@ def test_contact_forces_are_a_substep_average(humanoid):
     eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=1, sim_freq=480.0))
     assert eng.substeps == 16
     start = pose_state(HUMANOID_INIT_POSE, 1)
-    eng.set_state(None, start)
+    set_state(eng, None, start)
     for _ in range(30):
-        eng.step(start.dof_pos.float())
+        step(eng, start.dof_pos.float())
     weight_n = float(mujoco.MjModel.from_xml_path(humanoid.source).body_subtreemass[1] * 9.81)
     assert eng.contact_forces()[0, :, 2].sum().item() == pytest.approx(weight_n, rel=0.02)
-    eng.set_state(None, start)
+    set_state(eng, None, start)
     assert eng.contact_forces().abs().max().item() == 0.0
     eng.close()
 
@@ -148,8 +148,8 @@ def test_contact_forces_are_a_substep_average(humanoid):
 def test_no_ground_means_no_contact_sensors(humanoid):
     eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=2, ground=False))
     assert eng.mj_model.nsensor == 0 and eng.sim_model.ground_geom == -1
-    eng.set_state(None, pose_state(HUMANOID_INIT_POSE, 2))
-    eng.step(torch.zeros(2, humanoid.num_dofs))
+    set_state(eng, None, pose_state(HUMANOID_INIT_POSE, 2))
+    step(eng, torch.zeros(2, humanoid.num_dofs))
     assert eng.contact_forces().abs().max().item() == 0.0
     eng.close()
 
@@ -161,13 +161,13 @@ def test_bad_inputs_raise(humanoid):
         MuJoCoEngine(humanoid, EngineSpec(num_envs=1, control_mode="torque"))
     eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=2))
     with pytest.raises(EngineError, match="dof_targets"):
-        eng.step(torch.zeros(3, humanoid.num_dofs))
+        step(eng, torch.zeros(3, humanoid.num_dofs))
     with pytest.raises(EngineError, match="NaN"):
-        eng.step(torch.full((2, humanoid.num_dofs), float("nan")))
+        step(eng, torch.full((2, humanoid.num_dofs), float("nan")))
     with pytest.raises(EngineError, match="env_ids"):
-        eng.set_state(torch.tensor([2]), pose_state(HUMANOID_INIT_POSE, 1))
+        set_state(eng, torch.tensor([2]), pose_state(HUMANOID_INIT_POSE, 1))
     with pytest.raises(EngineError, match="root_pos"):
-        eng.set_state(torch.tensor([0, 1]), pose_state(HUMANOID_INIT_POSE, 1))
+        set_state(eng, torch.tensor([0, 1]), pose_state(HUMANOID_INIT_POSE, 1))
     eng.close()
     with pytest.raises(EngineError, match="closed"):
         eng.get_state()
@@ -221,7 +221,7 @@ def test_ball_joint_round_trip_fk_and_pd(ball_char):
     eng = MuJoCoEngine(ball_char, EngineSpec(num_envs=3))
     assert eng.mj_model.nu == 4  # 3 exp-map component actuators for the ball + 1 hinge
     state = random_state(ball_char, 3, seed=9, height=20.0)
-    eng.set_state(None, state)
+    set_state(eng, None, state)
     s = eng.get_state()
     for x, y in zip(s.fields(), state.fields()):
         if x.shape[-1] == 4:
@@ -234,10 +234,10 @@ def test_ball_joint_round_trip_fk_and_pd(ball_char):
     assert (eng.body_pos().double() - ref_pos).abs().max().item() < 1e-5
 
     # PD on the ball joint: exp-map target reached in free fall
-    eng.set_state(None, pose_state([0.0, 0.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 3))
+    set_state(eng, None, pose_state([0.0, 0.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 3))
     target = torch.tensor([[0.4, -0.3, 0.5, 0.7]]).repeat(3, 1)
     for _ in range(45):
-        eng.step(target)
+        step(eng, target)
     reached = eng.get_state().dof_pos
     assert (reached - target).abs().max().item() < 2e-3, reached
     eng.close()
@@ -297,11 +297,11 @@ def test_body_poses_after_subset_reset_match_mj_kinematics(humanoid):
     every env's poses equal a fresh ``mj_kinematics`` of its own qpos, bit for bit."""
     n = 6
     eng = MuJoCoEngine(humanoid, EngineSpec(num_envs=n, num_threads=1))
-    eng.set_state(None, random_state(humanoid, n, seed=3))
-    eng.step(torch.zeros(n, humanoid.num_dofs))
+    set_state(eng, None, random_state(humanoid, n, seed=3))
+    step(eng, torch.zeros(n, humanoid.num_dofs))
     eng.body_pos()  # all envs fresh
     ids = torch.tensor([1, 4])
-    eng.set_state(ids, random_state(humanoid, 2, seed=4))
+    set_state(eng, ids, random_state(humanoid, 2, seed=4))
     got_pos, got_rot = eng.body_pos().double().numpy(), eng.body_rot().double().numpy()
     m, sim = eng.mj_model, eng.sim_model
     for _ in range(2):
@@ -310,6 +310,6 @@ def test_body_poses_after_subset_reset_match_mj_kinematics(humanoid):
             mujoco.mj_kinematics(m, d)
             np.testing.assert_array_equal(got_pos[i], d.xpos[sim.body_ids].astype(np.float32))
             np.testing.assert_array_equal(got_rot[i], d.xquat[sim.body_ids].astype(np.float32))
-        eng.step(torch.zeros(n, humanoid.num_dofs))
+        step(eng, torch.zeros(n, humanoid.num_dofs))
         got_pos, got_rot = eng.body_pos().double().numpy(), eng.body_rot().double().numpy()
     eng.close()

@@ -32,6 +32,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mimictools.engines.base import set_state
+
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "mimictools" / "engines" / "isaacgym.py"
 
@@ -205,6 +207,12 @@ def test_root_state_quaternion_order():
         assert torch.equal(x, y)
 
 
+def step(eng, dof_targets):
+    """One control step: ``set_targets`` then ``step_physics``."""
+    eng.set_targets(dof_targets)
+    eng.step_physics()
+
+
 def random_state(char, n, seed):
     """Random poses inside the joint limits (spherical exp maps of angle < 1.3 rad), random velocities; float64."""
     from mimictools.engines.base import SimState
@@ -324,8 +332,8 @@ def test_body_poses_after_a_step_match_fk_of_the_reported_state(engine_factory, 
     s0.root_vel.zero_()
     s0.root_ang_vel.zero_()
     s0.dof_vel.zero_()
-    eng.set_state(None, s0)
-    eng.step(s0.dof_pos.float().to(eng.device))
+    set_state(eng, None, s0)
+    step(eng, s0.dof_pos.float().to(eng.device))
     s = eng.get_state()
     local_rot = kinematics.dof_to_local_rot(humanoid, s.dof_pos.double().cpu())
     ref_pos, ref_rot = kinematics.forward_kinematics(
@@ -632,7 +640,7 @@ def test_plumbing_construct_and_env_origins(fake_isaacgym, humanoid):
 def test_plumbing_set_get_round_trip(fake_isaacgym, humanoid, mode):
     eng = _fake_engine(humanoid, 4, spherical_coords=mode)
     state = random_state(humanoid, 4, seed=11)
-    eng.set_state(torch.arange(4), state)
+    set_state(eng, torch.arange(4), state)
     got = eng.get_state()
     for name, x, y in zip(
         ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel"),
@@ -661,8 +669,8 @@ def test_plumbing_step_body_poses_and_the_convention_check(fake_isaacgym, humano
     for mode in ("exp_map", "hinge"):
         eng = _fake_engine(humanoid, 3, spherical_coords=mode)
         s0 = random_state(humanoid, 3, seed=12)
-        eng.set_state(None, s0)
-        eng.step(s0.dof_pos.float())
+        set_state(eng, None, s0)
+        step(eng, s0.dof_pos.float())
         s = eng.get_state()
         ref_pos, ref_rot = kinematics.forward_kinematics(
             humanoid,
@@ -684,11 +692,11 @@ def test_plumbing_resets_in_one_control_step_are_merged(fake_isaacgym, humanoid)
     eng = _fake_engine(humanoid, n)
     a = random_state(humanoid, 1, seed=13)
     b = random_state(humanoid, 1, seed=14)
-    eng.set_state(torch.tensor([1]), a)
-    eng.set_state(torch.tensor([3]), b)
+    set_state(eng, torch.tensor([1]), a)
+    set_state(eng, torch.tensor([3]), b)
     targets = torch.zeros(n, humanoid.num_dofs)
     targets[1], targets[3] = a.dof_pos[0].float(), b.dof_pos[0].float()
-    eng.step(targets)
+    step(eng, targets)
     s = eng.get_state()
     torch.testing.assert_close(s.root_pos[1].double(), a.root_pos[0], rtol=0.0, atol=1e-5)
     torch.testing.assert_close(s.root_pos[3].double(), b.root_pos[0], rtol=0.0, atol=1e-5)
@@ -701,9 +709,9 @@ def test_plumbing_rejects_bad_inputs(fake_isaacgym, humanoid):
 
     eng = _fake_engine(humanoid, 2)
     with pytest.raises(EngineError, match="dof_targets has shape"):
-        eng.step(torch.zeros(2, 3))
+        step(eng, torch.zeros(2, 3))
     with pytest.raises(EngineError, match="NaN or inf"):
-        eng.step(torch.full((2, humanoid.num_dofs), float("nan")))
+        step(eng, torch.full((2, humanoid.num_dofs), float("nan")))
     bad = random_state(humanoid, 1, seed=15)
     with pytest.raises(EngineError, match="env_ids must lie in"):
-        eng.set_state(torch.tensor([2]), bad)
+        set_state(eng, torch.tensor([2]), bad)

@@ -34,9 +34,9 @@ from typing import Dict
 import numpy as np
 import pytest
 import torch
-from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state
+from engine_testlib import HUMANOID_INIT_POSE, pose_state, random_state, step
 
-from mimictools.engines.base import EngineSpec, SimState
+from mimictools.engines.base import EngineSpec, SimState, set_state
 from mimictools.math.rotations import quat_diff_angle, quat_rotate_inv
 
 mjw = pytest.importorskip(
@@ -97,10 +97,10 @@ def rollout(request, humanoid) -> Dict[str, np.ndarray]:
     }
     try:
         for eng in (warp, cpu):
-            eng.set_state(None, start)
+            set_state(eng, None, start)
         for k in range(NUM_STEPS):
             for eng in (warp, cpu):
-                eng.step(targets[k].to(eng.device))
+                step(eng, targets[k].to(eng.device))
             sw, sc = warp.get_state(), cpu.get_state()
             sw = SimState(*(t.double().cpu() for t in sw.fields()))
             sc = SimState(*(t.double().cpu() for t in sc.fields()))
@@ -205,18 +205,18 @@ def test_cuda_step_has_no_host_device_copies(humanoid):
     eng = MjWarpEngine(humanoid, EngineSpec(num_envs=n, device="cuda"))
     try:
         start = pose_state(HUMANOID_INIT_POSE, n)
-        eng.set_state(None, start)
+        set_state(eng, None, start)
         targets = start.dof_pos.float().cuda()
         ids = torch.arange(0, n, 7, device="cuda")
         reset = SimState(*(t[: ids.numel()].cuda() for t in start.fields()))
         for _ in range(3):
-            eng.step(targets)
+            step(eng, targets)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for _ in range(10):
-                eng.step(targets)
+                step(eng, targets)
                 _ = eng.get_state(), eng.body_pos().sum(), eng.contact_forces().sum()
-                eng.set_state(ids, reset)
+                set_state(eng, ids, reset)
             torch.cuda.synchronize()
         names = [e.name for e in prof.events()]
         copies = [x for x in names if "memcpy" in x.lower() and ("htod" in x.lower() or "dtoh" in x.lower())]

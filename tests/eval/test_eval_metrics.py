@@ -226,7 +226,7 @@ def test_joint_angle_channels_match_mujoco(char):
     """Channel angles equal MuJoCo's hinge qpos for the same state (hinge triples: Euler decomposition)."""
     import mujoco
 
-    from mimictools.engines.base import EngineSpec, SimState
+    from mimictools.engines.base import EngineSpec, SimState, set_state
     from mimictools.engines.mujoco import MuJoCoEngine
 
     names = [c[0] for c in joint_angle_channels(char)]
@@ -238,7 +238,7 @@ def test_joint_angle_channels_match_mujoco(char):
         root_rot = torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
         root_pos = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
         z3 = torch.zeros(1, 3, dtype=torch.float64)
-        eng.set_state(None, SimState(root_pos, root_rot, z3, z3, dof, torch.zeros_like(dof)))
+        set_state(eng, None, SimState(root_pos, root_rot, z3, z3, dof, torch.zeros_like(dof)))
         from mimictools.character.kinematics import dof_to_qpos
 
         qpos = dof_to_qpos(char, root_pos, root_rot, dof).numpy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] as in the package (Python 3.8 style)
 from typing import Dict, Optional, Tuple
 
 import pytest
@@ -10,11 +9,11 @@ import torch
 from torch import Tensor
 
 from mimictools.config.schema import AgentConfig, ModelConfig, OptimizerConfig
-from mimictools.rl.env_api import DoneFlag
+from mimictools.tasks.env_api import DoneFlag
 
 
 class PointMassEnv:
-    """`num_envs` point masses on a line; implements `mimictools.rl.env_api.VecEnv`.
+    """`num_envs` point masses on a line; implements `mimictools.tasks.env_api.VecEnv`.
 
     State x (m), v (m/s); obs = [x, v]; action = acceleration (m/s^2) in [-1.5, 2.5] (asymmetric on
     purpose: the runner's [-1, 1] <-> [low, high] mapping is exercised). v <- 0.9 v + a dt,
@@ -37,21 +36,27 @@ class PointMassEnv:
         self.x = torch.zeros(num_envs)
         self.v = torch.zeros(num_envs)
         self.t = torch.zeros(num_envs, dtype=torch.long)
+        self._a = torch.zeros(num_envs)
 
     def _obs(self) -> Tensor:
         return torch.stack([self.x, self.v], dim=-1)
 
-    def reset(self, env_ids: Optional[Tensor] = None) -> Tensor:
-        ids = torch.arange(self.num_envs) if env_ids is None else env_ids
-        self.x[ids] = torch.rand(len(ids)) * 4.0 - 2.0
-        self.v[ids] = 0.0
-        self.t[ids] = 0
-        return self._obs()[ids]
+    def reset_where(self, mask: Tensor, obs: Tensor) -> Tensor:
+        m = mask.to(torch.bool)
+        draw = torch.rand(self.num_envs) * 4.0 - 2.0  # one draw per env, reset or not
+        self.x = torch.where(m, draw, self.x)
+        self.v = torch.where(m, torch.zeros_like(self.v), self.v)
+        self.t = torch.where(m, torch.zeros_like(self.t), self.t)
+        return torch.where(m.unsqueeze(-1), self._obs(), obs)
 
-    def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
-        a = torch.clamp(actions[:, 0], -1.5, 2.5)
-        self.v = 0.9 * self.v + 0.1 * a
+    def apply_actions(self, actions: Tensor) -> None:
+        self._a = torch.clamp(actions[:, 0], -1.5, 2.5)
+
+    def step_physics(self) -> None:
+        self.v = 0.9 * self.v + 0.1 * self._a
         self.x = self.x + 0.1 * self.v
+
+    def observe(self) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
         self.t += 1
         self.steps_taken += 1
         reward = torch.exp(-self.x * self.x)

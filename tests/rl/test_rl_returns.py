@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mimictools.rl.env_api import DoneFlag
 from mimictools.rl.returns import (
     bootstrap_next_values,
     compute_returns_and_advantages,
     td_lambda_returns,
     terminal_value,
 )
+from mimictools.tasks.env_api import DoneFlag
 
 N, F, S, T = int(DoneFlag.NULL), int(DoneFlag.FAIL), int(DoneFlag.SUCC), int(DoneFlag.TIME)
 

@@ -54,7 +54,7 @@ def test_log_columns_tensorboard_and_checkpoints(tmp_path, make_env, agent_confi
         "Action_Bound_Loss",
         "Adv_Mean",
         "Adv_Std",
-        "Pos_Err",  # from env.step info["pos_err"]
+        "Pos_Err",  # from env.observe info["pos_err"]
         "Exp_Prob",
     ):
         assert col in log, col
@@ -123,7 +123,7 @@ def test_nan_reward_raises_and_keeps_the_last_good_checkpoint(tmp_path, make_env
     # rollout 0 (8 steps) + its test (one 10-step episode per env), then NaN 3 steps into rollout 1
     env = make_env(8, episode_steps=10, nan_after_steps=8 + 10 + 3)
     runner = Runner(env, cfg, tmp_path, seed=0, tensorboard=False)
-    with pytest.raises(TrainingDivergedError, match=r"rewards \(env.step\).*env 1"):
+    with pytest.raises(TrainingDivergedError, match=r"rewards \(env.observe\).*env 1"):
         runner.train(max_samples=10**6)
     assert load_checkpoint(tmp_path / "latest.pt")["iteration"] == 0
 

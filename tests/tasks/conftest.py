@@ -157,10 +157,10 @@ class KinematicEngine:
         self.targets = None
         self.set_state_calls = []
 
-    def set_state(self, env_ids, state):
-        self.set_state_calls.append(env_ids.clone())
+    def set_state_where(self, mask, state):
+        self.set_state_calls.append(mask.nonzero().flatten())
         for dst, src in zip(self.state.fields(), state.fields()):
-            dst[env_ids] = src
+            dst.copy_(torch.where(mask.reshape((-1,) + (1,) * (dst.dim() - 1)), src, dst))
 
     def get_state(self):
         return SimState(*(t.clone() for t in self.state.fields()))
@@ -178,9 +178,11 @@ class KinematicEngine:
     def contact_forces(self):
         return self.forces
 
-    def step(self, dof_targets):
+    def set_targets(self, dof_targets):
         self.targets = dof_targets.clone()
-        self.state.dof_pos[:] = dof_targets
+
+    def step_physics(self):
+        self.state.dof_pos[:] = self.targets
 
     def close(self):
         pass

@@ -8,20 +8,25 @@ import pytest
 import torch
 
 from mimictools.config.schema import EngineConfig, EnvConfig
-from mimictools.tasks.terminations import DoneFlag
+from mimictools.tasks.env_api import DoneFlag
 from mimictools.tasks.tracking import TRACKING_ERROR_KEYS, compute_tracking_error
 
 pytest.importorskip("mujoco")
 
 
 def _build(shared_dir, env_cfg=None, clip=None, n=8):
+    from mimictools.config.load import resolve_data_path
     from mimictools.tasks.deepmimic import build_env
 
     base = shared_dir / "mimickit"
-    motion = None if clip is None else base / "data/motions/humanoid" / clip
-    return build_env(
-        env_cfg or EnvConfig(), EngineConfig(), n, device="cpu", motion_path=motion, base_dir=base
+    env_cfg = env_cfg or EnvConfig()
+    motion = (
+        resolve_data_path(env_cfg.motion_file, base)
+        if clip is None
+        else base / "data/motions/humanoid" / clip
     )
+    char = resolve_data_path(env_cfg.char_file, base)
+    return build_env(env_cfg, EngineConfig(), n, motion_path=motion, char_path=char, device="cpu")
 
 
 def test_mimickit_yaml_resets_onto_the_reference(shared_dir):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from mimictools.math.rotations import axis_angle_to_quat
-from mimictools.tasks.terminations import DoneFlag, compute_done, fall_contact, pose_fail
+from mimictools.tasks.env_api import DoneFlag
+from mimictools.tasks.terminations import compute_done, fall_contact, pose_fail
 
 
 def test_done_flag_values_match_mimickit():

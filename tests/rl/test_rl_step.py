@@ -1,7 +1,8 @@
-"""The sync-free step path that GPU training captures as CUDA graphs (`mimictools.rl.graphed`).
+"""The one step path (`mimictools.rl.step`), which GPU training captures as CUDA graphs.
 
-CUDA graphs need a GPU; what they replay is the same Python code, which runs eagerly here: mask-based
-resets must equal index-based ones, and a Runner on this path must train. Uses the bundled demo.
+CUDA graphs need a GPU; what they replay is the same Python code, which runs eagerly here: the blended
+(GPU) reset must equal the indexed (CPU) one, the step must equal the env's own step, and nothing in the
+captured halves may sync with the host. Uses the bundled demo.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mimictools.engines.base import SimState
-from mimictools.rl.env_api import DoneFlag
-from mimictools.rl.graphed import GraphedStep, supports_graphed_step
 from mimictools.app.run import build_env, resolve_run
+from mimictools.engines.base import SimState
+from mimictools.rl.action_scale import ActionScale
+from mimictools.rl.step import PolicyStep
+from mimictools.tasks.env_api import DoneFlag
 
 pytest.importorskip("mujoco")
 
@@ -30,11 +32,17 @@ def _state_rows(env) -> SimState:
     return env.engine.get_state()
 
 
+IDENTITY = ActionScale(torch.tensor(-1.0), torch.tensor(1.0))  # env actions = policy outputs
+
+
 @pytest.mark.parametrize("engine", ENGINES)
-def test_reset_where_equals_reset_of_the_same_ids(engine):
+@pytest.mark.parametrize("given", [True, False], ids=["given-clips", "drawn-clips"])
+def test_blended_reset_equals_indexed_reset(engine, given):
+    """``reset_where`` written by blend (GPU) and by index (CPU): same state, obs and draws."""
     n = 6
     _, a = _env(engine, n)
     _, b = _env(engine, n)
+    a.reset_by_blend, b.reset_by_blend = False, True
     try:
         lib = a.motion_lib
         ids0 = torch.zeros(n, dtype=torch.long)
@@ -48,16 +56,19 @@ def test_reset_where_equals_reset_of_the_same_ids(engine):
         torch.testing.assert_close(obs_a, obs_b)
 
         mask = torch.tensor([True, False, True, False, False, True])
-        ids = mask.nonzero().flatten()
-        new_t = torch.full(
-            (n,), 0.25 * float(lib.motion_lengths[0]), dtype=torch.float64
-        ) + 0.01 * torch.arange(n)
-        new_ids = torch.zeros(n, dtype=torch.long)
-        expect = obs_a.clone()
-        expect[ids] = a.reset(ids, motion_ids=new_ids[ids], start_time_s=new_t[ids])
-        got = b.reset_where(mask, obs_b, motion_ids=new_ids, start_time_s=new_t)
+        kw = {}
+        if given:
+            new_t = torch.full((n,), 0.25 * float(lib.motion_lengths[0]), dtype=torch.float64)
+            kw = dict(
+                motion_ids=torch.zeros(n, dtype=torch.long), start_time_s=new_t + 0.01 * torch.arange(n)
+            )
+        torch.manual_seed(7)
+        got_a = a.reset_where(mask, obs_a, **kw)
+        torch.manual_seed(7)
+        got_b = b.reset_where(mask, obs_b, **kw)
 
-        torch.testing.assert_close(got, expect)
+        torch.testing.assert_close(got_b, got_a)
+        assert torch.equal(got_a[~mask], obs_a[~mask])  # untouched rows
         for x, y in zip(_state_rows(a).fields(), _state_rows(b).fields()):
             torch.testing.assert_close(x, y, rtol=0, atol=1e-6)
         for name in ("timestep", "time_s", "motion_ids", "motion_time_offset"):
@@ -115,12 +126,11 @@ def test_motion_ids_from_uniform_follows_the_weights(tmp_path):
     )
 
 
-def test_graphed_step_eager_equals_env_step_then_reset():
+def test_policy_step_equals_env_step_then_reset():
     n = 4
     cfg, a = _env("mujoco", n)
     _, b = _env("mujoco", n)
     try:
-        assert supports_graphed_step(b)
         from mimictools.rl.networks import build_actor_critic
 
         torch.manual_seed(0)
@@ -128,7 +138,7 @@ def test_graphed_step_eager_equals_env_step_then_reset():
         ids0 = torch.zeros(n, dtype=torch.long)
         t0 = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
         obs = a.reset(None, motion_ids=ids0, start_time_s=t0)
-        g = GraphedStep(b, actor, lambda x: x, lambda x: x, deterministic=True, capture=False)
+        g = PolicyStep(b, actor, lambda x: x, IDENTITY, deterministic=True, capture=False)
         g.obs.copy_(b.reset(None, motion_ids=ids0, start_time_s=t0))
         g.prepare()  # no-op on the CPU
         assert not g.captured and g.capture_error is None
@@ -151,14 +161,16 @@ def test_graphed_step_eager_equals_env_step_then_reset():
         b.close()
 
 
-def test_runner_trains_on_the_graphed_path(tmp_path):
+def test_runner_trains_on_the_demo_env(tmp_path):
     from mimictools.rl.runner import Runner
 
     cfg, env = _env("mujoco", 4)
     try:
         agent = cfg.agent.__class__(**{**cfg.agent.__dict__, "steps_per_iter": 8, "test_episodes": 4})
-        runner = Runner(env, agent, tmp_path, seed=0, tensorboard=False, graphed=True)
-        assert runner.graphed
+        runner = Runner(env, agent, tmp_path, seed=0, tensorboard=False)
+        assert not runner.capture  # CUDA graphs only on a GPU; the same calls run here
+        with pytest.raises(ValueError, match="CUDA"):
+            Runner(env, agent, tmp_path / "x", tensorboard=False, capture=True)
         assert env.tracking_errors_in_training is False  # its rollouts discard info
         result = runner.train(max_samples=3 * 8 * 4)
         assert result.samples >= 96 and result.last_test is not None
@@ -188,8 +200,9 @@ def test_cuda_graph_replay_equals_eager_steps():
         actor = actor.cuda()
         ids0 = torch.zeros(n, dtype=torch.long, device="cuda")
         t0 = torch.linspace(0.0, 1.0, n, dtype=torch.float64, device="cuda")
-        ga = GraphedStep(a, actor, lambda x: x, lambda x: x, deterministic=True, capture=True)
-        gb = GraphedStep(b, actor, lambda x: x, lambda x: x, deterministic=True, capture=False)
+        scale = ActionScale(torch.tensor(-1.0), torch.tensor(1.0), device="cuda")
+        ga = PolicyStep(a, actor, lambda x: x, scale, deterministic=True, capture=True)
+        gb = PolicyStep(b, actor, lambda x: x, scale, deterministic=True, capture=False)
         ga.obs.copy_(a.reset(None, motion_ids=ids0, start_time_s=t0))
         ga.prepare()  # two warm-up steps happen here: the eager twin makes them too
         assert ga.captured, ga.capture_error
@@ -202,7 +215,7 @@ def test_cuda_graph_replay_equals_eager_steps():
         for _ in range(20):
             _, _, next_a, rew_a, done_a, info_a = ga.step()
             _, _, next_b, rew_b, done_b, info_b = gb.step()
-            if (done_a != 0).any() or (done_b != 0).any():
+            if (done_a != int(DoneFlag.NULL)).any() or (done_b != int(DoneFlag.NULL)).any():
                 break  # resets draw clips/times independently from here
             # MJWarp's contact atomics are not bitwise deterministic: close, not equal
             torch.testing.assert_close(rew_a, rew_b, rtol=2e-3, atol=2e-3)
@@ -221,13 +234,14 @@ def test_the_captured_step_makes_no_host_transfers_or_syncs(host_sync_spy):
     cfg, env = _env("mjwarp", 4)
     try:
         actor, _ = build_actor_critic(cfg.agent.model, env.obs_dim, env.action_dim)
-        g = GraphedStep(env, actor, lambda x: x, lambda x: x, capture=False)
+        env.reset_by_blend = True  # the GPU path (the CPU path indexes the reset envs: one nonzero)
+        g = PolicyStep(env, actor, lambda x: x, IDENTITY, capture=False)
         g.obs.copy_(env.reset())
         g.step()  # first calls fill per-device caches (allowed: the warm-up does the same)
         done = torch.ones(env.num_envs, dtype=torch.int32)  # force the reset path too
         with host_sync_spy() as spy:
             g._act()
-            env.engine.step_raw()
+            env.step_physics()
             g._post()
             env.reset_where(done != 0, g.obs)
         assert spy.bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(spy.bad))}"

@@ -1,70 +1,54 @@
-"""One rollout step as three replays: policy graph, the engine's physics graph, task graph.
+"""One control step of the policy in the env: the only step path of training and test episodes.
 
-Why: in eager PyTorch every tensor op is a kernel launch from Python. The DeepMimic task plus the
-policy is several hundred small ops per control step (~10 ms of host time on an H100 box at any env
-count), as long as the physics of 4096 humanoids, so GPU training was bound by launch overhead, not
-by the GPU. Captured once as CUDA graphs, a step costs three launches:
+Each step is the env contract's four calls (`mimictools.tasks.env_api`) around the policy::
 
-    graph "act" (torch)   obs -> normalize -> actor mean -> sample -> log-prob -> env.apply_actions
-    engine.step_raw()     the engine's own captured Warp graph (substeps of physics)
-    graph "post" (torch)  env.observe() -> episode tracker -> env.reset_where(done) -> next obs
+    act (torch)       obs -> normalize -> actor mean -> sample -> log-prob -> env.apply_actions
+    env.step_physics  the engine's physics (on MJWarp its own captured Warp graph)
+    post (torch)      env.observe -> episode tracker -> env.reset_where(done) -> next obs
 
-What makes the step capturable (and what callers must keep true):
-- no host sync on the path: resets are mask-blended (`DeepMimicEnv.reset_where`), clip ids are
-  drawn by inverse CDF (`MotionLib.motion_ids_from_uniform`), the engine resets rows with
-  ``set_state_where``; shapes never change;
-- every tensor that lives across steps is updated in place at a fixed address: env state
-  (``observe`` / ``reset_where``), normalizer statistics (``Normalizer.update``), network parameters
-  (optimizers), the episode tracker;
+On a CPU the two torch halves are simply called. On a GPU they are captured once as CUDA graphs and replayed
+(``capture``): in eager PyTorch every tensor op is a kernel launch from Python, and the DeepMimic task plus
+the policy is several hundred small ops per control step (~10 ms of host time on an H100 box at any env
+count), as long as the physics of 4096 humanoids; replayed, a step costs three launches. Same Python code,
+same results up to the random draws.
+
+What makes the step capturable (and what envs and callers must keep true):
+- no host sync on the path: resets are mask-blended on the GPU (`DeepMimicEnv.reset_where`), clip ids are
+  drawn by inverse CDF, the engine writes rows with ``set_state_where``; shapes never change;
+- every tensor that lives across steps is updated in place at a fixed address: env state, normalizer
+  statistics (``Normalizer.update``), network parameters (optimizers), the episode tracker;
 - random numbers come from torch's default CUDA generator (graph-safe: each replay draws new ones).
 
-Eager mode (``capture=False``, and always on the CPU) runs the same Python functions without graphs:
-the same results up to the random draws, which is how the CPU tests exercise this code.
 Outputs of a replay are static buffers overwritten by the next replay: copy what you keep.
 """
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import gc
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from mimictools.rl.env_api import DoneFlag
+from mimictools.rl.action_scale import ActionScale
+from mimictools.tasks.env_api import DoneFlag
 
-__all__ = ["GraphedStep", "supports_graphed_step"]
+__all__ = ["PolicyStep"]
 
 WARMUP_STEPS = 2  # eager steps on a side stream before capture (torch's recipe: lazy init, allocator)
 
 
-def supports_graphed_step(env: Any) -> bool:
-    """True when ``env`` can be stepped in the three parts this module replays."""
-    engine = getattr(env, "engine", None)
-    return all(
-        callable(getattr(obj, name, None))
-        for obj, name in (
-            (env, "apply_actions"),
-            (env, "observe"),
-            (env, "reset_where"),
-            (engine, "step_raw"),
-            (engine, "set_targets"),
-        )
-    )
-
-
-class GraphedStep:
-    """Training-rollout steps of ``env`` with the policy, replayed as CUDA graphs when ``capture``.
+class PolicyStep:
+    """Steps of ``env`` driven by ``actor``, replayed as CUDA graphs when ``capture`` (and on CUDA).
 
     Args:
-        env: a VecEnv with ``apply_actions`` / ``observe`` / ``reset_where`` (`supports_graphed_step`).
+        env: a `VecEnv`.
         actor: the Gaussian actor (``forward``, ``sample``, ``log_prob``).
         normalize: raw obs (n, obs_dim) -> normalized obs.
-        to_env_action: normalized actions -> env units.
+        actions: the policy's action units <-> env units.
         tracker: episode tracker updated with (reward, done) every step (in place), or None.
         deterministic: act with the mean (test episodes) instead of sampling.
-        capture: capture CUDA graphs on the first ``step`` (needs a CUDA device).
+        capture: capture CUDA graphs at ``prepare`` (only on a CUDA device).
 
     ``obs`` is the current observation buffer (n, obs_dim): write it before the first ``step``;
     after each ``step`` it holds the next observation (done envs already reset).
@@ -75,19 +59,16 @@ class GraphedStep:
         env: Any,
         actor: Any,
         normalize: Callable[[Tensor], Tensor],
-        to_env_action: Callable[[Tensor], Tensor],
+        actions: ActionScale,
         tracker: Any = None,
         *,
         deterministic: bool = False,
         capture: bool = True,
     ) -> None:
-        if not supports_graphed_step(env):
-            raise ValueError("env does not support graphed steps (needs apply_actions/observe/reset_where)")
         self.env = env
-        self.engine = env.engine
         self.actor = actor
         self.normalize = normalize
-        self.to_env_action = to_env_action
+        self.actions = actions
         self.tracker = tracker
         self.deterministic = bool(deterministic)
         self.device = torch.device(env.device)
@@ -99,13 +80,13 @@ class GraphedStep:
         self.capture_error: Optional[str] = None
         """Why capture failed (the steps then run eagerly), or None."""
 
-    # ------------------------------------------------------------------ the two captured halves
+    # ------------------------------------------------------------------ the two halves around the physics
     @torch.no_grad()
     def _act(self) -> Tuple[Tensor, Tensor]:
         mean = self.actor(self.normalize(self.obs))
         norm_a = mean if self.deterministic else self.actor.sample(mean)
         logp = self.actor.log_prob(mean, norm_a)
-        self.env.apply_actions(self.to_env_action(norm_a))
+        self.env.apply_actions(self.actions.to_env(norm_a))
         return norm_a, logp
 
     @torch.no_grad()
@@ -147,13 +128,13 @@ class GraphedStep:
         if self._graphs is not None:
             graph_act, graph_post = self._graphs
             graph_act.replay()
-            self.engine.step_raw()
+            self.env.step_physics()
             graph_post.replay()
             norm_a, logp = self._out_act  # type: ignore[misc]
             out = self._out_post
         else:
             norm_a, logp = self._act()
-            self.engine.step_raw()
+            self.env.step_physics()
             out = self._post()
         assert out is not None
         next_obs, reward, done, info = out
@@ -172,7 +153,7 @@ class GraphedStep:
         with torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):
                 self._act()
-                self.engine.step_raw()
+                self.env.step_physics()
                 self._post()
         torch.cuda.current_stream(dev).wait_stream(side)
         torch.cuda.synchronize(dev)

@@ -1,15 +1,21 @@
-"""The vectorized-environment interface the RL code is written against, and MimicKit's done flags.
+"""The vectorized-environment contract the RL code is written against, and MimicKit's done flags.
 
-Any env (DeepMimic on MuJoCo, MJWarp or Isaac Gym, or a toy env in a test) that has these
-attributes and methods can be trained by `mimictools.rl.runner.Runner`. Nothing here imports an
-engine or a task.
+Any env (DeepMimic on MuJoCo, MJWarp or Isaac Gym, or a toy env in a test) with these attributes and methods
+can be trained by `mimictools.rl.runner.Runner`. One control step is always the same four calls::
+
+    env.apply_actions(actions)      act: PD targets (clipped) into the engine
+    env.step_physics()              physics: ``substeps`` physics steps
+    obs, reward, done, info = env.observe()            observe (``obs`` is the terminal one for done envs)
+    obs = env.reset_where(done != DoneFlag.NULL, obs)  masked auto-reset
+
+On a GPU each call is free of host syncs with fixed shapes, so the runner captures them into CUDA graphs
+(`mimictools.rl.step`); on a CPU it simply calls them. Nothing here imports an engine.
 """
 
 from __future__ import annotations
 
-# ruff: noqa: UP045 - Optional[...] stays: annotations must evaluate on Python 3.8 (typing.get_type_hints)
 import enum
-from typing import Dict, Optional, Protocol, Tuple
+from typing import Dict, Protocol, Tuple
 
 import torch
 from torch import Tensor
@@ -25,10 +31,14 @@ class DoneFlag(enum.IntEnum):
     How each is bootstrapped is documented in `mimictools.rl.returns`.
     """
 
-    NULL = 0  #: not done
-    FAIL = 1  #: early termination (fell, drifted off the reference)
-    SUCC = 2  #: task completed, e.g. the end of a clamp (non-looping) clip
-    TIME = 3  #: episode length reached (truncation)
+    NULL = 0
+    """Running."""
+    FAIL = 1
+    """Early termination (fell or drifted from the reference): no bootstrapping."""
+    SUCC = 2
+    """Task completed, e.g. the end of a clamp (non-looping) clip."""
+    TIME = 3
+    """Episode length reached (truncation): the runner bootstraps from the next state's value."""
 
 
 class VecEnv(Protocol):
@@ -50,25 +60,29 @@ class VecEnv(Protocol):
     action_low: Tensor
     action_high: Tensor
 
-    def reset(self, env_ids: Optional[Tensor] = None) -> Tensor:
-        """Reset envs `env_ids` (Shape (k,), long) or all when None.
-
-        Returns:
-            Observations of the reset envs, Shape (k, obs_dim) (all: (num_envs, obs_dim)).
-        """
+    def apply_actions(self, actions: Tensor) -> None:
+        """Act: set the actions, Shape (num_envs, action_dim), for the next ``step_physics``."""
         ...
 
-    def step(self, actions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
-        """Advance every env one control step with `actions`, Shape (num_envs, action_dim).
+    def step_physics(self) -> None:
+        """Physics: advance every env one control step."""
+        ...
+
+    def observe(self) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        """Observe after ``step_physics``.
 
         Returns:
-            next_obs: Shape (num_envs, obs_dim); for envs that are done this is the terminal
-                observation: envs are NOT reset automatically (the runner resets them).
+            obs: Shape (num_envs, obs_dim); for envs that are done this is the terminal observation.
             reward: Shape (num_envs,).
             done: Shape (num_envs,), integer `DoneFlag` values.
             info: per-env diagnostics for logging, e.g. tracking errors ``{"root_pos_err": (num_envs,)}``;
                 may be empty. Keys become log columns (``root_pos_err`` -> ``Root_Pos_Err``).
         """
+        ...
+
+    def reset_where(self, mask: Tensor, obs: Tensor) -> Tensor:
+        """Reset the envs where ``mask`` (num_envs,) bool is True; returns ``obs`` (num_envs, obs_dim) with
+        their rows replaced by the reset observations (the other rows unchanged)."""
         ...
 
     def set_mode(self, test: bool) -> None:
@@ -86,11 +100,13 @@ def check_env(env: VecEnv) -> None:
     for name in ("num_envs", "obs_dim", "action_dim", "device", "action_low", "action_high"):
         if not hasattr(env, name):
             raise MimicToolsError(
-                f"env {type(env).__name__} has no attribute {name!r} (see rl.env_api.VecEnv)"
+                f"env {type(env).__name__} has no attribute {name!r} (see tasks.env_api.VecEnv)"
             )
-    for name in ("reset", "step", "set_mode"):
+    for name in ("apply_actions", "step_physics", "observe", "reset_where", "set_mode"):
         if not callable(getattr(env, name, None)):
-            raise MimicToolsError(f"env {type(env).__name__} has no method {name}() (see rl.env_api.VecEnv)")
+            raise MimicToolsError(
+                f"env {type(env).__name__} has no method {name}() (see tasks.env_api.VecEnv)"
+            )
     for name in ("num_envs", "obs_dim", "action_dim"):
         v = getattr(env, name)
         if not isinstance(v, int) or v < 1:

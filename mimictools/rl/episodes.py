@@ -1,0 +1,48 @@
+"""Returns and lengths of finished episodes, counted on the device without a host sync per step."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+from mimictools.tasks.env_api import DoneFlag
+
+__all__ = ["EpisodeTracker"]
+
+
+class EpisodeTracker:
+    """Running returns/lengths of ``num_envs`` envs and the sums over the episodes that ended (in place:
+    safe inside captured CUDA graphs)."""
+
+    def __init__(self, num_envs: int, device: torch.device) -> None:
+        self._ret = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self._len = torch.zeros(num_envs, dtype=torch.long, device=device)
+        self.eps_per_env = torch.zeros(num_envs, dtype=torch.long, device=device)
+        """Episodes each env finished. Shape (num_envs,)."""
+        self._sum_ret = torch.zeros((), dtype=torch.float64, device=device)
+        self._sum_len = torch.zeros((), dtype=torch.float64, device=device)
+
+    def reset(self) -> None:
+        for t in (self._ret, self._len, self.eps_per_env, self._sum_ret, self._sum_len):
+            t.zero_()
+
+    def update(self, reward: Tensor, done: Tensor) -> None:
+        """Add one step: `reward` Shape (num_envs,), `done` Shape (num_envs,) DoneFlag values."""
+        self._ret += reward.to(torch.float64)
+        self._len += 1
+        ended = done != int(DoneFlag.NULL)
+        self._sum_ret += torch.where(ended, self._ret, torch.zeros_like(self._ret)).sum()
+        self._sum_len += torch.where(ended, self._len, torch.zeros_like(self._len)).sum().to(torch.float64)
+        self.eps_per_env += ended.to(torch.long)
+        self._ret.masked_fill_(ended, 0.0)
+        self._len.masked_fill_(ended, 0)
+
+    def summary(self) -> Tuple[float, float, int]:
+        """(mean return, mean length, episodes); means are 0 when no episode ended (as MimicKit). One host sync."""
+        s_ret, s_len, n = torch.stack(
+            [self._sum_ret, self._sum_len, self.eps_per_env.sum().to(torch.float64)]
+        ).tolist()
+        n = int(n)
+        return (s_ret / n, s_len / n, n) if n > 0 else (0.0, 0.0, 0)
