@@ -280,15 +280,11 @@ class MotionLib:
         """Loop modes (0 clamp, 1 wrap) for motion ids (N,) -> (N,) long."""
         return self.motion_loop_modes[ids]
 
-    def sample_motions(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        """``n`` motion ids drawn by weight (with replacement). Shape (n,), long, on ``device``."""
-        return torch.multinomial(self.motion_weights, num_samples=n, replacement=True, generator=generator)
-
     def motion_ids_from_uniform(self, u: Tensor) -> Tensor:
         """Motion ids drawn by weight from uniform samples ``u`` in [0, 1) (inverse CDF). Shape like ``u``, long.
 
-        Same distribution as `sample_motions`, with no host sync and a fixed number of random
-        numbers per call (usable inside a captured CUDA graph).
+        Draws clips by weight with no host sync and a fixed number of random numbers per call (usable
+        inside a captured CUDA graph).
         """
         ids = torch.searchsorted(self._weight_cdf, u.to(torch.float64).contiguous(), right=True)
         return ids.clamp_max(self.num_motions - 1)

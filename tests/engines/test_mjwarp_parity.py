@@ -20,7 +20,8 @@ positions relative to the root to 8e-6 m (the root itself, at 6-50 m altitude, i
 of ~4e-6 m; 720 steps of rounding in its integration bound its drift by ~3e-3 m; measured 1.2e-4 m).
 Contact onset is a discontinuity: a contact that activates one physics step earlier in one engine changes
 the trajectory by O(v * dt). Env 5 starts with a self contact and two hinges past their limits: its left
-ankle angle differs by up to 2.8e-3 rad for a few steps and then re-converges under PD. So the falling
+ankle angle differs by up to 2.8e-3 rad (1.0e-2 with CPU mujoco 4.0.1) for a few steps and then re-converges
+under PD. So the falling
 envs are compared tightly only over the first second and afterwards only in what survives chaos (both lie
 on the ground, root heights within 5 cm; measured 7 mm). Thresholds are ~10x (smooth motion) to ~4x
 (contact events) the deviations measured on Warp's CPU device, quoted at each assert.
@@ -159,11 +160,14 @@ def test_falling_matches_cpu_until_chaos(rollout):
     r = rollout
     n = FALL_COMPARE_STEPS
     assert (r["cf_mag"][:n, FALL].max(axis=0) > 0.0).all()  # both falling envs hit the ground within 1 s
-    assert _max(r, "dof", FALL, n) < 1e-2  # rad; measured 2.8e-3 (env 5's ankle, see the module docstring)
-    assert _max(r, "rel_pos", FALL, n) < 1e-3  # m; measured 3.6e-5
-    assert _max(r, "root_pos", FALL, n) < 1e-3  # m; measured 4.6e-5
+    # rad; measured 2.8e-3 with CPU mujoco 4.0.0 and 1.0e-2 with 4.0.1 (mujoco-warp 4.0.0 both times): env 5's
+    # ankle, where a contact activates a physics step apart (module docstring). A wrong joint convention or
+    # DoF order is off by tenths of a radian on every env, far above this bound.
+    assert _max(r, "dof", FALL, n) < 3e-2
+    assert _max(r, "rel_pos", FALL, n) < 1e-3  # m; measured 3.6e-5 (mujoco 4.0.0), 5.9e-4 (4.0.1)
+    assert _max(r, "root_pos", FALL, n) < 1e-3  # m; measured 4.6e-5 (mujoco 4.0.0), 2.4e-4 (4.0.1)
     # impact forces peak at ~3.5e3 N; the same impact a physics step apart would differ by ~1e3 N
-    assert _max(r, "cf", FALL, n) < 20.0  # N; measured 0.85
+    assert _max(r, "cf", FALL, n) < 20.0  # N; measured 0.85 (mujoco 4.0.0), 4.2 (4.0.1)
     # after 3 s: both lie on the ground, root heights within 5 cm (measured 7 mm)
     zw, zc = r["root_z_w"][-1, FALL], r["root_z_c"][-1, FALL]
     assert (zw < 0.6).all() and (zc < 0.6).all(), (zw, zc)

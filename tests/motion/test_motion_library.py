@@ -158,7 +158,7 @@ def test_frame_times_reproduce_fk(mk_motions, humanoid):
 def test_sampling_by_weight_and_uniform_times(humanoid):
     lib = MotionLib([_toy(0), _toy(1), _toy(0).replace(fps=20.0)], weights=[1.0, 0.0, 3.0], char=humanoid)
     g = torch.Generator().manual_seed(0)
-    ids = lib.sample_motions(40000, generator=g)
+    ids = lib.motion_ids_from_uniform(torch.rand(40000, generator=g, dtype=torch.float64))
     counts = torch.bincount(ids, minlength=3).tolist()
     assert counts[1] == 0
     assert counts[2] / 40000 == pytest.approx(0.75, abs=0.01)
@@ -239,4 +239,4 @@ def test_cuda_matches_cpu(humanoid):
     for name in ("root_pos", "root_vel", "root_ang_vel", "dof_pos", "dof_vel", "body_pos"):
         torch.testing.assert_close(getattr(b, name).cpu(), getattr(a, name), atol=1e-4, rtol=1e-4)
     assert _close_rot(b.body_rot.cpu(), a.body_rot, 1e-4)
-    assert gpu.sample_motions(10).device.type == "cuda"
+    assert gpu.motion_ids_from_uniform(torch.rand(10, device="cuda", dtype=torch.float64)).device.type == "cuda"

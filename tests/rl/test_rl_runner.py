@@ -136,3 +136,57 @@ def test_max_minutes_stops_with_an_output(tmp_path, make_env, agent_config):
     assert result.stop_reason == "max_minutes" and result.iterations == 1
     assert math.isfinite(result.best_test_return)
     assert read_log(tmp_path / "log.txt")["Iteration"].tolist() == [0]
+
+
+def test_sigterm_saves_latest_and_a_resumed_run_goes_on(tmp_path, make_env, agent_config):
+    """SIGTERM (what SLURM and ``timeout`` send) stops like Ctrl-C: latest.pt written, train() returns."""
+    import os
+    import signal
+
+    cfg = agent_config(steps_per_iter=8, iters_per_output=100)
+
+    def terminate(report):
+        if report.iteration == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    result = Runner(make_env(8), cfg, tmp_path, seed=0, tensorboard=False).train(
+        max_samples=10**9, progress=terminate
+    )
+    assert result.stop_reason == "terminated" and result.iterations == 3
+    assert load_checkpoint(tmp_path / "latest.pt")["iteration"] == 2
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
+    again = Runner(make_env(8), cfg, tmp_path, tensorboard=False).train(max_samples=8 * 8 * 5, resume=True)
+    assert again.iterations == 5 and again.stop_reason == "max_samples"
+
+
+def test_ctrl_c_during_an_outputs_test_episodes_loses_no_log_row(tmp_path, make_env, agent_config):
+    """Interrupted while testing at output iteration 2: the resumed run first completes that output (its log
+    row and iter_000002.pt), then goes on; the log has every output row once."""
+    cfg = agent_config(steps_per_iter=8, iters_per_output=2, test_episodes=8)
+    env = make_env(8, episode_steps=10)
+    observe = env.observe
+    calls = {"test_steps": 0}
+
+    def observe_then_interrupt():
+        out = observe()
+        if env.test_mode:
+            calls["test_steps"] += 1
+            if calls["test_steps"] == 10 + 5:  # the second test (iteration 2), 5 steps in
+                raise KeyboardInterrupt
+        return out
+
+    env.observe = observe_then_interrupt
+    result = Runner(env, cfg, tmp_path, seed=0, tensorboard=False).train(max_samples=10**9)
+    assert result.stop_reason == "interrupted" and result.iterations == 3
+    state = load_checkpoint(tmp_path / "latest.pt")
+    assert state["iteration"] == 2 and state["pending_output"] is not None
+    assert read_log(tmp_path / "log.txt")["Iteration"].tolist() == [0]
+    assert not (tmp_path / "iter_000002.pt").exists()
+
+    again = Runner(make_env(8, episode_steps=10), cfg, tmp_path, tensorboard=False)
+    result = again.train(max_samples=8 * 8 * 5, resume=True)
+    assert result.stop_reason == "max_samples" and result.iterations == 5
+    assert read_log(tmp_path / "log.txt")["Iteration"].tolist() == [0, 2, 4]
+    assert (tmp_path / "iter_000002.pt").exists() and (tmp_path / "iter_000004.pt").exists()
+    assert load_checkpoint(tmp_path / "latest.pt")["pending_output"] is None

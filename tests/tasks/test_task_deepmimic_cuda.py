@@ -58,14 +58,14 @@ def test_cuda_matches_cpu(repo_dir, kinematic_engine, global_obs, monkeypatch):
     cfg = dataclasses.replace(EnvConfig(), rand_reset=False, global_obs=global_obs, enable_phase_obs=True)
     g = torch.Generator().manual_seed(0)
     actions = 0.3 * torch.randn(8, 6, char.num_dofs, generator=g)
-    # Deterministic resets (rand_reset off, and clip 0 / 1 for even / odd envs): sample_motions
-    # draws from the device's RNG, which differs between CPU and CUDA.
+    # Deterministic resets (rand_reset off, and clip 0 / 1 for even / odd envs): the clip draws come from
+    # the device's RNG, which differs between CPU and CUDA.
     from mimictools.motion.library import MotionLib
 
-    def alternate(self, n, generator=None):
-        return torch.arange(n, device=self.device) % 2
+    def alternate(self, u):
+        return torch.arange(u.shape[0], device=self.device) % 2
 
-    monkeypatch.setattr(MotionLib, "sample_motions", alternate)
+    monkeypatch.setattr(MotionLib, "motion_ids_from_uniform", alternate)
     cpu_obs, cpu = _run(char, kinematic_engine, "cpu", cfg, actions)
     gpu_obs, gpu = _run(char, kinematic_engine, "cuda", cfg, actions)
     torch.testing.assert_close(gpu_obs[0].cpu(), cpu_obs[0], atol=1e-4, rtol=1e-4)
