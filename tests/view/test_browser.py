@@ -46,7 +46,8 @@ def screenshot(url: str, out: Path) -> np.ndarray:
         "--enable-unsafe-swiftshader", "--hide-scrollbars", f"--window-size={WIDTH},{HEIGHT}",
         "--virtual-time-budget=6000", f"--screenshot={out}", url,
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, timeout=180)
+    # SwiftShader renders on the CPU: ~20 s per shot on an idle 2-core machine, minutes when it is shared.
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     return np.asarray(Image.open(out).convert("RGB")).astype(np.int32)
 
 
