@@ -20,7 +20,7 @@ from mimictools.errors import MimicToolsError
 _state = {"debug": False}
 
 # Order here is the order in `mimic --help`.
-COMMAND_MODULES = ("motion", "fk", "train", "eval", "bench", "doctor")
+COMMAND_MODULES = ("motion", "fk", "train", "eval", "view", "bench", "doctor")
 
 
 class _MimicGroup(TyperGroup):
@@ -32,7 +32,9 @@ class _MimicGroup(TyperGroup):
         except MimicToolsError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            from rich.markup import escape  # a message may hold brackets (pip install "mimictools[view]")
+
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")

@@ -39,6 +39,7 @@ __all__ = [
     "format_frames",
     "inspect_motion",
     "joint_columns",
+    "joint_limit_excess",
 ]
 
 
@@ -206,6 +207,32 @@ def _jump_steps(step: np.ndarray, ratio: float, floor: float) -> np.ndarray:
     return np.nonzero((s > floor) & (s > ratio * np.maximum(med, 1e-9)))[0]
 
 
+def joint_limit_excess(char: Any, qpos: np.ndarray) -> List[Tuple[List[str], np.ndarray]]:
+    """How far each joint is past its range, per frame: one ``(hinge names, excess)`` per ``char.joints``
+    entry, ``excess`` in rad with Shape (num_frames, num_hinges) (a ball joint: its rotation angle against its
+    cone, one column), 0 inside the range and where the angle is not finite. ``qpos`` is the Character qpos
+    layout (``kinematics.dof_to_qpos``), Shape (num_frames, num_qpos)."""
+    out = []  # type: List[Tuple[List[str], np.ndarray]]
+    col = 7
+    for j in char.joints:
+        if j.is_ball:
+            qb = qpos[:, col : col + 4]
+            ang = (2.0 * np.arctan2(np.linalg.norm(qb[:, 1:], axis=-1), np.abs(qb[:, 0])))[:, None]
+            lo = np.full(1, -np.inf)
+            hi = np.asarray(j.range_high[:1], dtype=np.float64)
+            names = [j.name]
+        else:
+            ang = qpos[:, col : col + len(j.mjcf_joints)]
+            lo = np.asarray(j.range_low, dtype=np.float64)
+            hi = np.asarray(j.range_high, dtype=np.float64)
+            names = list(j.mjcf_joints)
+        col += j.qpos_count
+        with np.errstate(invalid="ignore"):
+            excess = np.maximum(np.maximum(lo - ang, ang - hi), 0.0)
+        out.append((names, np.where(np.isfinite(excess), excess, 0.0)))
+    return out
+
+
 # ---- the report ----------------------------------------------------------------------------------------------
 def inspect_motion(
     motion: Motion,
@@ -364,25 +391,8 @@ def inspect_motion(
         from mimictools.character.kinematics import dof_to_qpos
 
         qpos = dof_to_qpos(use_char, root_pos, root_rot, t[:, 6:]).numpy()
-        col = 7
         by_name = {j["name"]: j for j in joints_out}
-        for entry in layout[2:]:
-            j = entry["joint"]
-            if j.is_ball:
-                qb = torch.as_tensor(qpos[:, col : col + 4])
-                ang = (2.0 * torch.atan2(qb[:, 1:].norm(dim=-1), qb[:, 0].abs())).numpy()[:, None]
-                lo = np.full(1, -np.inf)
-                hi = np.asarray(j.range_high[:1], dtype=np.float64)
-                names = [j.name]
-            else:
-                ang = qpos[:, col : col + len(j.mjcf_joints)]
-                lo = np.asarray(j.range_low, dtype=np.float64)
-                hi = np.asarray(j.range_high, dtype=np.float64)
-                names = list(j.mjcf_joints)
-            col += j.qpos_count
-            with np.errstate(invalid="ignore"):
-                excess = np.maximum(np.maximum(lo - ang, ang - hi), 0.0)
-            excess = np.where(np.isfinite(excess), excess, 0.0)
+        for entry, (names, excess) in zip(layout[2:], joint_limit_excess(use_char, qpos)):
             per_frame = excess.max(axis=1)
             bad = np.nonzero(per_frame > 1e-6)[0]
             lim = {"frames": int(bad.size), "worst_excess_deg": 0.0, "worst_hinge": None, "worst_frame": -1}
