@@ -57,7 +57,7 @@ def policy_tracks(
     seed: int = 0,
     ghost_offset_m: Tuple[float, float, float] = (0.0, 1.0, 0.0),
 ) -> Tuple[ViewCharacter, List[Track]]:
-    """Run the checkpoint's deterministic evaluation episodes (``eval.evaluate``: the same env, policy and
+    """Run the checkpoint's deterministic evaluation episodes (``app.evaluate``: the same env, policy and
     episode plan as ``mimic eval``) and return one Track per episode on the run's character."""
     from mimictools.app.evaluate import EvalOptions, evaluate
     from mimictools.view.tracks import load_view_character
@@ -93,7 +93,7 @@ def policy_tracks(
 def eval_replay_tracks(
     npz: Path, char_path: Optional[Path], ghost_offset_m: Tuple[float, float, float] = (0.0, 1.0, 0.0)
 ) -> Tuple[ViewCharacter, List[Track]]:
-    """The episodes ``mimic eval`` wrote to ``errors.npz`` (``eval.evaluate.write_errors``). The character
+    """The episodes ``mimic eval`` wrote to ``errors.npz`` (``app.evaluate.write_errors``). The character
     is ``char_path``, else the ``char_file`` of the ``metrics.json`` next to the npz."""
     import json
 
