@@ -96,7 +96,7 @@ class Normalizer:
         if self._count == 0:
             return
         var = torch.clamp_min(self._m2 / self._count, self.min_std**2)
-        # in place: a captured CUDA graph (`mimictools.rl.graphed`) reads these very buffers
+        # in place: a captured CUDA graph (`mimictools.rl.step`) reads these very buffers
         self._pub_mean.copy_(self._mean)
         self._pub_std.copy_(torch.sqrt(var))
 

@@ -352,7 +352,7 @@ class PPO:
         """Capture `_update_tensors` on ``storage`` (its tensors are the graph's inputs, read in place)
         with a static permutation buffer. On failure ``capture_error`` says why; updates stay eager."""
         dev = storage.device
-        gc.collect()  # see GraphedStep._capture: no CUDA frees by the collector during a capture
+        gc.collect()  # see PolicyStep._capture: no CUDA frees by the collector during a capture
         torch.cuda.synchronize(dev)
         for opt in (self.actor_optimizer, self.critic_optimizer):
             for group in opt.param_groups:
