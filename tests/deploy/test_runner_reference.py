@@ -136,6 +136,7 @@ def test_runner_tracks_the_gpu_spinkick_policy_like_mimic_eval(shared_dir, repo_
     res = export_policy(run / "best.pt", tmp_path / "export" / "policy.onnx")
     assert res.contract["checkpoint"]["trained_engine"] == "mjwarp"
     m = _eval(run, engine="mujoco", episode_length=4.0)
+    assert (m["engine"], m["trained_engine"]) == ("mujoco", "mjwarp")  # sim2sim
     runner = rr.ReferenceRunner(res.contract_path)
     runner.term["episode_length_s"] = 4.0
     ep = runner.run_episode(0.0)
