@@ -23,12 +23,16 @@ def export_cmd(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="ONNX file to write; the contract (.json) and the clip (.motion.npz) go beside it."
+            "--out",
+            "-o",
+            help="ONNX file to write; the contract (.json) and the clip (.motion.npz) go beside it.",
         ),
     ] = Path("policy.onnx"),
     motion: Annotated[
         Optional[Path],
-        typer.Option(help="Reference clip for the contract (default: the run's; required if the run used a set)."),
+        typer.Option(
+            help="Reference clip for the contract (default: the run's; required if the run used a set)."
+        ),
     ] = None,
 ) -> None:
     """Export a policy: one ONNX graph from the raw observation to PD targets, plus policy.json (the contract:

@@ -35,7 +35,9 @@ def observation_layout(obs_cfg, char, key_bodies: Sequence[str]) -> List[Dict[st
 
     def add(name: str, size: int, frame: str, unit: str, what: str) -> None:
         off = blocks[-1]["offset"] + blocks[-1]["size"] if blocks else 0
-        blocks.append({"name": name, "offset": off, "size": int(size), "frame": frame, "unit": unit, "what": what})
+        blocks.append(
+            {"name": name, "offset": off, "size": int(size), "frame": frame, "unit": unit, "what": what}
+        )
 
     if obs_cfg.root_height_obs:
         add("root_height", 1, "world", "m", "simulated root z")
@@ -50,17 +52,31 @@ def observation_layout(obs_cfg, char, key_bodies: Sequence[str]) -> List[Dict[st
         "local joint rotation of every non-root body, in body order: " + ", ".join(char.body_names[1:]),
     )
     add("dof_vel", nd, "child body (spherical) / hinge axis", "rad/s", "DoF velocities in action order")
-    add("key_pos", 3 * nk, char_frame, "m", "key body positions minus root position: " + ", ".join(key_bodies))
+    add(
+        "key_pos", 3 * nk, char_frame, "m", "key body positions minus root position: " + ", ".join(key_bodies)
+    )
     if obs_cfg.enable_phase_obs:
         m = int(obs_cfg.num_phase_encoding)
-        add("phase", 1 + (2 * m if m > 0 else 0), "-", "1", "clip phase in [0, 1], then sin/cos of 2 pi 2^i phase")
+        add(
+            "phase",
+            1 + (2 * m if m > 0 else 0),
+            "-",
+            "1",
+            "clip phase in [0, 1], then sin/cos of 2 pi 2^i phase",
+        )
     if obs_cfg.enable_tar_obs:
         tar_frame = "world" if g else "heading of the first target frame's root"
         for s in obs_cfg.tar_obs_steps:
             p = f"target[{int(s)}]."
             if obs_cfg.root_height_obs:
-                add(p + "root_pos", 3, tar_frame, "m", f"reference root {s} control steps ahead: xy minus "
-                    f"{'simulated root' if g else 'first target root'}, then absolute z")
+                add(
+                    p + "root_pos",
+                    3,
+                    tar_frame,
+                    "m",
+                    f"reference root {s} control steps ahead: xy minus "
+                    f"{'simulated root' if g else 'first target root'}, then absolute z",
+                )
             else:
                 add(p + "root_pos", 2, tar_frame, "m", "reference root xy difference")
             add(p + "root_rot", 6, tar_frame, "tan-norm", "reference root orientation")

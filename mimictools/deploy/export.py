@@ -55,7 +55,12 @@ def git_commit() -> Optional[str]:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=str(here), capture_output=True, text=True, timeout=10, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=str(here),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -104,8 +109,12 @@ def build_contract(
             "input_shape": ["batch", int(obs_size)],
             "output_shape": ["batch", int(char.num_dofs)],
             "dtype": "float32",
-            "includes": ["observation normaliser (clip +-%g)" % float(state["obs_normalizer"]["clip"]),
-                         "actor mean", "action scaling to [low, high]", "clipping to [low, high]"],
+            "includes": [
+                f"observation normaliser (clip +-{float(state['obs_normalizer']['clip']):g})",
+                "actor mean",
+                "action scaling to [low, high]",
+                "clipping to [low, high]",
+            ],
         },
         "checkpoint": {
             "file": str(ckpt),
@@ -220,7 +229,9 @@ def export_policy(checkpoint: Path, out: Path, motion: Optional[Path] = None) ->
     state = load_checkpoint(ckpt, required=("obs_normalizer",))
     sim = build_sim_model(
         char,
-        EngineSpec(num_envs=1, control_freq=float(cfg.engine.control_freq), sim_freq=float(cfg.engine.sim_freq)),
+        EngineSpec(
+            num_envs=1, control_freq=float(cfg.engine.control_freq), sim_freq=float(cfg.engine.sim_freq)
+        ),
     )
     contract = build_contract(cfg, spec, char, sim, clip, ckpt, state, onnx_path.name, motion_path.name)
     if int(policy.obs_normalizer.dim) != contract["observation"]["size"]:

@@ -33,7 +33,9 @@ def policy_arrays(policy) -> Dict[str, object]:
     import torch
 
     norm = policy.obs_normalizer
-    linears: List = [m for m in policy.actor.body if isinstance(m, torch.nn.Linear)] + [policy.actor.mean_head]
+    linears: List = [m for m in policy.actor.body if isinstance(m, torch.nn.Linear)] + [
+        policy.actor.mean_head
+    ]
 
     def f32(t) -> np.ndarray:
         return t.detach().cpu().to(torch.float32).numpy().copy()
@@ -78,7 +80,9 @@ def build_policy_graph(policy, metadata: Dict[str, str]):
     for i, (w, b) in enumerate(layers):
         last = i == len(layers) - 1
         name = "action_mean" if last else f"hidden{i}"
-        x = node("Gemm", [x, const(f"{name}_weight", w), const(f"{name}_bias", b)], name + "_linear", transB=1)
+        x = node(
+            "Gemm", [x, const(f"{name}_weight", w), const(f"{name}_bias", b)], name + "_linear", transB=1
+        )
         if not last:
             x = node("Relu", [x], name)
     mid = 0.5 * (high + low)

@@ -189,7 +189,9 @@ def load_contract(path: Path) -> dict:
     if not isinstance(contract, dict) or contract.get("format") != CONTRACT_FORMAT:
         raise ContractError(f"{path}: not a mimic policy contract (format {CONTRACT_FORMAT!r} missing)")
     if int(contract.get("version", 0)) > CONTRACT_VERSION:
-        raise ContractError(f"{path}: contract version {contract.get('version')} is newer than this runner reads")
+        raise ContractError(
+            f"{path}: contract version {contract.get('version')} is newer than this runner reads"
+        )
     return contract
 
 
@@ -257,7 +259,9 @@ class Skeleton:
         for b in range(1, self.num_bodies):
             p = self.parents[b]
             pos[:, b] = pos[:, p] + quat_rotate(rot[:, p], np.broadcast_to(self.local_pos[b], (k, 3)))
-            rot[:, b] = quat_mul(rot[:, p], quat_mul(np.broadcast_to(self.local_quat[b], (k, 4)), local_rot[:, b]))
+            rot[:, b] = quat_mul(
+                rot[:, p], quat_mul(np.broadcast_to(self.local_quat[b], (k, 4)), local_rot[:, b])
+            )
         return pos, rot
 
 
@@ -276,7 +280,9 @@ class ReferenceClip:
     def __init__(self, frames: np.ndarray, fps: float, loop_mode: int, skel: Skeleton):
         frames = np.asarray(frames, dtype=np.float64)
         if frames.ndim != 2 or frames.shape[1] != 6 + skel.num_dofs:
-            raise ContractError(f"clip frames have Shape {frames.shape}; the contract needs (F, {6 + skel.num_dofs})")
+            raise ContractError(
+                f"clip frames have Shape {frames.shape}; the contract needs (F, {6 + skel.num_dofs})"
+            )
         if not np.isfinite(frames).all():
             raise ContractError("clip frames have NaN or inf values")
         self.skel = skel
@@ -364,7 +370,10 @@ def build_scene(contract: dict, mjcf: Path) -> mujoco.MjModel:
     rates = contract["rates"]
     ms = mujoco.MjSpec.from_file(str(mjcf))
     ms.option.timestep = 1.0 / float(rates["physics_hz"])
-    integrators = {"implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST, "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT}
+    integrators = {
+        "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST,
+        "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+    }
     ms.option.integrator = integrators[rates.get("integrator", "implicitfast")]
     for act in list(ms.actuators):
         ms.delete(act)
@@ -407,7 +416,9 @@ def build_scene(contract: dict, mjcf: Path) -> mujoco.MjModel:
             reftype=mujoco.mjtObj.mjOBJ_BODY,
             refname=name,
         )
-        s.intprm = np.concatenate([[2, 3, 1], np.zeros(len(s.intprm) - 3, dtype=int)])  # force, netforce, 1 slot
+        s.intprm = np.concatenate(
+            [[2, 3, 1], np.zeros(len(s.intprm) - 3, dtype=int)]
+        )  # force, netforce, 1 slot
     try:
         return ms.compile()
     except Exception as e:
@@ -555,7 +566,9 @@ class ReferenceRunner:
                 for i, jid in enumerate(ids):
                     d.qpos[m.jnt_qposadr[jid]] = ang[i]
         d.qvel[self.root_qvel : self.root_qvel + 3] = ref["root_vel"]
-        d.qvel[self.root_qvel + 3 : self.root_qvel + 6] = quat_rotate(quat_conj(root_rot), ref["root_ang_vel"])
+        d.qvel[self.root_qvel + 3 : self.root_qvel + 6] = quat_rotate(
+            quat_conj(root_rot), ref["root_ang_vel"]
+        )
         mujoco.mj_kinematics(m, d)  # xaxis/xquat of the new pose, for the triple-hinge rates
         for k, j in enumerate(self.skel.joints):
             o, ids = int(j["dof_offset"]), self.joint_ids[k]
@@ -645,7 +658,11 @@ class ReferenceRunner:
             tar_rot = tar["root_rot"]
             if not self.global_obs:
                 h = heading_quat_inv(ref_rot)
-                pos_obs, tar_rot, tar_key = quat_rotate(h, pos_obs), quat_mul(h, tar_rot), quat_rotate(h, tar_key)
+                pos_obs, tar_rot, tar_key = (
+                    quat_rotate(h, pos_obs),
+                    quat_mul(h, tar_rot),
+                    quat_rotate(h, tar_key),
+                )
             if self.root_height_obs:
                 pos_obs = np.concatenate([pos_obs[:, :2], tar["root_pos"][:, 2:3]], axis=-1)
             else:
@@ -706,7 +723,9 @@ class ReferenceRunner:
         if term["enable_early_termination"] and self.time_s > 0:
             failed = False
             if self.contact_ok.any():
-                touching = (np.abs(self.contact_force) > float(term["contact_force_threshold_n"])).any(axis=-1)
+                touching = (np.abs(self.contact_force) > float(term["contact_force_threshold_n"])).any(
+                    axis=-1
+                )
                 failed = bool((touching & ~self.contact_ok).any())
             if term["pose_termination"]:
                 dist = float(term["pose_termination_dist_m"])
@@ -760,10 +779,14 @@ class ReferenceRunner:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Drive a character in MuJoCo with an exported mimic policy.")
     p.add_argument("contract", type=Path, help="policy.json written by `mimic export`")
-    p.add_argument("--mjcf", type=Path, default=None, help="the character MJCF (default: the contract's path)")
+    p.add_argument(
+        "--mjcf", type=Path, default=None, help="the character MJCF (default: the contract's path)"
+    )
     p.add_argument("--episodes", type=int, default=1, help="episodes to run")
     p.add_argument("--start", type=float, default=0.0, help="clip time of the first reset (s)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop an episode after this many control steps")
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="stop an episode after this many control steps"
+    )
     args = p.parse_args(argv)
     try:
         runner = ReferenceRunner(args.contract, mjcf=args.mjcf)

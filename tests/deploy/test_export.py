@@ -110,7 +110,12 @@ def test_contract_is_consistent(tiny_export):
     acts = c["actuators"]
     assert len(acts) == 28 and all(a["kp"] > 0 and a["kd"] > 0 for a in acts)
     assert [a["joint"] for a in acts] == act["names"]  # our humanoid: hinges only, so actuator = DoF order
-    assert c["rates"] == {"control_hz": 30.0, "physics_hz": 240.0, "substeps": 8, "integrator": "implicitfast"}
+    assert c["rates"] == {
+        "control_hz": 30.0,
+        "physics_hz": 240.0,
+        "substeps": 8,
+        "integrator": "implicitfast",
+    }
     assert c["checkpoint"]["trained_engine"] == "mujoco"
     z = np.load(tiny_export.motion_path, allow_pickle=False)
     assert z["frames"].shape == (c["motion"]["num_frames"], 6 + 28) and float(z["fps"]) == c["motion"]["fps"]

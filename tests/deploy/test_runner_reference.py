@@ -42,7 +42,9 @@ def test_runner_runs_as_a_copied_script_without_torch_or_mimictools(tiny_export,
         f"sys.argv = ['runner', {str(tiny_export.contract_path)!r}, '--max-steps', '5']\n"
         f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     assert "episode 0: 5 steps" in res.stdout
 
@@ -73,7 +75,9 @@ def test_runner_observation_matches_the_task(tiny_run, tiny_export):
     worst = 0.0
     try:
         for start in (0.0, 0.37, 1.9):
-            obs = env.reset(torch.tensor([0]), motion_ids=torch.tensor([0]), start_time_s=torch.tensor([start]))
+            obs = env.reset(
+                torch.tensor([0]), motion_ids=torch.tensor([0]), start_time_s=torch.tensor([start])
+            )
             mine = runner.reset(start)
             worst = max(worst, float(np.abs(mine - obs[0].numpy()).max()))
             for k in range(1, 21):

@@ -24,7 +24,9 @@ def test_eval_engine_override_is_recorded(tiny_run, tmp_path):
 
 
 def test_eval_unknown_engine_is_one_line_error(tiny_run, tmp_path):
-    res = CliRunner().invoke(app, ["eval", "--model", str(tiny_run), "--engine", "bullet", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["eval", "--model", str(tiny_run), "--engine", "bullet", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2
     assert "'bullet' is not a known engine" in res.output and "mujoco, mjwarp, isaacgym" in res.output
     assert "Traceback" not in res.output
