@@ -16,20 +16,38 @@ The same arithmetic as `mimictools.rl.checkpoint.Policy` (deterministic) followe
 
 from __future__ import annotations
 
-from typing import Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-__all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "build_policy_graph", "policy_arrays"]
+__all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "PolicyArrays", "build_policy_graph", "policy_arrays"]
 
 OPSET = 17
 INPUT_NAME = "obs"
 OUTPUT_NAME = "pd_targets"
 
 
-def policy_arrays(policy) -> Dict[str, object]:
-    """The numbers the graph needs from a `Policy` (float32 numpy): normaliser mean/std/clip, the Linear
-    layers as (W (out, in), b (out,)) in order, and the action bounds."""
+@dataclass(frozen=True)
+class PolicyArrays:
+    """The numbers of a policy graph, float32."""
+
+    mean: np.ndarray
+    """Observation normaliser mean, Shape (obs_dim,)."""
+    std: np.ndarray
+    """Observation normaliser std, Shape (obs_dim,)."""
+    clip: float
+    """Normalised observations are clipped to [-clip, clip]."""
+    layers: List[Tuple[np.ndarray, np.ndarray]]
+    """Linear layers in order, (W Shape (out, in), b Shape (out,)); the last is the action mean head."""
+    low: np.ndarray
+    """Action (PD target) lower bounds, Shape (action_dim,), rad."""
+    high: np.ndarray
+    """Action upper bounds, Shape (action_dim,), rad."""
+
+
+def policy_arrays(policy: Any) -> PolicyArrays:
+    """The numbers the graph needs from a `mimictools.rl.checkpoint.Policy`."""
     import torch
 
     norm = policy.obs_normalizer
@@ -40,30 +58,30 @@ def policy_arrays(policy) -> Dict[str, object]:
     def f32(t) -> np.ndarray:
         return t.detach().cpu().to(torch.float32).numpy().copy()
 
-    return {
-        "mean": f32(norm.mean),
-        "std": f32(norm.std),
-        "clip": float(norm.clip),
-        "layers": [(f32(m.weight), f32(m.bias)) for m in linears],
-        "low": f32(policy.action_low),
-        "high": f32(policy.action_high),
-    }
+    return PolicyArrays(
+        mean=f32(norm.mean),
+        std=f32(norm.std),
+        clip=float(norm.clip),
+        layers=[(f32(m.weight), f32(m.bias)) for m in linears],
+        low=f32(policy.action_low),
+        high=f32(policy.action_high),
+    )
 
 
-def build_policy_graph(policy, metadata: Dict[str, str]):
+def build_policy_graph(policy: Any, metadata: Dict[str, str]) -> Any:
     """The ONNX ``ModelProto`` of ``policy`` (a `mimictools.rl.checkpoint.Policy`), checked by
     ``onnx.checker``; ``metadata`` goes into the model's ``metadata_props``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     a = policy_arrays(policy)
-    obs_dim = int(a["mean"].shape[0])
-    low, high = a["low"], a["high"]
+    obs_dim = int(a.mean.shape[0])
+    low, high = a.low, a.high
     act_dim = int(low.shape[0])
-    inits = []
-    nodes = []
+    inits: List[Any] = []
+    nodes: List[Any] = []
 
-    def const(name: str, value: np.ndarray) -> str:
+    def const(name: str, value: Any) -> str:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name=name))
         return name
 
@@ -71,12 +89,12 @@ def build_policy_graph(policy, metadata: Dict[str, str]):
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    clip = a["clip"]
-    x = node("Sub", [INPUT_NAME, const("obs_mean", a["mean"])], "norm_centered")
-    x = node("Div", [x, const("obs_std", a["std"])], "norm_scaled")
+    clip = a.clip
+    x = node("Sub", [INPUT_NAME, const("obs_mean", a.mean)], "norm_centered")
+    x = node("Div", [x, const("obs_std", a.std)], "norm_scaled")
     x = node("Max", [x, const("obs_clip_low", np.float32(-clip))], "norm_clip_low")
     x = node("Min", [x, const("obs_clip_high", np.float32(clip))], "obs_normalized")
-    layers = a["layers"]
+    layers = a.layers
     for i, (w, b) in enumerate(layers):
         last = i == len(layers) - 1
         name = "action_mean" if last else f"hidden{i}"
