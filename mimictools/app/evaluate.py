@@ -85,7 +85,7 @@ class EvalOptions:
     device: str = "cpu"
     """torch device for the task and the policy."""
     engine: Optional[str] = None
-    """Physics engine (default: the run's)."""
+    """Physics engine (default: the run's); another one than the run's is a sim2sim evaluation."""
     num_threads: int = 0
     """CPU engine worker threads (0 = all cores)."""
 
@@ -153,6 +153,7 @@ def evaluate(
     ckpt = resolve_checkpoint(checkpoint)
     run_dir = ckpt.parent
     cfg, spec = runlib.load_run_files(run_dir)
+    trained_engine = cfg.engine.engine_name
     if options.engine:
         name = canonical_engine_name(options.engine)
         cfg = apply_overrides(cfg, [f"engine.engine_name={name}"], source="--engine")
@@ -237,6 +238,7 @@ def evaluate(
         "motion_file": motion_file,
         "char_file": spec.char_file,
         "engine": cfg.engine.engine_name,
+        "trained_engine": trained_engine,
         "deterministic": True,
         "rand_start": bool(options.rand_start),
         "seed": int(options.seed),

@@ -112,7 +112,13 @@ def eval_cmd(
     episode: Annotated[
         int, typer.Option("--episode", help="Which episode (0-based) the time plots and the video show.")
     ] = 0,
-    engine: Annotated[Optional[str], typer.Option(help="Physics engine (default: the run's).")] = None,
+    engine: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Physics engine: mujoco | mjwarp | isaacgym (default: the run's). Another engine than the "
+            "training one is a sim2sim evaluation (docs/deploy.md)."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="torch device for task + policy: cpu or cuda.")] = "cpu",
     threads: Annotated[int, typer.Option(help="CPU engine worker threads (0 = all cores).")] = 0,
     as_json: Annotated[
@@ -208,6 +214,8 @@ def _print_table(m: dict) -> None:
     console.print(
         f"[bold]mimic eval[/] {m['checkpoint']} on {Path(m['motion_file']).name} · {m['episodes']} episode(s), "
         f"{m['frames']} frames · {'random starts' if m['rand_start'] else 'from t = 0'} · deterministic policy"
+        f" · engine {m['engine']}"
+        + (f" (sim2sim: trained on {m['trained_engine']})" if m["engine"] != m.get("trained_engine") else "")
     )
     t = Table(title="MimicKit tracking errors (mean over frames)", title_justify="left")
     for col in ("error", "value", "unit", "≈"):
