@@ -21,6 +21,7 @@ from typing import Union
 import torch
 
 from mimictools.config.schema import EngineConfig, EnvConfig
+from mimictools.rl.action_scale import ActionScale
 from mimictools.tasks.env_api import DoneFlag
 
 __all__ = ["SPEED_LIMIT_RAD_S", "StabilityProbe", "probe_stability"]
@@ -88,11 +89,9 @@ def probe_stability(
     try:
         with torch.random.fork_rng(devices=[]):
             obs = env.reset()
-            low = torch.as_tensor(env.action_low, dtype=torch.float32)
-            high = torch.as_tensor(env.action_high, dtype=torch.float32)
-            mid, half = 0.5 * (low + high), 0.5 * (high - low)
+            scale = ActionScale(env.action_low, env.action_high)
             for _ in range(steps):
-                actions = mid + noise * half * torch.randn(env.num_envs, env.action_dim, generator=gen)
+                actions = scale.to_env(noise * torch.randn(env.num_envs, env.action_dim, generator=gen))
                 obs, _rew, done, _info = env.step(actions)
                 s = env.engine.get_state()
                 speeds = torch.cat([s.dof_vel.abs().flatten(), s.root_ang_vel.abs().flatten()])

@@ -87,6 +87,7 @@ def bench(
     from mimictools.engines.base import EngineSpec
     from mimictools.errors import ConfigError
     from mimictools.paths import bundled_humanoid_xml
+    from mimictools.system import available_cpus
 
     counts = _parse_counts(num_envs)
     if seconds <= 0:
@@ -146,9 +147,7 @@ def bench(
             "machine": {
                 "processor": platform.processor() or platform.machine(),
                 "cpu_count": os.cpu_count(),
-                "cpus_available": len(os.sched_getaffinity(0))
-                if hasattr(os, "sched_getaffinity")
-                else os.cpu_count(),
+                "cpus_available": available_cpus(),
                 "python": platform.python_version(),
             },
             "results": [dict(r.to_dict(), train_over_raw_control_rate=_train_ratio(r)) for r in rows],

@@ -195,11 +195,11 @@ def export_policy(checkpoint: Path, out: Path, motion: Optional[Path] = None) ->
     with the contract ``<stem>.json`` and the reference clip ``<stem>.motion.npz`` beside it."""
     require_onnx()
     from mimictools.app import run as runlib
+    from mimictools.app.evaluate import resolve_checkpoint
     from mimictools.character.mjcf import load_character
     from mimictools.deploy.onnx_graph import build_policy_graph
     from mimictools.engines.base import EngineSpec
     from mimictools.engines.mjcf_build import build_sim_model
-    from mimictools.app.evaluate import resolve_checkpoint
     from mimictools.motion.io import expand_motion_paths, load_motion
     from mimictools.rl.checkpoint import load_checkpoint, load_policy
 

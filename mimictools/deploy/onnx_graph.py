@@ -44,6 +44,10 @@ class PolicyArrays:
     """Action (PD target) lower bounds, Shape (action_dim,), rad."""
     high: np.ndarray
     """Action upper bounds, Shape (action_dim,), rad."""
+    mid: np.ndarray
+    """Env action for a normalized action of 0 (`ActionScale.mid`), Shape (action_dim,), rad."""
+    half: np.ndarray
+    """Env action per normalized unit (`ActionScale.half`), Shape (action_dim,), rad."""
 
 
 def policy_arrays(policy: Any) -> PolicyArrays:
@@ -65,6 +69,8 @@ def policy_arrays(policy: Any) -> PolicyArrays:
         layers=[(f32(m.weight), f32(m.bias)) for m in linears],
         low=f32(policy.action_low),
         high=f32(policy.action_high),
+        mid=f32(policy.actions.mid),
+        half=f32(policy.actions.half),
     )
 
 
@@ -103,8 +109,7 @@ def build_policy_graph(policy: Any, metadata: Dict[str, str]) -> Any:
         )
         if not last:
             x = node("Relu", [x], name)
-    mid = 0.5 * (high + low)
-    half = 0.5 * (high - low)
+    mid, half = a.mid, a.half  # the policy's action units (rl.action_scale.ActionScale), as in training
     x = node("Mul", [x, const("action_half_range", half)], "action_scaled")
     x = node("Add", [x, const("action_mid", mid)], "action_unclipped")
     x = node("Max", [x, const("action_low", low)], "action_clip_low")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from mimictools.cli.app import app
 from mimictools.config.schema import ModelConfig
+from mimictools.rl.action_scale import ActionScale
 from mimictools.rl.checkpoint import Policy, load_policy
 from mimictools.rl.networks import build_actor_critic
 from mimictools.rl.normalizer import Normalizer
@@ -44,7 +45,7 @@ def _random_policy(obs_dim=464, act_dim=28, hidden="fc_2layers_256units", seed=0
     norm.update()
     low = -torch.rand(act_dim, generator=g) - 0.5
     high = torch.rand(act_dim, generator=g) + 0.5
-    return Policy(actor=actor.eval(), obs_normalizer=norm, action_low=low, action_high=high)
+    return Policy(actor=actor.eval(), obs_normalizer=norm, actions=ActionScale(low, high))
 
 
 def test_onnx_matches_torch_on_random_observations():
