@@ -42,6 +42,11 @@ class CheckpointError(MimicToolsError):
     """A checkpoint is missing, corrupt or incompatible."""
 
 
+class OutputError(MimicToolsError):
+    """An output file or folder cannot be written: not a folder, read-only, in use by another run, or
+    the disk is full."""
+
+
 class TrainingDivergedError(MimicToolsError):
     """NaN/inf appeared in observations, actions or losses during training."""
 
