@@ -95,6 +95,9 @@ def train(
     from mimictools import run as runlib
     from mimictools.errors import MimicToolsError
 
+    check_train_options(
+        seed=seed, minutes=minutes, max_samples=max_samples, num_envs=num_envs, threads=threads
+    )
     if resume:
         run_dir = out_dir or _latest_run()
         cfg, spec = runlib.load_run_files(run_dir)
@@ -135,7 +138,21 @@ def train(
 
         torch.set_num_threads(max(1, torch_threads))
 
+    from mimictools.io_util import remove_stale_temps, run_dir_lock
+
+    with run_dir_lock(run_dir, "run folder (--out-dir)"):
+        remove_stale_temps(run_dir)  # temps of writers that were killed mid-write
+        _train_locked(cfg, spec, run_dir, resume, device, max_samples, minutes, no_progress)
+
+
+def _train_locked(
+    cfg, spec, run_dir: Path, resume: bool, device: str, max_samples, minutes, no_progress
+) -> None:
+    """The part of `mimic train` that runs while this process holds the run folder's lock."""
+    from mimictools import run as runlib
+
     env = runlib.build_env(cfg, spec)
+    check_training_memory(cfg.agent, spec.num_envs, env.obs_dim, env.action_dim, device)
     _warn_if_unstable(cfg, spec)
     from mimictools.config.load import to_dict
     from mimictools.rl.runner import Runner
@@ -168,6 +185,74 @@ def train(
             else f"[yellow]CUDA graph capture failed, ran eagerly:[/] {errs[0]}"
         )
     _summary(result, run_dir)
+
+
+MAX_SEED = 2**32 - 1
+"""Largest --seed (numpy's seeds are 32-bit)."""
+MAX_NUM_ENVS = 1 << 20
+
+
+def check_train_options(
+    seed: int, minutes: Optional[float], max_samples: Optional[int], num_envs: Optional[int], threads: int
+) -> None:
+    """Range checks of `mimic train`'s options, before anything is loaded (ConfigError, one line)."""
+    import math
+
+    from mimictools.errors import ConfigError
+
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed {seed}: must be in [0, {MAX_SEED}] (2**32 - 1)")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"--minutes {minutes}: must be a finite number > 0")
+    if max_samples is not None and max_samples <= 0:
+        raise ConfigError(f"--max-samples {max_samples}: must be > 0")
+    if num_envs is not None and not 1 <= num_envs <= MAX_NUM_ENVS:
+        raise ConfigError(f"--num-envs {num_envs}: must be in [1, {MAX_NUM_ENVS:,}]")
+    if threads < 0:
+        raise ConfigError(f"--threads {threads}: must be >= 0 (0 = all cores)")
+
+
+def training_memory_bytes(agent, num_envs: int, obs_dim: int, action_dim: int) -> int:
+    """Rough upper estimate of what PPO allocates (bytes): the rollout (obs, actions, means, log-probs,
+    rewards, values, returns, advantages, dones) x 3 for minibatch copies, and the actor and critic with
+    their gradients and two optimizer moments (float32)."""
+    from mimictools.config.schema import mlp_hidden_sizes
+
+    per_sample = obs_dim + 2 * action_dim + 8
+    rollout = agent.steps_per_iter * num_envs * per_sample * 4 * 3
+
+    def params(net: str, inp: int, out: int) -> int:
+        sizes = (inp,) + mlp_hidden_sizes(net) + (out,)
+        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    nets = params(agent.model.actor_net, obs_dim, action_dim) + params(agent.model.critic_net, obs_dim, 1)
+    return int(rollout + nets * 4 * 4)
+
+
+def check_training_memory(agent, num_envs: int, obs_dim: int, action_dim: int, device: str) -> None:
+    """ConfigError when PPO's estimated memory exceeds the machine's (RAM, or GPU memory on cuda)."""
+    import os
+
+    from mimictools.errors import ConfigError
+
+    need = training_memory_bytes(agent, num_envs, obs_dim, action_dim)
+    have = 0
+    where = "RAM"
+    if device.startswith("cuda"):
+        import torch
+
+        have, where = int(torch.cuda.mem_get_info()[1]), "GPU memory"
+    else:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+            return
+    if need > have:
+        raise ConfigError(
+            f"training would need ~{need / 2**30:.1f} GiB (steps_per_iter {agent.steps_per_iter} x {num_envs} envs x "
+            f"obs {obs_dim}, networks {agent.model.actor_net}/{agent.model.critic_net}) but the {where} is "
+            f"{have / 2**30:.1f} GiB; lower --num-envs, steps_per_iter or the network size"
+        )
 
 
 def _warn_if_unstable(cfg, spec) -> None:
