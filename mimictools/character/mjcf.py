@@ -92,7 +92,7 @@ class _Ctx:
 def load_character(path: Union[str, Path]) -> Character:
     """Load an MJCF file as a ``Character`` (raises ``CharacterError`` for unsupported models)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise CharacterError(f"{p}: character file not found (expected an MJCF .xml)")
     text = read_input_text(p, CharacterError, what="XML")
     return load_character_from_string(text, source=str(p), default_name=p.stem)

@@ -193,18 +193,13 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
                 "(dt, root pos 3, root quat 4, 8 joint quats, 4 revolute angles)"
             )
     check_cells(len(raw_rows), DEEPMIMIC_ROW_WIDTH, source, error=MotionFormatError)
-    rows = np.empty((len(raw_rows), DEEPMIMIC_ROW_WIDTH), dtype=np.float64)
     for i, row in enumerate(raw_rows):
-        try:
-            rows[i] = np.fromiter(
-                (v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in row),
-                dtype=np.float64,
-                count=DEEPMIMIC_ROW_WIDTH,
-            )
-        except (TypeError, ValueError, OverflowError):
-            raise MotionFormatError(
-                f"{source}: frame {i} holds values that are not numbers (or too large for a float)"
-            ) from None
+        if not all(type(v) in (int, float) for v in row):  # JSON numbers only (no bool, list, str, null)
+            raise MotionFormatError(f"{source}: frame {i} holds values that are not numbers")
+    try:
+        rows = np.array(raw_rows, dtype=np.float64)
+    except OverflowError:
+        raise MotionFormatError(f"{source}: 'Frames' holds an integer too large for a float") from None
 
     notes = []  # type: List[MotionNote]
     fps, dt_notes, dt_median = _fps_from_dt(rows, source)

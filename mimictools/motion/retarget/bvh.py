@@ -136,6 +136,7 @@ def load_bvh(path: str | Path) -> BvhClip:
     lines = text.splitlines()
 
     names: List[str] = []
+    name_set = set()  # fast duplicate check (files with many joints)
     parents: List[int] = []
     offsets: List[List[float]] = []
     is_end: List[bool] = []
@@ -170,9 +171,10 @@ def load_bvh(path: str | Path) -> BvhClip:
             name = " ".join(words[1:])
             if not name:
                 raise _err(path, line_no, f"{key} without a name")
-            if name in names:
-                raise _err(path, line_no, f"joint name {name!r} is used twice")
+            if name in name_set:
+                raise _err(path, line_no, f"joint name {short_repr(name)} is used twice")
             names.append(name)
+            name_set.add(name)
             parents.append(stack[-1] if stack else -1)
             offsets.append([0.0, 0.0, 0.0])
             is_end.append(False)
@@ -186,6 +188,7 @@ def load_bvh(path: str | Path) -> BvhClip:
             end_count[parent] = end_count.get(parent, 0) + 1
             k = end_count[parent]
             names.append(f"{names[parent]}_end" + ("" if k == 1 else str(k)))
+            name_set.add(names[-1])
             parents.append(parent)
             offsets.append([0.0, 0.0, 0.0])
             is_end.append(True)
