@@ -145,7 +145,9 @@ def read_input_bytes(path: PathLike, error: Type[MimicToolsError] = MimicToolsEr
                 "(set MIMIC_MAX_INPUT_BYTES to raise it)"
             )
         try:
-            data = f.read(limit + 1)
+            data = f.read(st.st_size + 1)  # read(n) allocates n bytes up front: ask for what is there
+            if len(data) > st.st_size:  # still growing (a log being written): read on, up to the limit
+                data += f.read(limit + 1 - len(data))
         except OSError as exc:
             raise error(f"{name}: cannot read ({exc.strerror or exc})") from None
     if len(data) > limit:
