@@ -402,8 +402,10 @@ def convert_cmd(
     if loop is not None:
         m = m.replace(loop_mode=LOOP_WRAP if loop == LoopChoice.wrap else LOOP_CLAMP)
     if fps is not None:
-        if not (fps > 0 and fps < 1e6):
-            raise MotionFormatError(f"--fps {fps}: must be > 0")
+        from mimictools.motion.motion import MAX_FPS
+
+        if not (fps > 0 and fps <= MAX_FPS):
+            raise MotionFormatError(f"--fps {fps}: must be > 0 and at most {MAX_FPS:g}")
         from mimictools.motion.resample import resample_motion
 
         m = resample_motion(m, fps, character)

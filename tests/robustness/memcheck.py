@@ -49,7 +49,11 @@ def main(folder: str) -> None:
             outcome, msg = type(exc).__name__, str(exc)[:200]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         vm = _vm_bytes() - limit + (1 << 30)
-        print(json.dumps({"name": name, "outcome": outcome, "msg": msg[:300], "rss_growth": rss - base_rss, "vm": vm}))
+        print(
+            json.dumps(
+                {"name": name, "outcome": outcome, "msg": msg[:300], "rss_growth": rss - base_rss, "vm": vm}
+            )
+        )
         sys.stdout.flush()
 
 

@@ -56,7 +56,12 @@ def test_fifos_and_devices_are_refused_without_reading(files):
 def test_crafted_files_stay_under_1_gib(tmp_path):
     """Each file loads in a subprocess capped at (its size + 1 GiB) of address space; every outcome is
     our error and the peak RSS grows by < 1 GiB over the whole set."""
-    env = dict(os.environ, MALLOC_ARENA_MAX="2", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        MALLOC_ARENA_MAX="2",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     proc = subprocess.run(
         [sys.executable, str(HERE / "memcheck.py"), str(tmp_path)],
         capture_output=True,
