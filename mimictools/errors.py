@@ -8,10 +8,19 @@ library code validates with `raise`, never `assert`.
 from __future__ import annotations
 
 
+MAX_MESSAGE_CHARS = 600
+"""Messages longer than this are cut (with '...'): a hostile file cannot make an error of megabytes."""
+
+
 class MimicToolsError(Exception):
     """Base class: bad input or an unsupported request. CLI exit code 2."""
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE_CHARS:
+            args = (args[0][: MAX_MESSAGE_CHARS - 3] + "...",)
+        super().__init__(*args)
 
 
 class MotionFormatError(MimicToolsError):

@@ -338,8 +338,6 @@ LIMITS = {
     "test_episodes": 1_000_000,
     "batch_size_multiple": 10_000.0,
     "critic_eval_batch_size": 1_000_000_000,
-    "mlp_layers": 32,
-    "mlp_units": 16384,
     "control_freq": 1000,
     "sim_freq": 10_000,
     "distance_m": 1e4,
@@ -433,16 +431,11 @@ def _validate_env_base(c: EnvConfig, source: str) -> None:
 def _validate_model(m: ModelConfig, source: str, prefix: str) -> None:
     for key in ("actor_net", "critic_net"):
         try:
-            sizes = mlp_hidden_sizes(getattr(m, key))
+            mlp_hidden_sizes(getattr(m, key))
         except NotSupportedError as e:
             raise NotSupportedError(f"{source}: {prefix}{key}: {e}") from None
-        _require(
-            len(sizes) <= LIMITS["mlp_layers"] and max(sizes) <= LIMITS["mlp_units"],
-            source,
-            prefix + key,
-            getattr(m, key),
-            f"at most {LIMITS['mlp_layers']} layers of at most {LIMITS['mlp_units']} units",
-        )
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {prefix}{key}: {e}") from None
     _require(
         math.isfinite(m.actor_init_output_scale),
         source,

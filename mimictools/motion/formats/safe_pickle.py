@@ -510,6 +510,15 @@ class _SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             return LegacyMotion.__new__(LegacyMotion)
         raise UnsafePickleError(f"refusing to create {short_repr(cls)} with NEWOBJ")
 
+    def _load_bytearray8(self) -> None:
+        (n,) = struct.unpack("<Q", self.read(8))
+        data = self.read(n)  # the stock opcode allocates n bytes before reading: a 4-byte amplifier
+        if len(data) != n:
+            raise EOFError("BYTEARRAY8 runs past the end of the pickle")
+        self._spend(n)
+        self.append(bytearray(data))
+
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
     dispatch[pickle.BUILD[0]] = _load_build
     dispatch[pickle.NEWOBJ[0]] = _load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = _load_newobj_ex
