@@ -7,7 +7,6 @@ library code validates with `raise`, never `assert`.
 
 from __future__ import annotations
 
-
 MAX_MESSAGE_CHARS = 600
 """Messages longer than this are cut (with '...'): a hostile file cannot make an error of megabytes."""
 

@@ -141,6 +141,8 @@ def read_yaml(path: PathLike) -> Dict[str, Any]:
         raise ConfigError(f"{p}: invalid YAML: {short_repr(str(e), 200)}") from None
     except RecursionError:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
+    except ValueError as e:  # PyYAML's int() of a > 4300-digit literal
+        raise ConfigError(f"{p}: invalid YAML: {short_repr(str(e), 120)}") from None
     if data is None:
         raise ConfigError(f"{p}: config file is empty")
     if not isinstance(data, dict):
@@ -678,7 +680,7 @@ def apply_overrides(cfg: C, overrides: Sequence[str], source: str = "--set") -> 
             raise ConfigError(f"{where}: empty key")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except (yaml.YAMLError, RecursionError) as e:
+        except (yaml.YAMLError, RecursionError, ValueError) as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ConfigError(f"{where}: value is not valid YAML ({short_repr(first, 120)})") from None
         parts = _resolve_run_key(cfg, key, where) if isinstance(cfg, RunConfig) else key.split(".")

@@ -50,6 +50,8 @@ def read_dataset_yaml(path: Union[str, Path]) -> List[Tuple[Path, float]]:
         raise MotionFormatError(f"{source}: invalid YAML ({first})") from None
     except RecursionError:
         raise MotionFormatError(f"{source}: YAML nested too deeply") from None
+    except ValueError as exc:  # PyYAML's int() of a > 4300-digit literal
+        raise MotionFormatError(f"{source}: invalid YAML ({short_repr(str(exc), 120)})") from None
     if not isinstance(doc, dict) or "motions" not in doc:
         raise MotionFormatError(
             f"{source}: a dataset yaml needs a top-level 'motions' list of {{file, weight}}"
