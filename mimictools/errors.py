@@ -8,7 +8,8 @@ library code validates with `raise`, never `assert`.
 from __future__ import annotations
 
 MAX_MESSAGE_CHARS = 600
-"""Messages longer than this are cut (with '...'): a hostile file cannot make an error of megabytes."""
+"""Messages longer than this are cut (with '...'), and line breaks become spaces: a hostile file cannot
+make an error of megabytes or of many lines."""
 
 
 class MimicToolsError(Exception):
@@ -17,8 +18,9 @@ class MimicToolsError(Exception):
     exit_code = 2
 
     def __init__(self, *args: object) -> None:
-        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE_CHARS:
-            args = (args[0][: MAX_MESSAGE_CHARS - 3] + "...",)
+        if len(args) == 1 and isinstance(args[0], str):
+            msg = " ".join(args[0].splitlines()) if "\n" in args[0] or "\r" in args[0] else args[0]
+            args = (msg if len(msg) <= MAX_MESSAGE_CHARS else msg[: MAX_MESSAGE_CHARS - 3] + "...",)
         super().__init__(*args)
 
 

@@ -75,3 +75,29 @@ def test_crafted_files_stay_under_1_gib(tmp_path):
     bad = [r for r in rows if r["outcome"] != "our_error" or "MemoryError" in r["msg"]]
     assert not bad, bad
     assert max(r["rss_growth"] for r in rows) < (1 << 30)
+
+
+def test_mapping_yaml_alias_bomb_and_fifo(tmp_path):
+    from mimictools.motion.retarget.mapping import load_mapping
+
+    bomb = crafted.texts()["yaml_alias_bomb_env"][1].replace(
+        "env_name: *b8", "bodies: {pelvis: {source: *b8}}"
+    )
+    p = tmp_path / "map.yaml"
+    p.write_text(bomb)
+    with pytest.raises(MimicToolsError) as exc:
+        load_mapping(p)
+    assert p.name in str(exc.value) and len(str(exc.value)) < 600
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "map_fifo.yaml"
+        os.mkfifo(str(fifo))
+        with pytest.raises(MimicToolsError, match="FIFO"):
+            load_mapping(fifo)
+
+
+def test_messages_are_capped_and_one_line():
+    from mimictools.errors import MAX_MESSAGE_CHARS, MotionFormatError
+
+    msg = str(MotionFormatError("f.pkl: " + "x" * 10_000 + "\nsecond line"))
+    assert len(msg) == MAX_MESSAGE_CHARS and msg.endswith("...") and "\n" not in msg
+    assert str(MotionFormatError("a\nb")) == "a b"
