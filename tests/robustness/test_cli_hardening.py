@@ -170,3 +170,42 @@ def test_disk_full_while_converting_says_so(tmp_path, monkeypatch):
         app, ["motion", "convert", str(_clip(tmp_path, [[0.0] * 34] * 3)), "-o", str(tmp_path / "o.pkl")]
     )
     _one_line_exit_2(res, "the disk is full")
+
+
+def test_disk_full_while_checkpointing_says_so(tmp_path, monkeypatch):
+    """A full disk during `mimic train`'s first checkpoint: one line saying so, exit 2, no temp left."""
+    import errno
+
+    import mimictools.rl.checkpoint as ckpt
+
+    def full(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    run = tmp_path / "run"
+    res = runner.invoke(
+        app, ["train", "--max-samples", "64", "--num-envs", "2", "--out-dir", str(run), "--no-progress"]
+    )
+    _one_line_exit_2(res, "the disk is full")
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_read_only_out_dir_is_one_line(tmp_path, monkeypatch):
+    """(Root ignores permission bits, so the refusal is simulated where the lock file is created.)"""
+    import errno
+
+    from mimictools import io_util
+
+    real_open = io_util.os.open
+
+    def ro(path, flags, *args):
+        if str(path).endswith(io_util.LOCK_NAME):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(io_util.os, "open", ro)
+    res = runner.invoke(
+        app, ["train", "--max-samples", "64", "--out-dir", str(tmp_path / "r"), "--no-progress"]
+    )
+    _one_line_exit_2(res, "cannot write (Permission denied)")
