@@ -95,13 +95,15 @@ def load_character(path: Union[str, Path]) -> Character:
     if not p.exists():
         raise CharacterError(f"{p}: character file not found (expected an MJCF .xml)")
     text = read_input_text(p, CharacterError, what="XML")
-    return load_character_from_string(text, source=str(p), default_name=p.stem)
+    return load_character_from_string(text, source=str(p), default_name=p.stem, base_dir=p.parent)
 
 
 def load_character_from_string(
-    xml: str, source: str = "<string>", default_name: str = "character"
+    xml: str, source: str = "<string>", default_name: str = "character", base_dir: Optional[Path] = None
 ) -> Character:
-    """Parse MJCF text; ``source`` names it in error messages and ``Character.source``."""
+    """Parse MJCF text; ``source`` names it in error messages and ``Character.source``.
+
+    ``base_dir``: the file's folder; asset files it names must then be regular files."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -112,6 +114,7 @@ def load_character_from_string(
         if elem.tag in _REJECTED_ELEMENTS:
             raise CharacterError(f"{source}: {_REJECTED_ELEMENTS[elem.tag]}")
 
+    _check_mujoco_resources(root, source, base_dir)
     compiler = _parse_compiler(root, source)
     defaults: Dict[str, Dict[str, Dict[str, str]]] = {"main": {}}
     for d in root.findall("default"):
@@ -141,6 +144,77 @@ def load_character_from_string(
         joints=tuple(builder.joints),
         geoms=tuple(builder.geoms),
     )
+
+
+# ---- what MuJoCo would allocate or read (engines and fk-check compile the same file) ----------------------
+
+MAX_ASSET_CELLS = 1 << 24
+"""Largest texture (width x height, x6 for cube maps) or height field (nrow x ncol) accepted: 16 M."""
+MAX_SIZE_MEMORY_BYTES = 1 << 30
+"""Largest ``<size memory=...>`` accepted (1 GiB)."""
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
+
+
+def _int_attr(elem: ET.Element, attr: str, source: str) -> int:
+    raw = elem.get(attr)
+    if raw is None:
+        return 0
+    try:
+        return int(float(raw))
+    except (ValueError, OverflowError):
+        raise CharacterError(f"{source}: <{elem.tag} {attr}={short_repr(raw)}> is not a number") from None
+
+
+def _check_mujoco_resources(root: ET.Element, source: str, base_dir: Optional[Path]) -> None:
+    """Refuse what would make MuJoCo allocate gigabytes (huge textures, height fields, ``<size memory>``)
+    or read forever (an asset ``file`` that is a FIFO or a device). ``CharacterError``, one line."""
+    for elem in root.iter():
+        if elem.tag == "texture":
+            px = _int_attr(elem, "width", source) * _int_attr(elem, "height", source)
+            if px * (6 if elem.get("type") == "cube" else 1) > MAX_ASSET_CELLS:
+                raise CharacterError(
+                    f"{source}: <texture name={short_repr(elem.get('name', ''))}> of {px:,} pixels; at most "
+                    f"{MAX_ASSET_CELLS:,}"
+                )
+        elif elem.tag == "hfield":
+            cells = _int_attr(elem, "nrow", source) * _int_attr(elem, "ncol", source)
+            if cells > MAX_ASSET_CELLS:
+                raise CharacterError(
+                    f"{source}: <hfield name={short_repr(elem.get('name', ''))}> of {cells:,} cells; at most "
+                    f"{MAX_ASSET_CELLS:,}"
+                )
+        elif elem.tag == "size" and elem.get("memory") is not None:
+            raw = elem.get("memory", "").strip()
+            unit = raw[-1:].upper() if raw[-1:].isalpha() else ""
+            try:
+                nbytes = int(float(raw[: len(raw) - len(unit)] or "x")) * _MEMORY_UNITS[unit]
+            except (ValueError, KeyError, OverflowError):
+                raise CharacterError(f"{source}: <size memory={short_repr(raw)}> is not a size") from None
+            if nbytes > MAX_SIZE_MEMORY_BYTES:
+                raise CharacterError(f"{source}: <size memory={short_repr(raw)}> is above 1G")
+        elif elem.tag == "size":
+            for attr in ("njmax", "nconmax", "nstack", "nuserdata", "nkey", "nuser_body", "nuser_jnt"):
+                if _int_attr(elem, attr, source) > 10_000_000:
+                    raise CharacterError(
+                        f"{source}: <size {attr}={short_repr(elem.get(attr))}> is above 10 M"
+                    )
+        if base_dir is not None and elem.get("file"):
+            _check_asset_file(elem, root, source, base_dir)
+
+
+def _check_asset_file(elem: ET.Element, root: ET.Element, source: str, base_dir: Path) -> None:
+    from mimictools.io_util import check_input_file
+
+    name = str(elem.get("file"))
+    dirs = [c.get(k) for c in root.findall("compiler") for k in ("meshdir", "texturedir", "assetdir")]
+    for d in [x for x in dirs if x] + [""]:
+        cand = base_dir / d / name
+        try:
+            if cand.exists():
+                check_input_file(cand, CharacterError)
+                return
+        except OSError:
+            continue
 
 
 # ---- compiler and defaults ----------------------------------------------------------------------------

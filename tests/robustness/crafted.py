@@ -216,9 +216,9 @@ def texts() -> Dict[str, Tuple[str, str]]:
         + "</worldbody></mujoco>"
     )
 
-    def mjcf_joint(attrs: str, body_attrs: str = "") -> str:
+    def mjcf_joint(attrs: str, body_attrs: str = "", extra: str = "") -> str:
         return (
-            "<mujoco><worldbody><body name='root'><freejoint/><geom size='0.1'/>"
+            f"<mujoco>{extra}<worldbody><body name='root'><freejoint/><geom size='0.1'/>"
             f"<body name='arm' {body_attrs}><joint name='j' type='hinge' {attrs}/><geom size='0.1'/></body>"
             "</body></worldbody></mujoco>"
         )
@@ -257,6 +257,21 @@ def texts() -> Dict[str, Tuple[str, str]]:
         "mjcf_armature_neg": (".xml", mjcf_joint("armature='-1'")),
         "mjcf_euler_overflow": (".xml", mjcf_joint("", "euler='1e309 0 0'")),
         "mjcf_range_inf": (".xml", mjcf_joint("range='-inf inf' limited='true'")),
+        # small files that make MuJoCo (fk-check, train) allocate tens of GB when compiled
+        "mjcf_texture_bomb": (
+            ".xml",
+            mjcf_joint(
+                "",
+                extra="<asset><texture name='t' builtin='checker' width='200000' height='200000'/></asset>",
+            ),
+        ),
+        "mjcf_hfield_bomb": (
+            ".xml",
+            mjcf_joint(
+                "", extra="<asset><hfield name='h' nrow='100000' ncol='100000' size='1 1 1 1'/></asset>"
+            ),
+        ),
+        "mjcf_size_memory": (".xml", mjcf_joint("", extra="<size memory='100G'/>")),
         "yaml_alias_bomb_env": (".yaml", bomb_yaml + "env_name: *b8\n"),
         "yaml_alias_bomb_agent": (
             ".yaml",
