@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -134,10 +134,20 @@ def load_run_files(run_dir: Path) -> tuple:
     if not cfg_path.is_file() or not spec_path.is_file():
         raise MimicToolsError(f"{run_dir} is not a mimic run folder (missing {CONFIG_FILE} or {RUN_FILE})")
     cfg = load_run_config(cfg_path)
+    from mimictools.io_util import read_input_text
+
     try:
-        spec = RunSpec(**json.loads(spec_path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise MimicToolsError(f"{spec_path}: unreadable run description ({exc})") from None
+        raw = json.loads(read_input_text(spec_path, MimicToolsError, what="JSON"))
+        spec = RunSpec(**raw)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise MimicToolsError(f"{spec_path}: unreadable run description ({type(exc).__name__})") from None
+    for f in fields(RunSpec):  # a hand-edited run.json must not fail later, deep inside training
+        want = (str,) if f.type in ("str", str) else (int,)
+        value = getattr(spec, f.name)
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise MimicToolsError(
+                f"{spec_path}: {f.name} must be {want[0].__name__}, got {type(value).__name__}"
+            )
     return cfg, spec
 
 
