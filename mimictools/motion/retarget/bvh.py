@@ -277,9 +277,13 @@ def load_bvh(path: str | Path) -> BvhClip:
             f"{path}: header says {num_frames} frames but only {len(rows)} data rows (truncated?)"
         )
     rows = rows[:num_frames]
-    # forward kinematics later holds ~8 numbers per joint and frame: bound that before allocating
+    # forward kinematics later holds ~16 float64 per joint and frame (pos, rot, local, temporaries): bound it
     check_cells(
-        num_frames, num_channels + 8 * len(names), path, "frames x (channels + 8 x joints)", MotionFormatError
+        num_frames,
+        num_channels + 16 * len(names),
+        path,
+        "frames x (channels + 16 x joints)",
+        MotionFormatError,
     )
     values = np.zeros((num_frames, num_channels), dtype=np.float64)
     for f, row in enumerate(rows):
