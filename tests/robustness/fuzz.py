@@ -40,6 +40,7 @@ CASE_TIMEOUT_S = 10.0
 INTERESTING_NUMBERS = (
     "nan", "inf", "-inf", "0", "-0", "-1", "1e309", "-1e309", "1e12", "1e300", "99999999999999999999999",
     "2147483648", "4294967296", "1e-320", "0.0", "3e7", "1e8",
+    "1.5", "-90", "180", "0.5", "1000", "2", "3", "12345.678", "-0.001", "360", "1e5",  # plausible: go deeper
 )  # fmt: skip
 INTERESTING_BYTES = (0x00, 0xFF, 0x7F, 0x80, 0x01, 0x2E, ord("("), ord("]"), ord("}"), ord("q"), ord("h"))
 _NUMBER = re.compile(rb"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -173,6 +174,14 @@ def _shared_seeds(kind: str) -> List[bytes]:
     if not root.is_dir():
         return []
     pattern = {"pkl": "*.pkl", "txt": "*.txt", "bvh": "*.bvh", "mjcf": "*.xml", "yaml": "*.yaml"}[kind]
+    if kind == "bvh":  # real mocap is large: keep the hierarchy and the first 10 frames
+        out = []
+        for p in sorted(root.rglob(pattern))[:10]:
+            head, _, motion = p.read_bytes().partition(b"MOTION")
+            lines = motion.strip().splitlines()
+            if len(lines) > 12:
+                out.append(head + b"MOTION\nFrames: 10\n" + b"\n".join(lines[1:12]) + b"\n")
+        return out
     files = sorted(p for p in root.rglob(pattern) if p.is_file() and p.stat().st_size < 150_000)
     if kind == "txt":
         files = [p for p in files if p.read_bytes()[:1] == b"{"]
@@ -193,7 +202,7 @@ def seeds(kind: str) -> List[Tuple[str, bytes]]:
         out += [("agent", b) for b in _shared_seeds(kind) if b"agent_name" in b]
         out += [("dataset", b) for b in _shared_seeds(kind) if b"motions:" in b]
         return out
-    base = {"pkl": _pkl_seeds, "txt": _txt_seeds, "bvh": _bvh_seeds, "mjcf": _mjcf_seeds}[kind]()
+    base = {"pkl": _pkl_seeds, "txt": _txt_seeds, "bvh": _bvh_seeds, "mjcf": _mjcf_seeds}[kind]() * 3
     if kind == "pkl":
         base += [b for b in crafted.pickles().values() if len(b) < 100_000]
     else:
@@ -208,9 +217,10 @@ def seeds(kind: str) -> List[Tuple[str, bytes]]:
 
 def mutate(rng: random.Random, data: bytes, pool: List[bytes], text: bool) -> bytes:
     b = bytearray(data)
+    gentle = text and rng.random() < 0.5  # half the text cases keep the structure: values and words only
     for _ in range(rng.randint(1, 4)):
         n = len(b)
-        op = rng.randrange(11 if text else 9)
+        op = rng.choice((0, 1, 9, 9, 10)) if gentle else rng.randrange(11 if text else 9)
         if n == 0:
             b += bytes([rng.randrange(256)])
             continue
