@@ -269,17 +269,21 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO]:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     except OSError as exc:
         raise output_error(path, exc) from None
+    in_body = False
     try:
         os.chmod(tmp, _file_mode())
         with os.fdopen(fd, mode) as f:
+            in_body = True
             yield f
+            in_body = False
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, str(path))
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        # our own steps (flush, fsync, rename onto a folder...) and a full disk anywhere: one line
+        if isinstance(exc, OSError) and (exc.errno in _DISK_FULL or not in_body):
             raise output_error(path, exc) from None
         raise
 

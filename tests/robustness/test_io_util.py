@@ -158,3 +158,10 @@ def test_short_repr_is_bounded_for_alias_bombs():
     for _ in range(100000):
         deep = [deep]
     assert len(io_util.short_repr(a)) <= 100 and len(io_util.short_repr(deep)) <= 100
+
+
+def test_rename_onto_a_folder_is_one_line(tmp_path):
+    (tmp_path / "latest.pt").mkdir()
+    with pytest.raises(OutputError, match="latest.pt: cannot write"):
+        io_util.atomic_write_text(tmp_path / "latest.pt", "x")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(io_util.TEMP_SUFFIX)]
