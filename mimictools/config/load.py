@@ -650,7 +650,7 @@ def _set_path(cfg: Any, parts: Sequence[str], value: Any, where: str, full_key: 
     else:
         if len(parts) > 1:
             raise ConfigError(f"{where}: {'.'.join(parts[:1])!r} has no sub-keys")
-        if tp is str and value is not None and not isinstance(value, str):
+        if tp is str and isinstance(value, (int, float)):
             value = str(value)  # "--set motion_file=123" is a string, YAML would make it an int
         if name == "engine_name" and isinstance(value, str):
             value = ENGINE_ALIASES.get(value, value)

@@ -209,3 +209,18 @@ def test_read_only_out_dir_is_one_line(tmp_path, monkeypatch):
         app, ["train", "--max-samples", "64", "--out-dir", str(tmp_path / "r"), "--no-progress"]
     )
     _one_line_exit_2(res, "cannot write (Permission denied)")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["motion", "inspect", "a" * 5000 + ".pkl"],
+        ["eval", "--model", "a" * 5000 + ".pt"],
+        ["train", "--max-samples", "64", "--out-dir", "/tmp/" + "a" * 5000],
+        ["train", "--max-samples", "64", "--motion", "a" * 5000 + ".pkl"],
+    ],
+)
+def test_os_refusing_a_path_is_one_line(args):
+    res = runner.invoke(app, args)
+    _one_line_exit_2(res, "File name too long")
+    assert len(res.output) < 400
