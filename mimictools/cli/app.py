@@ -32,7 +32,9 @@ class _MimicGroup(TyperGroup):
         except MimicToolsError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            from rich.markup import escape  # a file named '[/x].pkl' must not be read as markup
+
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # a path the user gave that the OS refuses (name too long, I/O error...)
             if _state["debug"]:

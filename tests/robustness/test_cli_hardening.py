@@ -224,3 +224,21 @@ def test_os_refusing_a_path_is_one_line(args):
     res = runner.invoke(app, args)
     _one_line_exit_2(res, "File name too long")
     assert len(res.output) < 400
+
+
+def test_file_names_that_look_like_markup(tmp_path):
+    """A file named '[/x].pkl' is text, not Rich markup (it raised MarkupError, a traceback)."""
+    res = runner.invoke(app, ["motion", "inspect", str(tmp_path / "[" / "x].pkl")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "[/x].pkl: no such file" in _flat(res.output)
+    folder = tmp_path / "[b]"
+    (folder / "[").mkdir(parents=True)
+    clip = folder / "[" / "x].pkl"
+    clip.write_bytes(pickle.dumps({"loop_mode": 0, "fps": 30, "frames": [[0.0] * 34] * 3}, protocol=4))
+    res = runner.invoke(app, ["motion", "inspect", str(clip)])
+    assert res.exit_code == 0, res.output
+    assert "[b]/[/x].pkl" in res.output
+    res = runner.invoke(
+        app, ["train", "--max-samples", "64", "--out-dir", str(tmp_path / "[/r]"), "--seed", "-3"]
+    )
+    _one_line_exit_2(res, "--seed")
