@@ -242,3 +242,21 @@ def test_file_names_that_look_like_markup(tmp_path):
         app, ["train", "--max-samples", "64", "--out-dir", str(tmp_path / "[/r]"), "--seed", "-3"]
     )
     _one_line_exit_2(res, "--seed")
+
+
+def test_training_memory_estimate_by_hand_and_refusal():
+    from mimictools.cli.train import check_training_memory, training_memory_bytes
+    from mimictools.config.schema import AgentConfig, ModelConfig
+    from mimictools.errors import ConfigError
+
+    agent = AgentConfig(
+        steps_per_iter=10, model=ModelConfig(actor_net="fc_1layers_4units", critic_net="fc_1layers_4units")
+    )
+    # per sample: obs 3 + 2 x action 2 + 8 = 15 floats; rollout 10 x 5 envs x 15 x 4 B x 3 = 9000 B.
+    # fc_1layers_4units = one hidden layer of 2 units: actor (3+1)*2 + (2+1)*2 = 14, critic (3+1)*2 + (2+1)*1 = 11
+    # params; 25 params x 4 B x 4 (weights, grads, two moments) = 400 B.
+    assert training_memory_bytes(agent, num_envs=5, obs_dim=3, action_dim=2) == 9000 + 400
+    huge = AgentConfig(steps_per_iter=100_000)
+    with pytest.raises(ConfigError, match=r"training would need ~\d+.* GiB .*lower --num-envs"):
+        check_training_memory(huge, num_envs=1 << 20, obs_dim=1000, action_dim=30, device="cpu")
+    check_training_memory(agent, num_envs=5, obs_dim=3, action_dim=2, device="cpu")
