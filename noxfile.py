@@ -1,4 +1,4 @@
-"""nox sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`.
+"""nox sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s fuzz`.
 
 Install the pinned CPU torch first (`pip install torch==2.13.0`): an unpinned torch pulls CUDA wheels.
 """
@@ -40,3 +40,14 @@ def typecheck(session: nox.Session) -> None:
     )
     # The published isaacgym-stubs have syntax errors; this harness repairs a temp copy and runs mypy.
     session.run("python", "tests/engines/test_isaacgym_static.py")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Mutation-fuzz the pkl, txt, BVH, MJCF and YAML loaders: >= 20 K cases each (about 10 min on 2 cores).
+
+    `nox -s fuzz -- --cases 100000 --seed 3` passes options on; findings are saved under fuzz-findings/.
+    """
+    session.install(TORCH)
+    session.install("-e", ".[test]")
+    session.run("python", "tests/robustness/fuzz.py", *(session.posargs or ["--cases", "20000"]))

@@ -7,11 +7,21 @@ library code validates with `raise`, never `assert`.
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 600
+"""Messages longer than this are cut (with '...'), and line breaks become spaces: a hostile file cannot
+make an error of megabytes or of many lines."""
+
 
 class MimicToolsError(Exception):
     """Base class: bad input or an unsupported request. CLI exit code 2."""
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            msg = " ".join(args[0].splitlines()) if "\n" in args[0] or "\r" in args[0] else args[0]
+            args = (msg if len(msg) <= MAX_MESSAGE_CHARS else msg[: MAX_MESSAGE_CHARS - 3] + "...",)
+        super().__init__(*args)
 
 
 class MotionFormatError(MimicToolsError):
@@ -40,6 +50,11 @@ class EngineError(MimicToolsError):
 
 class CheckpointError(MimicToolsError):
     """A checkpoint is missing, corrupt or incompatible."""
+
+
+class OutputError(MimicToolsError):
+    """An output file or folder cannot be written: not a folder, read-only, in use by another run, or
+    the disk is full."""
 
 
 class TrainingDivergedError(MimicToolsError):

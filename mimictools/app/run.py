@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -135,10 +135,20 @@ def load_run_files(run_dir: Path) -> tuple:
     if not cfg_path.is_file() or not spec_path.is_file():
         raise MimicToolsError(f"{run_dir} is not a mimic run folder (missing {CONFIG_FILE} or {RUN_FILE})")
     cfg = load_run_config(cfg_path)
+    from mimictools.io_util import read_input_text
+
     try:
-        spec = RunSpec(**json.loads(spec_path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise MimicToolsError(f"{spec_path}: unreadable run description ({exc})") from None
+        raw = json.loads(read_input_text(spec_path, MimicToolsError, what="JSON"))
+        spec = RunSpec(**raw)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise MimicToolsError(f"{spec_path}: unreadable run description ({type(exc).__name__})") from None
+    for f in fields(RunSpec):  # a hand-edited run.json must not fail later, deep inside training
+        want = (str,) if f.type in ("str", str) else (int,)
+        value = getattr(spec, f.name)
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise MimicToolsError(
+                f"{spec_path}: {f.name} must be {want[0].__name__}, got {type(value).__name__}"
+            )
     return cfg, spec
 
 
@@ -183,6 +193,7 @@ def make_runner(
     if torch.device(spec.device).type == "cpu":
         torch.set_num_threads(max(1, int(torch_threads)))
     env = build_env(cfg, spec)
+    check_training_memory(cfg.agent, spec.num_envs, env.obs_dim, env.action_dim, spec.device)
     runner = Runner(
         env,
         cfg.agent,
@@ -193,3 +204,46 @@ def make_runner(
         save_iter_checkpoints=save_iter_checkpoints,
     )
     return env, runner
+
+
+def training_memory_bytes(agent, num_envs: int, obs_dim: int, action_dim: int) -> int:
+    """Rough upper estimate of what PPO allocates (bytes): the rollout (obs, actions, means, log-probs,
+    rewards, values, returns, advantages, dones) x 3 for minibatch copies, and the actor and critic with
+    their gradients and two optimizer moments (float32)."""
+    from mimictools.config.schema import mlp_hidden_sizes
+
+    per_sample = obs_dim + 2 * action_dim + 8
+    rollout = agent.steps_per_iter * num_envs * per_sample * 4 * 3
+
+    def params(net: str, inp: int, out: int) -> int:
+        sizes = (inp,) + mlp_hidden_sizes(net) + (out,)
+        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    nets = params(agent.model.actor_net, obs_dim, action_dim) + params(agent.model.critic_net, obs_dim, 1)
+    return int(rollout + nets * 4 * 4)
+
+
+def check_training_memory(agent, num_envs: int, obs_dim: int, action_dim: int, device: str) -> None:
+    """ConfigError when PPO's estimated memory exceeds the machine's (RAM, or GPU memory on cuda)."""
+    import os
+
+    from mimictools.errors import ConfigError
+
+    need = training_memory_bytes(agent, num_envs, obs_dim, action_dim)
+    have = 0
+    where = "RAM"
+    if device.startswith("cuda"):
+        import torch
+
+        have, where = int(torch.cuda.mem_get_info()[1]), "GPU memory"
+    else:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+            return
+    if need > have:
+        raise ConfigError(
+            f"training would need ~{need / 2**30:.1f} GiB (steps_per_iter {agent.steps_per_iter} x {num_envs} envs x "
+            f"obs {obs_dim}, networks {agent.model.actor_net}/{agent.model.critic_net}) but the {where} is "
+            f"{have / 2**30:.1f} GiB; lower --num-envs, steps_per_iter or the network size"
+        )

@@ -30,6 +30,7 @@ import numpy as np
 
 from mimictools.character.model import Character, Geom, Joint
 from mimictools.errors import CharacterError
+from mimictools.io_util import read_input_text, short_repr
 
 __all__ = ["load_character", "load_character_from_string"]
 
@@ -43,6 +44,10 @@ _REJECTED_ELEMENTS = {
     "flexcomp": "<flexcomp> is not supported (soft bodies have no place in a character)",
 }
 _ORTHO_TOL = 1e-6
+MAX_BODY_DEPTH = 200
+"""Deepest body (and default class) nesting accepted; real characters are < 30 deep."""
+MAX_ABS_VALUE = 1e12
+"""Largest magnitude of a numeric attribute; NaN/inf and larger values are refused."""
 
 
 @dataclass(frozen=True)
@@ -87,19 +92,18 @@ class _Ctx:
 def load_character(path: Union[str, Path]) -> Character:
     """Load an MJCF file as a ``Character`` (raises ``CharacterError`` for unsupported models)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise CharacterError(f"{p}: character file not found (expected an MJCF .xml)")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CharacterError(f"{p}: cannot read character file: {exc}") from None
-    return load_character_from_string(text, source=str(p), default_name=p.stem)
+    text = read_input_text(p, CharacterError, what="XML")
+    return load_character_from_string(text, source=str(p), default_name=p.stem, base_dir=p.parent)
 
 
 def load_character_from_string(
-    xml: str, source: str = "<string>", default_name: str = "character"
+    xml: str, source: str = "<string>", default_name: str = "character", base_dir: Optional[Path] = None
 ) -> Character:
-    """Parse MJCF text; ``source`` names it in error messages and ``Character.source``."""
+    """Parse MJCF text; ``source`` names it in error messages and ``Character.source``.
+
+    ``base_dir``: the file's folder; asset files it names must then be regular files."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -110,6 +114,7 @@ def load_character_from_string(
         if elem.tag in _REJECTED_ELEMENTS:
             raise CharacterError(f"{source}: {_REJECTED_ELEMENTS[elem.tag]}")
 
+    _check_mujoco_resources(root, source, base_dir)
     compiler = _parse_compiler(root, source)
     defaults: Dict[str, Dict[str, Dict[str, str]]] = {"main": {}}
     for d in root.findall("default"):
@@ -141,6 +146,77 @@ def load_character_from_string(
     )
 
 
+# ---- what MuJoCo would allocate or read (engines and fk-check compile the same file) ----------------------
+
+MAX_ASSET_CELLS = 1 << 24
+"""Largest texture (width x height, x6 for cube maps) or height field (nrow x ncol) accepted: 16 M."""
+MAX_SIZE_MEMORY_BYTES = 1 << 30
+"""Largest ``<size memory=...>`` accepted (1 GiB)."""
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
+
+
+def _int_attr(elem: ET.Element, attr: str, source: str) -> int:
+    raw = elem.get(attr)
+    if raw is None:
+        return 0
+    try:
+        return int(float(raw))
+    except (ValueError, OverflowError):
+        raise CharacterError(f"{source}: <{elem.tag} {attr}={short_repr(raw)}> is not a number") from None
+
+
+def _check_mujoco_resources(root: ET.Element, source: str, base_dir: Optional[Path]) -> None:
+    """Refuse what would make MuJoCo allocate gigabytes (huge textures, height fields, ``<size memory>``)
+    or read forever (an asset ``file`` that is a FIFO or a device). ``CharacterError``, one line."""
+    for elem in root.iter():
+        if elem.tag == "texture":
+            px = _int_attr(elem, "width", source) * _int_attr(elem, "height", source)
+            if px * (6 if elem.get("type") == "cube" else 1) > MAX_ASSET_CELLS:
+                raise CharacterError(
+                    f"{source}: <texture name={short_repr(elem.get('name', ''))}> of {px:,} pixels; at most "
+                    f"{MAX_ASSET_CELLS:,}"
+                )
+        elif elem.tag == "hfield":
+            cells = _int_attr(elem, "nrow", source) * _int_attr(elem, "ncol", source)
+            if cells > MAX_ASSET_CELLS:
+                raise CharacterError(
+                    f"{source}: <hfield name={short_repr(elem.get('name', ''))}> of {cells:,} cells; at most "
+                    f"{MAX_ASSET_CELLS:,}"
+                )
+        elif elem.tag == "size" and elem.get("memory") is not None:
+            raw = elem.get("memory", "").strip()
+            unit = raw[-1:].upper() if raw[-1:].isalpha() else ""
+            try:
+                nbytes = int(float(raw[: len(raw) - len(unit)] or "x")) * _MEMORY_UNITS[unit]
+            except (ValueError, KeyError, OverflowError):
+                raise CharacterError(f"{source}: <size memory={short_repr(raw)}> is not a size") from None
+            if nbytes > MAX_SIZE_MEMORY_BYTES:
+                raise CharacterError(f"{source}: <size memory={short_repr(raw)}> is above 1G")
+        elif elem.tag == "size":
+            for attr in ("njmax", "nconmax", "nstack", "nuserdata", "nkey", "nuser_body", "nuser_jnt"):
+                if _int_attr(elem, attr, source) > 10_000_000:
+                    raise CharacterError(
+                        f"{source}: <size {attr}={short_repr(elem.get(attr))}> is above 10 M"
+                    )
+        if base_dir is not None and elem.get("file"):
+            _check_asset_file(elem, root, source, base_dir)
+
+
+def _check_asset_file(elem: ET.Element, root: ET.Element, source: str, base_dir: Path) -> None:
+    from mimictools.io_util import check_input_file
+
+    name = str(elem.get("file"))
+    dirs = [c.get(k) for c in root.findall("compiler") for k in ("meshdir", "texturedir", "assetdir")]
+    for d in [x for x in dirs if x] + [""]:
+        cand = base_dir / d / name
+        try:
+            if cand.exists():
+                check_input_file(cand, CharacterError)
+                return
+        except OSError:
+            continue
+
+
 # ---- compiler and defaults ----------------------------------------------------------------------------
 
 
@@ -168,8 +244,15 @@ def _parse_compiler(root: ET.Element, source: str) -> _Compiler:
 
 
 def _parse_default(
-    elem: ET.Element, parent: str, out: Dict[str, Dict[str, Dict[str, str]]], source: str, top: bool = False
+    elem: ET.Element,
+    parent: str,
+    out: Dict[str, Dict[str, Dict[str, str]]],
+    source: str,
+    top: bool = False,
+    depth: int = 0,
 ) -> None:
+    if depth > MAX_BODY_DEPTH:
+        raise CharacterError(f"{source}: <default> classes are nested more than {MAX_BODY_DEPTH} levels deep")
     name = elem.get("class", "main" if top else None)
     if name is None:
         raise CharacterError(f"{source}: a nested <default> has no class attribute")
@@ -183,7 +266,7 @@ def _parse_default(
         merged.setdefault(child.tag, {}).update(child.attrib)
     out[name] = merged
     for child in elem.findall("default"):
-        _parse_default(child, name, out, source)
+        _parse_default(child, name, out, source, depth=depth + 1)
 
 
 # ---- attribute helpers ----------------------------------------------------------------------------------
@@ -198,7 +281,11 @@ def _parse(ctx: _Ctx, value: str, n: Optional[int], what: str) -> np.ndarray:
     try:
         arr = np.array([float(v) for v in value.split()], dtype=np.float64)
     except ValueError:
-        raise ctx.error(f"{what}: cannot parse {value!r} as numbers") from None
+        raise ctx.error(f"{what}: cannot parse {short_repr(value)} as numbers") from None
+    if not np.all(np.abs(arr) <= MAX_ABS_VALUE):  # also catches NaN
+        raise ctx.error(
+            f"{what}: {short_repr(value)} must be finite numbers of magnitude <= {MAX_ABS_VALUE:g}"
+        )
     if n is not None and arr.size != n:
         raise ctx.error(f"{what}: expected {n} numbers, got {arr.size} ({value!r})")
     return arr
@@ -320,6 +407,16 @@ def _limits(
     return rng * ctx.compiler.angle_scale if angular else rng
 
 
+def _gain(ctx: _Ctx, get: Callable[[str], Optional[str]], attr: str, where: str) -> float:
+    """A joint's ``stiffness`` / ``damping`` / ``armature``: one number >= 0 (0 when absent)."""
+    v = _floats(ctx, get(attr), 1, f"{where} {attr}")
+    if v is None:
+        return 0.0
+    if v[0] < 0:
+        raise ctx.error(f"{where}: {attr}={get(attr)!r} must be >= 0")
+    return float(v[0])
+
+
 # ---- the body tree ---------------------------------------------------------------------------------------
 
 
@@ -334,8 +431,12 @@ class _Builder:
         self.geoms: List[Geom] = []
         self.dof_offset = 0
 
-    def visit(self, body: ET.Element, parent: int, cls: str) -> None:
+    def visit(self, body: ET.Element, parent: int, cls: str, depth: int = 0) -> None:
         ctx = self.ctx
+        if depth > MAX_BODY_DEPTH:
+            raise ctx.error(
+                f"bodies are nested more than {MAX_BODY_DEPTH} levels deep; a character is a shallow tree"
+            )
         index = len(self.body_names)
         name = body.get("name") or f"body{index}"
         if name in self.body_names:
@@ -358,7 +459,7 @@ class _Builder:
         for k, g in enumerate(e for e in body if e.tag == "geom"):
             self.geoms.append(self._geom(g, index, name, k, cls))
         for child in body.findall("body"):
-            self.visit(child, index, cls)
+            self.visit(child, index, cls, depth + 1)
 
     # root: exactly one free joint
     def _root_joint(self, elems: List[ET.Element], body_name: str, cls: str) -> None:
@@ -406,9 +507,9 @@ class _Builder:
                     f"{where}: joint pos={get('pos')!r} is not supported; joints must sit at the body origin "
                     "(move the offset into the body pos)"
                 )
-            ref = get("ref")
-            if ref is not None and float(ref) != 0.0:
-                raise ctx.error(f"{where}: ref={ref!r} is not supported; only ref=0")
+            ref = _floats(ctx, get("ref"), 1, f"{where} ref")
+            if ref is not None and ref[0] != 0.0:
+                raise ctx.error(f"{where}: ref={get('ref')!r} is not supported; only ref=0")
             axis = _floats(ctx, get("axis"), 3, f"{where} axis")
             axis = np.array([0.0, 0.0, 1.0]) if axis is None else axis
             n = np.linalg.norm(axis)
@@ -428,9 +529,9 @@ class _Builder:
                     axis=axis / n,
                     low=-math.inf if lim is None else lim[0],
                     high=math.inf if lim is None else lim[1],
-                    stiffness=float(get("stiffness") or 0.0),
-                    damping=float(get("damping") or 0.0),
-                    armature=float(get("armature") or 0.0),
+                    stiffness=_gain(ctx, get, "stiffness", where),
+                    damping=_gain(ctx, get, "damping", where),
+                    armature=_gain(ctx, get, "armature", where),
                     effort=math.inf if frc is None else float(max(abs(frc[0]), abs(frc[1]))),
                 )
             )

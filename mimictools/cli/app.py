@@ -32,13 +32,37 @@ class _MimicGroup(TyperGroup):
         except MimicToolsError as exc:
             if _state["debug"]:
                 raise
-            from rich.markup import escape  # a message may hold brackets (pip install "mimictools[view]")
+            from rich.markup import (
+                escape,  # brackets in messages ("mimictools[view]", a file '[/x].pkl') are text
+            )
 
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a path the user gave that the OS refuses (name too long, I/O error...)
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {_os_error_line(exc)}", soft_wrap=True, markup=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the file (shortened), the OS's reason, 'disk full' said plainly."""
+    import errno
+
+    from rich.markup import escape
+
+    from mimictools.io_util import output_error
+
+    name = str(exc.filename) if exc.filename is not None else "<file>"
+    if len(name) > 120:
+        name = name[:60] + "..." + name[-57:]
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return escape(str(output_error(name, exc)))
+    reason = exc.strerror or (str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+    return escape(f"{name}: {reason}")
 
 
 app = typer.Typer(

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
+from mimictools.cli.console import SafeConsole
+
 
 def fk_check(
     motions: Annotated[
@@ -73,7 +75,7 @@ def fk_check(
     reference, ref_name, eng = fkcheck.make_reference(character, engine)
 
     results = []
-    err = Console(stderr=True, highlight=False)
+    err = SafeConsole(stderr=True, highlight=False)
     try:
         if motions:
             clips = _load_clips(motions, character)
@@ -107,7 +109,7 @@ def fk_check(
         typer.echo(json.dumps(doc, indent=2))
         raise typer.Exit(code)
 
-    out = Console(highlight=False)
+    out = SafeConsole(highlight=False)
     out.print(f"character [bold]{character.name}[/] ({char_path}), reference: {ref_name}")
     if len(results) == 1:
         _print_bodies(out, results[0])

@@ -15,8 +15,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typing_extensions import Annotated
+
+from mimictools.cli.console import SafeConsole
 
 motion_app = typer.Typer(
     name="motion",
@@ -159,7 +162,7 @@ def _joint_table(report: Dict[str, Any]) -> Table:
 
 
 def _print_details(out: Console, r: Dict[str, Any]) -> None:
-    out.print(f"[bold]{r['path']}[/]")
+    out.print(f"[bold]{escape(str(r['path']))}[/]")
     facts = [
         ("format", f"{r['variant']} ({', '.join(r['details'])})" if r["details"] else r["variant"]),
         ("fps", _fmt(r["fps"], "g")),
@@ -208,11 +211,11 @@ def _print_details(out: Console, r: Dict[str, Any]) -> None:
     if r["joints"]:
         out.print(_joint_table(r))
     for f in r["faults"]:
-        out.print(f"[red]fault[/] [bold]{f['kind']}[/]: {f['message']}", soft_wrap=True)
+        out.print(f"[red]fault[/] [bold]{f['kind']}[/]: {escape(str(f['message']))}", soft_wrap=True)
     for w in r["warnings"]:
-        out.print(f"[yellow]warning[/] [bold]{w['kind']}[/]: {w['message']}", soft_wrap=True)
+        out.print(f"[yellow]warning[/] [bold]{w['kind']}[/]: {escape(str(w['message']))}", soft_wrap=True)
     for n in r.get("notes", []):
-        out.print(f"[dim]note {n['kind']}: {n['message']}[/]", soft_wrap=True)
+        out.print(f"[dim]note {n['kind']}: {escape(str(n['message']))}[/]", soft_wrap=True)
     out.print()
 
 
@@ -345,10 +348,12 @@ def inspect_cmd(
         typer.echo(json.dumps(doc, indent=2, allow_nan=False))
         raise typer.Exit(code)
 
-    out = Console(highlight=False)
+    out = SafeConsole(highlight=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
-        out = Console(highlight=False, width=160)  # piped into a file: do not squeeze tables to 80 columns
-    err = Console(stderr=True, highlight=False)
+        out = SafeConsole(
+            highlight=False, width=160
+        )  # piped into a file: do not squeeze tables to 80 columns
+    err = SafeConsole(stderr=True, highlight=False)
     if len(reports) == 1 and not details:
         _print_details(out, reports[0])
     elif reports:
@@ -358,7 +363,7 @@ def inspect_cmd(
         out.print(_summary_table(reports, totals))
         out.print(f"character: {character.source}  ({character.frame_width} columns)")
     for e in errors:
-        err.print(f"[bold red]error:[/] {e['error']}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(e['error']))}", soft_wrap=True)
     if errors:
         err.print(f"[red]{len(errors)} file(s) could not be read[/]")
     raise typer.Exit(code)
@@ -390,7 +395,7 @@ def convert_cmd(
     from mimictools.motion.io import check_frame_width, load_motion, save_motion
     from mimictools.motion.motion import LOOP_CLAMP, LOOP_WRAP
 
-    err = Console(stderr=True, highlight=False)
+    err = SafeConsole(stderr=True, highlight=False)
     character = _load_char(char)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -398,12 +403,14 @@ def convert_cmd(
     check_frame_width(m, character)
     for note in m.notes:
         if note.kind != "quat_sign_flip":
-            err.print(f"[yellow]warning:[/] {note.message}", soft_wrap=True)
+            err.print(f"[yellow]warning:[/] {escape(note.message)}", soft_wrap=True)
     if loop is not None:
         m = m.replace(loop_mode=LOOP_WRAP if loop == LoopChoice.wrap else LOOP_CLAMP)
     if fps is not None:
-        if not (fps > 0 and fps < 1e6):
-            raise MotionFormatError(f"--fps {fps}: must be > 0")
+        from mimictools.motion.motion import MAX_FPS
+
+        if not (fps > 0 and fps <= MAX_FPS):
+            raise MotionFormatError(f"--fps {fps}: must be > 0 and at most {MAX_FPS:g}")
         from mimictools.motion.resample import resample_motion
 
         m = resample_motion(m, fps, character)
@@ -443,7 +450,7 @@ def download_cmd(
 
     names = parse_clip_list(clips)
     url = base_url or DEFAULT_DEEPMIMIC_BASE_URL
-    err = Console(stderr=True, highlight=False)
+    err = SafeConsole(stderr=True, highlight=False)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -465,11 +472,11 @@ def download_cmd(
     for r in results:
         if r.error:
             failed += 1
-            err.print(f"[bold red]error:[/] {r.clip}: {r.error}", soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(r.clip))}: {escape(str(r.error))}", soft_wrap=True)
         else:
             typer.echo(f"{r.clip}: {r.pkl_path} ({r.num_frames} frames at {r.fps:g} fps, loop {r.loop_name})")
             for note in r.warnings:
-                err.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
+                err.print(f"[yellow]warning:[/] {escape(str(note))}", soft_wrap=True)
     if failed:
         err.print(f"[red]{failed} of {len(results)} clips failed[/]")
         raise typer.Exit(2)

@@ -95,6 +95,9 @@ def train(
     from mimictools.app import run as runlib
     from mimictools.errors import MimicToolsError
 
+    check_train_options(
+        seed=seed, minutes=minutes, max_samples=max_samples, num_envs=num_envs, threads=threads
+    )
     if resume:
         run_dir = out_dir or _latest_run()
         cfg, spec = runlib.load_run_files(run_dir)
@@ -130,6 +133,19 @@ def train(
         minutes = 10.0  # the bundled demo
     if device.startswith("cuda"):
         _require_cuda()
+    from mimictools.io_util import remove_stale_temps, run_dir_lock
+
+    with run_dir_lock(run_dir, "run folder (--out-dir)"):
+        remove_stale_temps(run_dir)  # temps of writers that were killed mid-write
+        _train_locked(cfg, spec, run_dir, resume, max_samples, minutes, no_progress, torch_threads)
+
+
+def _train_locked(
+    cfg, spec, run_dir: Path, resume: bool, max_samples, minutes, no_progress, torch_threads: int
+) -> None:
+    """The part of `mimic train` that runs while this process holds the run folder's lock."""
+    from mimictools.app import run as runlib
+
     _warn_if_unstable(cfg, spec)
     runlib.save_run_files(run_dir, cfg, spec)
     env, runner = runlib.make_runner(cfg, spec, run_dir, resume=resume, torch_threads=torch_threads)
@@ -153,6 +169,31 @@ def train(
             else f"[yellow]CUDA graph capture failed, ran eagerly:[/] {errs[0]}"
         )
     _summary(result, run_dir)
+
+
+MAX_SEED = 2**32 - 1
+"""Largest --seed (numpy's seeds are 32-bit)."""
+MAX_NUM_ENVS = 1 << 20
+
+
+def check_train_options(
+    seed: int, minutes: Optional[float], max_samples: Optional[int], num_envs: Optional[int], threads: int
+) -> None:
+    """Range checks of `mimic train`'s options, before anything is loaded (ConfigError, one line)."""
+    import math
+
+    from mimictools.errors import ConfigError
+
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed {seed}: must be in [0, {MAX_SEED}] (2**32 - 1)")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"--minutes {minutes}: must be a finite number > 0")
+    if max_samples is not None and max_samples <= 0:
+        raise ConfigError(f"--max-samples {max_samples}: must be > 0")
+    if num_envs is not None and not 1 <= num_envs <= MAX_NUM_ENVS:
+        raise ConfigError(f"--num-envs {num_envs}: must be in [1, {MAX_NUM_ENVS:,}]")
+    if threads < 0:
+        raise ConfigError(f"--threads {threads}: must be >= 0 (0 = all cores)")
 
 
 def _warn_if_unstable(cfg, spec) -> None:

@@ -42,7 +42,7 @@ from mimictools.config.schema import (
 )
 from mimictools.engines.registry import ENGINE_ALIASES, canonical_engine_name, engine_names
 from mimictools.errors import ConfigError, NotSupportedError
-from mimictools.io_util import atomic_write_text
+from mimictools.io_util import atomic_write_text, read_input_text, short_repr
 
 __all__ = [
     "apply_overrides",
@@ -101,8 +101,16 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     out: Dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in out:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        try:
+            dup = key in out
+        except TypeError:  # a list or mapping used as a key
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a {type(key).__name__} cannot be a key", key_node.start_mark
+            ) from None
+        if dup:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {short_repr(key)}", key_node.start_mark
+            )
         out[key] = loader.construct_object(value_node, deep=deep)
     return out
 
@@ -118,18 +126,21 @@ def read_yaml(path: PathLike) -> Dict[str, Any]:
             empty file or a top level that is not a mapping.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
+    text = read_input_text(p, ConfigError, what="YAML")
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ConfigError(f"{p}: invalid YAML at {where}: {e.problem or e.context}") from None
+        raise ConfigError(
+            f"{p}: invalid YAML at {where}: {short_repr(e.problem or e.context, 200)}"
+        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        raise ConfigError(f"{p}: invalid YAML: {short_repr(str(e), 200)}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
+    except ValueError as e:  # PyYAML's int() of a > 4300-digit literal
+        raise ConfigError(f"{p}: invalid YAML: {short_repr(str(e), 120)}") from None
     if data is None:
         raise ConfigError(f"{p}: config file is empty")
     if not isinstance(data, dict):
@@ -162,18 +173,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return _coerce(value, inner, where)
     if origin in (tuple, Tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         inner = typing.get_args(tp)[0]
         return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected True or False, got {value!r}")
+        raise ConfigError(f"{where}: expected True or False, got {short_repr(value)}")
     if tp is int:
         num = _as_number(value, where, "an integer")
         if isinstance(num, float):
             if not (math.isfinite(num) and num == int(num)):
-                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+                raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}")
             num = int(num)
         return num
     if tp is float:
@@ -181,13 +192,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {short_repr(value)}")
     raise TypeError(f"unsupported config field type {tp!r}")  # a schema bug, not user input
 
 
 def _as_number(value: Any, where: str, what: str) -> Union[int, float]:
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+        raise ConfigError(f"{where}: expected {what}, got {short_repr(value)}")
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
@@ -199,7 +210,7 @@ def _as_number(value: Any, where: str, what: str) -> Union[int, float]:
             return float(value)  # "1e-4", "3e-4", "inf"
         except ValueError:
             pass
-    raise ConfigError(f"{where}: expected {what}, got {value!r}")
+    raise ConfigError(f"{where}: expected {what}, got {short_repr(value)}")
 
 
 def _field_types(cls: type) -> Dict[str, Any]:
@@ -220,7 +231,9 @@ def _suggest(key: str, valid: Iterable[str]) -> str:
 
 def _build(cls: Type[C], data: Mapping[str, Any], source: str, prefix: str = "") -> C:
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(
+            f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping, got {short_repr(data)}"
+        )
     data = dict(data)
     if cls is EngineConfig and isinstance(data.get("engine_name"), str):
         data["engine_name"] = canonical_engine_name(data["engine_name"])
@@ -233,12 +246,12 @@ def _build(cls: Type[C], data: Mapping[str, Any], source: str, prefix: str = "")
     unsupported = _UNSUPPORTED_KEYS.get(cls, {})
     for key in data:
         if not isinstance(key, str):
-            raise ConfigError(f"{source}: key {key!r} is not a string")
+            raise ConfigError(f"{source}: key {short_repr(key)} is not a string")
         if key in unsupported:
             raise NotSupportedError(f"{source}: key {prefix + key!r}: {unsupported[key]}")
         if key not in types:
             raise ConfigError(
-                f"{source}: unknown key {prefix + key!r} in {cls.__name__}: "
+                f"{source}: unknown key {short_repr(prefix + key)} in {cls.__name__}: "
                 + _suggest(key, [f.name for f in dataclasses.fields(cls)])
             )
     kwargs: Dict[str, Any] = {}
@@ -276,7 +289,9 @@ def _check_env_name(value: Any, source: str) -> None:
         return
     if value in _MIMICKIT_ENVS:
         raise NotSupportedError(f"{source}: env_name {value!r} is not supported yet (built: 'deepmimic')")
-    raise ConfigError(f"{source}: env_name {value!r} is not a known environment (built: 'deepmimic')")
+    raise ConfigError(
+        f"{source}: env_name {short_repr(value)} is not a known environment (built: 'deepmimic')"
+    )
 
 
 def _check_agent_name(value: Any, source: str) -> None:
@@ -284,12 +299,12 @@ def _check_agent_name(value: Any, source: str) -> None:
         return
     if value in _MIMICKIT_AGENTS:
         raise NotSupportedError(f"{source}: agent_name {value!r} is not supported yet (built: 'PPO')")
-    raise ConfigError(f"{source}: agent_name {value!r} is not a known agent (built: 'PPO')")
+    raise ConfigError(f"{source}: agent_name {short_repr(value)} is not a known agent (built: 'PPO')")
 
 
 def _require(ok: bool, source: str, key: str, value: Any, what: str) -> None:
     if not ok:
-        raise ConfigError(f"{source}: {key} = {value!r}: must be {what}")
+        raise ConfigError(f"{source}: {key} = {short_repr(value)}: must be {what}")
 
 
 def _validate(cfg: Any, source: str) -> None:
@@ -309,7 +324,76 @@ def _validate(cfg: Any, source: str) -> None:
         _validate_optimizer(cfg, source, "")
 
 
+# Upper bounds: far above any real run, low enough that a typo (1e12) fails here, in one line, instead
+# of exhausting memory or hanging later. docs/robustness.md lists them.
+LIMITS = {
+    "episode_length": 1e5,
+    "num_phase_encoding": 64,
+    "tar_obs_steps": 1000,
+    "tar_obs_steps_len": 32,
+    "pose_list_len": 4096,
+    "steps_per_iter": 100_000,
+    "iters_per_output": 1_000_000_000,
+    "epochs": 1000,
+    "test_episodes": 1_000_000,
+    "batch_size_multiple": 10_000.0,
+    "critic_eval_batch_size": 1_000_000_000,
+    "control_freq": 1000,
+    "sim_freq": 10_000,
+    "distance_m": 1e4,
+}  # type: Dict[str, Any]
+
+
+def _finite(v: float) -> bool:
+    return math.isfinite(v)
+
+
 def _validate_env(c: EnvConfig, source: str) -> None:
+    L = LIMITS
+    _require(
+        math.isfinite(c.episode_length) and c.episode_length <= L["episode_length"],
+        source,
+        "episode_length",
+        c.episode_length,
+        f"finite and at most {L['episode_length']:g} s",
+    )
+    _require(
+        _finite(c.pose_termination_dist), source, "pose_termination_dist", c.pose_termination_dist, "finite"
+    )
+    _require(
+        c.num_phase_encoding <= L["num_phase_encoding"],
+        source,
+        "num_phase_encoding",
+        c.num_phase_encoding,
+        f"at most {L['num_phase_encoding']}",
+    )
+    _require(
+        len(c.tar_obs_steps) <= L["tar_obs_steps_len"]
+        and all(s <= L["tar_obs_steps"] for s in c.tar_obs_steps),
+        source,
+        "tar_obs_steps",
+        list(c.tar_obs_steps),
+        f"at most {L['tar_obs_steps_len']} steps, each at most {L['tar_obs_steps']}",
+    )
+    for name in ("ref_char_offset", "init_pose", "joint_err_w"):
+        v = getattr(c, name)
+        if v is not None:
+            _require(
+                len(v) <= L["pose_list_len"] and all(map(_finite, v)),
+                source,
+                name,
+                f"<{len(v)} numbers>",
+                f"at most {L['pose_list_len']} finite numbers",
+            )
+    for name in ("key_bodies", "contact_bodies"):
+        v = getattr(c, name)
+        _require(
+            len(v) <= L["pose_list_len"], source, name, f"<{len(v)} names>", f"at most {L['pose_list_len']}"
+        )
+    _validate_env_base(c, source)
+
+
+def _validate_env_base(c: EnvConfig, source: str) -> None:
     _check_env_name(c.env_name, source)
     _require(c.camera_mode in ("still", "track"), source, "camera_mode", c.camera_mode, "'still' or 'track'")
     _require(c.episode_length > 0, source, "episode_length", c.episode_length, "> 0 s")
@@ -350,6 +434,15 @@ def _validate_model(m: ModelConfig, source: str, prefix: str) -> None:
             mlp_hidden_sizes(getattr(m, key))
         except NotSupportedError as e:
             raise NotSupportedError(f"{source}: {prefix}{key}: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {prefix}{key}: {e}") from None
+    _require(
+        math.isfinite(m.actor_init_output_scale),
+        source,
+        prefix + "actor_init_output_scale",
+        m.actor_init_output_scale,
+        "finite",
+    )
     if m.actor_std_type in _STD_TYPES_NOT_BUILT:
         raise NotSupportedError(
             f"{source}: {prefix}actor_std_type {m.actor_std_type!r} is not supported yet (built: 'FIXED')"
@@ -376,8 +469,20 @@ def _validate_optimizer(o: OptimizerConfig, source: str, prefix: str) -> None:
         o.learning_rate,
         "> 0",
     )
-    _require(o.weight_decay >= 0, source, prefix + "weight_decay", o.weight_decay, ">= 0")
-    _require(o.grad_clip >= 0, source, prefix + "grad_clip", o.grad_clip, ">= 0 (0 = off)")
+    _require(
+        o.weight_decay >= 0 and math.isfinite(o.weight_decay),
+        source,
+        prefix + "weight_decay",
+        o.weight_decay,
+        ">= 0",
+    )
+    _require(
+        o.grad_clip >= 0 and math.isfinite(o.grad_clip),
+        source,
+        prefix + "grad_clip",
+        o.grad_clip,
+        ">= 0 (0 = off)",
+    )
     if o.use_amp:
         raise NotSupportedError(f"{source}: {prefix}use_amp: mixed precision is not supported yet")
     _require(o.amp_type in ("fp16", "bf16"), source, prefix + "amp_type", o.amp_type, "'fp16' or 'bf16'")
@@ -392,6 +497,18 @@ def _validate_agent(a: AgentConfig, source: str) -> None:
     _require(0 <= a.td_lambda <= 1, source, "td_lambda", a.td_lambda, "in [0, 1]")
     for key in ("steps_per_iter", "iters_per_output", "actor_epochs", "critic_epochs"):
         _require(getattr(a, key) >= 1, source, key, getattr(a, key), ">= 1")
+    for key, top in (
+        ("steps_per_iter", LIMITS["steps_per_iter"]),
+        ("iters_per_output", LIMITS["iters_per_output"]),
+        ("actor_epochs", LIMITS["epochs"]),
+        ("critic_epochs", LIMITS["epochs"]),
+        ("test_episodes", LIMITS["test_episodes"]),
+        ("critic_eval_batch_size", LIMITS["critic_eval_batch_size"]),
+        ("actor_batch_size", LIMITS["batch_size_multiple"]),
+        ("critic_batch_size", LIMITS["batch_size_multiple"]),
+    ):
+        _require(getattr(a, key) <= top, source, key, getattr(a, key), f"at most {top:,}")
+    _require(math.isfinite(a.discount), source, "discount", a.discount, "in [0, 1)")
     for key in ("test_episodes", "normalizer_samples", "critic_eval_batch_size"):
         _require(getattr(a, key) >= 0, source, key, getattr(a, key), ">= 0")
     for key in ("actor_batch_size", "critic_batch_size", "ppo_clip_ratio", "norm_adv_clip"):
@@ -425,7 +542,25 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
             f"{source}: control_mode {e.control_mode!r} is not supported yet (built: 'pos')"
         )
     _require(e.control_mode == "pos", source, "control_mode", e.control_mode, "'pos'")
-    _require(e.control_freq >= 1, source, "control_freq", e.control_freq, ">= 1 Hz")
+    _require(
+        1 <= e.control_freq <= LIMITS["control_freq"],
+        source,
+        "control_freq",
+        e.control_freq,
+        f">= 1 and <= {LIMITS['control_freq']} Hz",
+    )
+    _require(
+        e.sim_freq <= LIMITS["sim_freq"], source, "sim_freq", e.sim_freq, f"at most {LIMITS['sim_freq']:,} Hz"
+    )
+    for name in ("env_spacing", "ground_contact_height"):
+        v = getattr(e, name)
+        _require(
+            math.isfinite(v) and abs(v) <= LIMITS["distance_m"],
+            source,
+            name,
+            v,
+            f"finite, at most {LIMITS['distance_m']:g} m",
+        )
     _require(
         e.sim_freq >= e.control_freq and e.sim_freq % e.control_freq == 0,
         source,
@@ -513,7 +648,7 @@ def _set_path(cfg: Any, parts: Sequence[str], value: Any, where: str, full_key: 
     else:
         if len(parts) > 1:
             raise ConfigError(f"{where}: {'.'.join(parts[:1])!r} has no sub-keys")
-        if tp is str and value is not None and not isinstance(value, str):
+        if tp is str and isinstance(value, (int, float)):
             value = str(value)  # "--set motion_file=123" is a string, YAML would make it an int
         if name == "engine_name" and isinstance(value, str):
             value = canonical_engine_name(value)
@@ -543,8 +678,9 @@ def apply_overrides(cfg: C, overrides: Sequence[str], source: str = "--set") -> 
             raise ConfigError(f"{where}: empty key")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{where}: value is not valid YAML ({e})") from None
+        except (yaml.YAMLError, RecursionError, ValueError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"{where}: value is not valid YAML ({short_repr(first, 120)})") from None
         parts = _resolve_run_key(cfg, key, where) if isinstance(cfg, RunConfig) else key.split(".")
         cfg = _set_path(cfg, parts, value, where, key)
         _validate(cfg, where)

@@ -249,6 +249,10 @@ class RunConfig:
 # ---------------------------------------------------------------------------------- nets
 
 _MLP_NAME = re.compile(r"^fc_(\d+)layers_(\d+)units$")
+MAX_MLP_LAYERS = 32
+"""Most layers a network name may ask for (``fc_<n>layers_...``)."""
+MAX_MLP_UNITS = 16384
+"""Most units per layer a network name may ask for (a 1e8-unit layer would need petabytes)."""
 
 
 def mlp_hidden_sizes(net_name: str) -> Tuple[int, ...]:
@@ -262,7 +266,7 @@ def mlp_hidden_sizes(net_name: str) -> Tuple[int, ...]:
     Raises:
         NotSupportedError: the name is not of that pattern (e.g. MimicKit's ``cnn_3conv_1fc_0``).
     """
-    from mimictools.errors import NotSupportedError
+    from mimictools.errors import ConfigError, NotSupportedError
 
     m = _MLP_NAME.match(net_name) if isinstance(net_name, str) else None
     if m is None:
@@ -270,9 +274,17 @@ def mlp_hidden_sizes(net_name: str) -> Tuple[int, ...]:
             f"network {net_name!r} is not supported yet: only MLPs named fc_<n>layers_<u>units "
             "(e.g. fc_2layers_1024units) are built"
         )
+    if len(m.group(1)) > 6 or len(m.group(2)) > 9:
+        raise ConfigError(
+            f"network {net_name[:60]!r}: at most {MAX_MLP_LAYERS} layers of at most {MAX_MLP_UNITS} units"
+        )
     n, u = int(m.group(1)), int(m.group(2))
     if n < 1 or u < 2:
         raise NotSupportedError(f"network {net_name!r}: need at least 1 layer of at least 2 units")
+    if n > MAX_MLP_LAYERS or u > MAX_MLP_UNITS:
+        raise ConfigError(
+            f"network {net_name!r}: at most {MAX_MLP_LAYERS} layers of at most {MAX_MLP_UNITS} units"
+        )
     return (u,) * (n - 1) + (u // 2,)
 
 

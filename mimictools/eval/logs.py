@@ -36,11 +36,10 @@ def read_log(path: Union[str, Path]) -> Dict[str, np.ndarray]:
 
     Repeated header lines (a resumed run appending to the same log) are skipped.
     """
+    from mimictools.io_util import read_input_bytes
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise LogFormatError(f"{path}: cannot read training log ({exc.strerror})") from None
+    text = read_input_bytes(path, LogFormatError).decode("utf-8", errors="replace")
     lines = [ln.split() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if ln.strip()]
     if not lines:
         raise LogFormatError(f"{path}: empty training log")

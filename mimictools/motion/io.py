@@ -22,7 +22,10 @@ DATASET_SUFFIXES = (".yaml", ".yml")
 
 def sniff_format(path: PathLike) -> str:
     """'mimickit-pkl', 'deepmimic-txt' or 'dataset-yaml', from the extension, else the first bytes."""
+    from mimictools.io_util import check_input_file
+
     p = Path(path)
+    check_input_file(p, MotionFormatError)  # a FIFO or device would block or read forever
     suffix = p.suffix.lower()
     if suffix in DATASET_SUFFIXES:
         return "dataset-yaml"

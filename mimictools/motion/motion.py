@@ -18,6 +18,8 @@ LOOP_WRAP = 1
 """loop_mode 1: time wraps modulo length and the root keeps progressing (MimicKit ``LoopMode.WRAP``)."""
 LOOP_NAMES = {LOOP_CLAMP: "clamp", LOOP_WRAP: "wrap"}
 """loop_mode value -> the name used on the command line and in reports."""
+MAX_FPS = 10000.0
+"""Highest frame rate accepted (Hz), in files and for ``mimic motion convert --fps``."""
 
 
 @dataclass(frozen=True)
@@ -90,45 +92,53 @@ def validate_motion_fields(fps, loop_mode, frames, source: str) -> Tuple[float, 
     Returns ``(fps float, loop_mode int, frames float32 (num_frames, width))``. Raises
     ``MotionFormatError`` with a one-line message naming ``source`` and the bad field/frame.
     Non-finite frame *values* are allowed here (``mimic motion inspect`` reports them,
-    ``MotionLib`` refuses them); a non-finite or non-positive fps is not.
+    ``MotionLib`` refuses them); a non-finite, non-positive or above-``MAX_FPS`` fps is not.
+    Frames must be real numbers (object and complex dtypes are refused), rows of a list must be
+    lists of equal length, and frames x columns must stay under ``io_util.max_cells()``
+    (checked before anything is allocated).
     """
     from mimictools.errors import MotionFormatError
+    from mimictools.io_util import check_cells, short_repr
 
     where = source or "<motion>"
     # fps: int, float, numpy scalar or 0-d array (legacy torch tensor already turned into numpy).
     if isinstance(fps, (str, bytes, bool, np.bool_)) or (
         isinstance(fps, np.ndarray) and fps.dtype.kind not in "iuf"
     ):
-        raise MotionFormatError(f"{where}: fps must be a number, got {type(fps).__name__} {fps!r}")
+        raise MotionFormatError(f"{where}: fps must be a number, got {type(fps).__name__} {short_repr(fps)}")
+    if not isinstance(fps, (int, float, np.integer, np.floating, np.ndarray)):
+        raise MotionFormatError(f"{where}: fps must be a number, got {type(fps).__name__}")
+    if isinstance(fps, np.ndarray) and fps.size != 1:
+        raise MotionFormatError(f"{where}: fps must be a single number, got shape {fps.shape}")
     try:
-        fps_arr = np.asarray(fps, dtype=np.float64)
-    except (TypeError, ValueError):
+        fps_f = float(np.asarray(fps, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError, OverflowError):
         raise MotionFormatError(f"{where}: fps must be a number, got {type(fps).__name__}") from None
-    if fps_arr.size != 1:
-        raise MotionFormatError(f"{where}: fps must be a single number, got shape {fps_arr.shape}")
-    fps_f = float(fps_arr.reshape(()))
-    if not np.isfinite(fps_f) or fps_f <= 0.0:
-        raise MotionFormatError(f"{where}: fps is {fps_f!r}; it must be a finite number > 0")
+    if not np.isfinite(fps_f) or fps_f <= 0.0 or fps_f > MAX_FPS:
+        raise MotionFormatError(
+            f"{where}: fps is {fps_f!r}; it must be a finite number > 0 and at most {MAX_FPS:g}"
+        )
 
     lm = getattr(loop_mode, "value", loop_mode)  # a (stub) LoopMode enum
     if isinstance(lm, (bool, np.bool_)) or not isinstance(lm, (int, np.integer)):
-        raise MotionFormatError(f"{where}: loop_mode must be 0 (clamp) or 1 (wrap), got {lm!r}")
+        raise MotionFormatError(f"{where}: loop_mode must be 0 (clamp) or 1 (wrap), got {short_repr(lm)}")
     if int(lm) not in (LOOP_CLAMP, LOOP_WRAP):
         raise MotionFormatError(f"{where}: loop_mode is {int(lm)}; valid values are 0 (clamp) and 1 (wrap)")
 
     if isinstance(frames, (list, tuple)):
-        if len(frames) == 0:
-            raise MotionFormatError(f"{where}: empty clip (frames has 0 rows)")
-        width0 = _row_len(frames[0], where, 0)
-        for i, row in enumerate(frames):
-            if _row_len(row, where, i) != width0:
-                raise MotionFormatError(
-                    f"{where}: frame {i} has {_row_len(row, where, i)} columns, frame 0 has {width0}"
-                )
-    try:
-        arr = np.asarray(frames, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise MotionFormatError(f"{where}: frames are not numbers ({exc})") from None
+        arr = _frames_from_rows(frames, where)
+    elif isinstance(frames, np.ndarray):
+        if frames.dtype.kind not in "biuf":
+            raise MotionFormatError(
+                f"{where}: frames have dtype {frames.dtype}; they must be real numbers (float or int)"
+            )
+        if frames.ndim == 2:
+            check_cells(frames.shape[0], frames.shape[1], where, error=MotionFormatError)
+        arr = frames.astype(np.float32, copy=False) if frames.ndim == 2 else frames
+    else:
+        raise MotionFormatError(
+            f"{where}: frames must be a list of rows or a numpy array, got {type(frames).__name__}"
+        )
     if arr.ndim != 2:
         if arr.size == 0:
             raise MotionFormatError(f"{where}: empty clip (frames has 0 rows)")
@@ -142,6 +152,38 @@ def validate_motion_fields(fps, loop_mode, frames, source: str) -> Tuple[float, 
             f"{where}: frames have {arr.shape[1]} columns; a frame needs at least 6 (3 root pos + 3 root rot)"
         )
     return fps_f, int(lm), np.ascontiguousarray(arr)
+
+
+_COMPLEX_WARNING = getattr(getattr(np, "exceptions", np), "ComplexWarning", Warning)
+
+
+def _frames_from_rows(frames, where: str) -> np.ndarray:
+    """A list of rows (lists of numbers) -> float32 (num_frames, width), without ever building more
+    than the rows hold (shared rows and nested lists are refused before allocating)."""
+    import warnings
+
+    from mimictools.errors import MotionFormatError
+    from mimictools.io_util import check_cells
+
+    if len(frames) == 0:
+        raise MotionFormatError(f"{where}: empty clip (frames has 0 rows)")
+    width0 = _row_len(frames[0], where, 0)
+    for i, row in enumerate(frames):
+        n = _row_len(row, where, i)
+        if n != width0:
+            raise MotionFormatError(f"{where}: frame {i} has {n} columns, frame 0 has {width0}")
+    check_cells(len(frames), width0, where, error=MotionFormatError)
+    out = np.empty((len(frames), width0), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", _COMPLEX_WARNING)
+        for i, row in enumerate(frames):
+            try:
+                out[i] = np.fromiter(row, dtype=np.float64, count=width0)
+            except (TypeError, ValueError, OverflowError, _COMPLEX_WARNING):
+                raise MotionFormatError(
+                    f"{where}: frame {i} holds values that are not numbers (real float or int)"
+                ) from None
+    return out
 
 
 def _row_len(row, where: str, i: int) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mimictools.errors import MotionFormatError
+from mimictools.io_util import check_cells
 from mimictools.motion.motion import LOOP_CLAMP, Motion
 
 
@@ -27,6 +28,10 @@ def resample_motion(motion: Motion, fps: float, char: Any) -> Motion:
     clamp = motion.replace(loop_mode=LOOP_CLAMP)  # sample inside [0, length], no wrap offsets
     lib = MotionLib([clamp], char=char, allow_nonfinite=True, dtype=torch.float64)
     count = int(math.floor(motion.length_s * fps + 1e-6)) + 1
+    # interpolation holds ~8 float64 copies of the output (times, slerp operands): a tighter ceiling
+    check_cells(
+        count * 8, motion.frame_width, f"resample to {fps:g} fps", "8 x frames x columns", MotionFormatError
+    )
     times = torch.arange(count, dtype=torch.float64) / float(fps)
     ids = torch.zeros(count, dtype=torch.long)
     f = lib.calc_motion_frame(ids, times)

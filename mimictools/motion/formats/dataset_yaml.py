@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Tuple, Union
 
 from mimictools.errors import MotionFormatError
+from mimictools.io_util import read_input_text, short_repr
 
 
 def _candidate_roots(yaml_path: Path) -> List[Path]:
@@ -41,15 +42,16 @@ def read_dataset_yaml(path: Union[str, Path]) -> List[Tuple[Path, float]]:
 
     source = str(path)
     yaml_path = Path(path)
-    try:
-        text = yaml_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MotionFormatError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    text = read_input_text(yaml_path, MotionFormatError, what="YAML")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = short_repr(str(exc).splitlines()[0], 120) if str(exc) else type(exc).__name__
         raise MotionFormatError(f"{source}: invalid YAML ({first})") from None
+    except RecursionError:
+        raise MotionFormatError(f"{source}: YAML nested too deeply") from None
+    except ValueError as exc:  # PyYAML's int() of a > 4300-digit literal
+        raise MotionFormatError(f"{source}: invalid YAML ({short_repr(str(exc), 120)})") from None
     if not isinstance(doc, dict) or "motions" not in doc:
         raise MotionFormatError(
             f"{source}: a dataset yaml needs a top-level 'motions' list of {{file, weight}}"
@@ -62,13 +64,26 @@ def read_dataset_yaml(path: Union[str, Path]) -> List[Tuple[Path, float]]:
         if not isinstance(entry, dict) or "file" not in entry:
             raise MotionFormatError(f"{source}: motions[{i}] needs a 'file' key (and an optional 'weight')")
         weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, str)):
+            raise MotionFormatError(f"{source}: motions[{i}] weight {short_repr(weight)} is not a number")
         try:
             w = float(weight)
-        except (TypeError, ValueError):
-            raise MotionFormatError(f"{source}: motions[{i}] weight {weight!r} is not a number") from None
+        except (TypeError, ValueError, OverflowError):
+            raise MotionFormatError(
+                f"{source}: motions[{i}] weight {short_repr(weight)} is not a number"
+            ) from None
+        if not isinstance(entry["file"], str) or not entry["file"] or "\0" in entry["file"]:
+            raise MotionFormatError(
+                f"{source}: motions[{i}] file {short_repr(entry['file'])} is not a file path"
+            )
         if not math.isfinite(w) or w < 0:
             raise MotionFormatError(f"{source}: motions[{i}] weight is {w}; it must be finite and >= 0")
-        out.append((resolve_dataset_entry(yaml_path, str(entry["file"])), w))
+        try:
+            out.append((resolve_dataset_entry(yaml_path, entry["file"]), w))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise MotionFormatError(
+                f"{source}: motions[{i}] file {short_repr(entry['file'])}: {exc}"
+            ) from None
     if sum(w for _, w in out) <= 0:
         raise MotionFormatError(f"{source}: all weights are 0")
     return out

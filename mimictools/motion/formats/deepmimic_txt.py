@@ -31,6 +31,7 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 
 from mimictools.errors import MotionFormatError, NotSupportedError
+from mimictools.io_util import check_cells, read_input_text, short_repr
 from mimictools.math.rotations_np import quat_mul, quat_to_exp_map
 from mimictools.motion.motion import LOOP_CLAMP, LOOP_WRAP, Motion, MotionNote, validate_motion_fields
 
@@ -150,12 +151,7 @@ def read_deepmimic_txt(path: Union[str, Path], char: Optional[Any] = None, warn:
             f"{source}: DeepMimic humanoid3d clips convert to MimicKit's humanoid ({MIMICKIT_HUMANOID_WIDTH} "
             f"columns); character {Path(char.source).name} has {char.frame_width}"
         )
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MotionFormatError(f"{source}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise MotionFormatError(f"{source}: not a DeepMimic motion (not UTF-8 text)") from None
+    text = read_input_text(path, MotionFormatError, what="text (a DeepMimic motion is JSON)")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -163,6 +159,12 @@ def read_deepmimic_txt(path: Union[str, Path], char: Optional[Any] = None, warn:
         raise MotionFormatError(
             f"{source}: {what} JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
         ) from None
+    except RecursionError:
+        raise MotionFormatError(
+            f"{source}: JSON nested too deeply (a DeepMimic clip is 3 levels deep)"
+        ) from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's 4300-digit limit
+        raise MotionFormatError(f"{source}: invalid JSON ({short_repr(str(exc), 80)})") from None
     return deepmimic_doc_to_motion(doc, source, warn=warn)
 
 
@@ -172,12 +174,14 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
         raise MotionFormatError(f"{source}: a DeepMimic motion is a JSON object with 'Loop' and 'Frames'")
     if "Frames" not in doc:
         raise MotionFormatError(
-            f"{source}: missing key 'Frames' (has: {', '.join(sorted(doc)) or 'nothing'})"
+            f"{source}: missing key 'Frames' (has: {short_repr(sorted(doc)[:8], 80) if doc else 'nothing'})"
         )
     loop_raw = doc.get("Loop", "wrap")
-    loop = _LOOP_VALUES.get(str(loop_raw).lower())
+    loop = _LOOP_VALUES.get(loop_raw.lower()) if isinstance(loop_raw, str) else None
     if loop is None:
-        raise MotionFormatError(f"{source}: Loop is {loop_raw!r}; valid values are 'wrap' and 'none'")
+        raise MotionFormatError(
+            f"{source}: Loop is {short_repr(loop_raw)}; valid values are 'wrap' and 'none'"
+        )
     raw_rows = doc["Frames"]
     if not isinstance(raw_rows, list) or len(raw_rows) == 0:
         raise MotionFormatError(f"{source}: empty clip ('Frames' has no rows)")
@@ -188,10 +192,14 @@ def deepmimic_doc_to_motion(doc: Any, source: str, warn: bool = True) -> Motion:
                 f"{source}: frame {i} has {n} numbers; a DeepMimic humanoid3d row has {DEEPMIMIC_ROW_WIDTH} "
                 "(dt, root pos 3, root quat 4, 8 joint quats, 4 revolute angles)"
             )
+    check_cells(len(raw_rows), DEEPMIMIC_ROW_WIDTH, source, error=MotionFormatError)
+    for i, row in enumerate(raw_rows):
+        if not all(type(v) in (int, float) for v in row):  # JSON numbers only (no bool, list, str, null)
+            raise MotionFormatError(f"{source}: frame {i} holds values that are not numbers")
     try:
-        rows = np.asarray(raw_rows, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise MotionFormatError(f"{source}: 'Frames' contains values that are not numbers") from None
+        rows = np.array(raw_rows, dtype=np.float64)
+    except OverflowError:
+        raise MotionFormatError(f"{source}: 'Frames' holds an integer too large for a float") from None
 
     notes = []  # type: List[MotionNote]
     fps, dt_notes, dt_median = _fps_from_dt(rows, source)

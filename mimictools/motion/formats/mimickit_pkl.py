@@ -15,7 +15,6 @@ Written: exactly what upstream's ``Motion.save`` writes today (dict, ``loop_mode
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any, Union
@@ -23,6 +22,7 @@ from typing import Any, Union
 import numpy as np
 
 from mimictools.errors import MotionFormatError
+from mimictools.io_util import read_input_bytes, short_repr
 from mimictools.motion.formats.safe_pickle import (
     LegacyMotion,
     TorchTensorData,
@@ -35,6 +35,9 @@ PICKLE_PROTOCOL = 4
 """Protocol used when writing (Python 3.8-3.13's default, what upstream's ``pickle.dump`` produces)."""
 
 REQUIRED_KEYS = ("loop_mode", "fps", "frames")
+CELLS_PER_BYTE = 16
+"""A pickled list of rows may hold at most this many numbers per byte of file (+ 1 M): a real clip
+stores >= 9 bytes per number, a static pose repeating one row ~2 bytes per row."""
 
 
 def _describe_fps(fps: Any) -> str:
@@ -63,8 +66,12 @@ def _describe_frames(frames: Any) -> str:
     return f"frames: {type(frames).__name__}"
 
 
-def motion_from_pickled(obj: Any, source: str, protocol: int = -1) -> Motion:
-    """Turn an unpickled object (dict or legacy ``Motion`` stand-in) into a validated ``Motion``."""
+def motion_from_pickled(obj: Any, source: str, protocol: int = -1, file_bytes: int = 0) -> Motion:
+    """Turn an unpickled object (dict or legacy ``Motion`` stand-in) into a validated ``Motion``.
+
+    ``file_bytes`` (size of the pickle, if known) bounds a list of rows: at most
+    ``CELLS_PER_BYTE x file_bytes + 1 M`` numbers, so rows shared by reference cannot turn a small file
+    into gigabytes."""
     if isinstance(obj, LegacyMotion):
         fields = obj.__dict__
         variant = "mimickit-legacy-object"
@@ -80,7 +87,9 @@ def motion_from_pickled(obj: Any, source: str, protocol: int = -1) -> Motion:
         )
     for key in REQUIRED_KEYS:
         if key not in fields:
-            have = ", ".join(sorted(str(k) for k in fields)) or "nothing"
+            names = [k if isinstance(k, str) else short_repr(k, 30) for k in list(fields)[:12]]
+            have = ", ".join(sorted(n[:40] for n in names)) + (", ..." if len(fields) > 12 else "")
+            have = have or "nothing"
             raise MotionFormatError(
                 f"{source}: missing key '{key}' in the motion {container} (has: {have}; "
                 f"needs: {', '.join(REQUIRED_KEYS)})"
@@ -91,6 +100,13 @@ def motion_from_pickled(obj: Any, source: str, protocol: int = -1) -> Motion:
         details.append(f"pickle protocol {protocol}")
     if not variant:
         variant = "mimickit-dict-ndarray" if isinstance(frames_raw, np.ndarray) else "mimickit-dict-list"
+    if file_bytes > 0 and isinstance(frames_raw, list) and frames_raw and isinstance(frames_raw[0], list):
+        cells = len(frames_raw) * len(frames_raw[0])
+        if cells > CELLS_PER_BYTE * file_bytes + (1 << 20):
+            raise MotionFormatError(
+                f"{source}: frames = {len(frames_raw):,} rows x {len(frames_raw[0]):,} columns from a "
+                f"{file_bytes:,}-byte file: rows shared by reference (a crafted file); refused"
+            )
     fps_val = fps_raw.array if isinstance(fps_raw, TorchTensorData) else fps_raw
     frames_val = frames_raw.array if isinstance(frames_raw, TorchTensorData) else frames_raw
     fps, loop_mode, frames = validate_motion_fields(fps_val, fields["loop_mode"], frames_val, source)
@@ -107,12 +123,9 @@ def motion_from_pickled(obj: Any, source: str, protocol: int = -1) -> Motion:
 def read_mimickit_pkl(path: Union[str, Path]) -> Motion:
     """Read a MimicKit ``.pkl`` (any variant) safely. Raises ``MotionFormatError`` / ``UnsafePickleError``."""
     source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise MotionFormatError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    data = read_input_bytes(path, MotionFormatError)
     obj = safe_loads(data, source)
-    return motion_from_pickled(obj, source, pickle_protocol(data))
+    return motion_from_pickled(obj, source, pickle_protocol(data), file_bytes=len(data))
 
 
 def mimickit_dict(motion: Motion) -> dict:
@@ -127,8 +140,19 @@ def mimickit_dict(motion: Motion) -> dict:
 
 
 def write_mimickit_pkl(motion: Motion, path: Union[str, Path]) -> None:
-    """Write ``motion`` in MimicKit's current format, atomically (temp file + ``os.replace``)."""
+    """Write ``motion`` in MimicKit's current format, atomically (temp file + ``os.replace``).
+
+    Refuses (``MotionFormatError``) frames holding NaN/inf or values float32 cannot hold: a written
+    clip must load and train. The file gets the mode ``open()`` would give (umask respected)."""
     validate_motion_fields(motion.fps, motion.loop_mode, motion.frames, str(path))
+    frames64 = np.asarray(motion.frames, dtype=np.float64)
+    bad = ~np.isfinite(frames64) | (np.abs(np.nan_to_num(frames64)) > np.finfo(np.float32).max)
+    if bad.any():
+        f, c = (int(v) for v in np.argwhere(bad)[0])
+        raise MotionFormatError(
+            f"{path}: not written: frame {f} column {c} is {float(frames64[f, c])!r} "
+            f"({int(bad.sum())} non-finite values); a clip must hold finite numbers"
+        )
     payload = pickle.dumps(mimickit_dict(motion), protocol=PICKLE_PROTOCOL)
     atomic_write_bytes(Path(path), payload)
 
@@ -140,6 +164,5 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     try:
         with atomic_open(path, "wb") as f:
             f.write(payload)
-        os.chmod(str(path), 0o644)  # mkstemp makes 0600; a clip is not a secret
     except OSError as exc:
         raise MotionFormatError(f"{path}: cannot write ({exc.strerror or exc})") from None

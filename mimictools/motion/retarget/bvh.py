@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mimictools.errors import MotionFormatError
+from mimictools.io_util import check_cells, read_input_bytes, short_repr
 from mimictools.math.rotations import axis_angle_to_quat, quat_mul, quat_rotate
 
 __all__ = [
@@ -54,6 +55,11 @@ TYPICAL_HIP_HEIGHT_M = 0.9
 """Adult hip height used to pick a unit: the unit whose rest-pose hip height is nearest this (log ratio)."""
 
 _AXES = {"x": 0, "y": 1, "z": 2}
+
+MAX_ABS_VALUE = 1e7
+"""Largest magnitude of an OFFSET or channel value (file units / degrees); beyond it FK overflows."""
+MIN_FRAME_TIME_S = 1e-4
+"""Smallest Frame Time accepted (10 kHz), as ``motion.MAX_FPS``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,23 +117,26 @@ def _err(path: str, line_no: int, msg: str) -> MotionFormatError:
 
 def _floats(path: str, line_no: int, words: List[str], n: int, what: str) -> List[float]:
     if len(words) != n:
-        raise _err(path, line_no, f"{what} needs {n} numbers, got {len(words)}: {' '.join(words)!r}")
+        raise _err(
+            path, line_no, f"{what} needs {n} numbers, got {len(words)}: {short_repr(' '.join(words))}"
+        )
     try:
-        return [float(w) for w in words]
+        values = [float(w) for w in words]
     except ValueError:
-        raise _err(path, line_no, f"{what} has a non-number: {' '.join(words)!r}") from None
+        raise _err(path, line_no, f"{what} has a non-number: {short_repr(' '.join(words))}") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in values):
+        raise _err(path, line_no, f"{what} must be finite numbers of magnitude <= {MAX_ABS_VALUE:g}")
+    return values
 
 
 def load_bvh(path: str | Path) -> BvhClip:
     """Parse a BVH file. Raises MotionFormatError naming the line for anything malformed or truncated."""
     path = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise MotionFormatError(f"{path}: cannot read: {exc}") from None
+    text = read_input_bytes(path, MotionFormatError).decode("utf-8", errors="replace")
     lines = text.splitlines()
 
     names: List[str] = []
+    name_set = set()  # fast duplicate check (files with many joints)
     parents: List[int] = []
     offsets: List[List[float]] = []
     is_end: List[bool] = []
@@ -162,9 +171,10 @@ def load_bvh(path: str | Path) -> BvhClip:
             name = " ".join(words[1:])
             if not name:
                 raise _err(path, line_no, f"{key} without a name")
-            if name in names:
-                raise _err(path, line_no, f"joint name {name!r} is used twice")
+            if name in name_set:
+                raise _err(path, line_no, f"joint name {short_repr(name)} is used twice")
             names.append(name)
+            name_set.add(name)
             parents.append(stack[-1] if stack else -1)
             offsets.append([0.0, 0.0, 0.0])
             is_end.append(False)
@@ -178,6 +188,7 @@ def load_bvh(path: str | Path) -> BvhClip:
             end_count[parent] = end_count.get(parent, 0) + 1
             k = end_count[parent]
             names.append(f"{names[parent]}_end" + ("" if k == 1 else str(k)))
+            name_set.add(names[-1])
             parents.append(parent)
             offsets.append([0.0, 0.0, 0.0])
             is_end.append(True)
@@ -252,14 +263,28 @@ def load_bvh(path: str | Path) -> BvhClip:
         frame_time = float(time_str)
     except ValueError:
         raise _err(path, i, f"bad Frames/Frame Time values: {frames_str!r}, {time_str!r}") from None
-    if not (frame_time > 0.0 and math.isfinite(frame_time)):
-        raise _err(path, i, f"Frame Time must be > 0 seconds, got {frame_time}")
+    if not (frame_time >= MIN_FRAME_TIME_S and math.isfinite(frame_time)):
+        raise _err(
+            path,
+            i,
+            f"Frame Time must be > 0 s (at least {MIN_FRAME_TIME_S:g} s: 10 kHz at most), got {frame_time}",
+        )
+    if num_frames < 1:
+        raise _err(path, i, f"Frames must be >= 1, got {num_frames}")
     rows = [ln for ln in lines[i:] if ln.strip()]
     if len(rows) < num_frames:
         raise MotionFormatError(
             f"{path}: header says {num_frames} frames but only {len(rows)} data rows (truncated?)"
         )
     rows = rows[:num_frames]
+    # forward kinematics later holds ~16 float64 per joint and frame (pos, rot, local, temporaries): bound it
+    check_cells(
+        num_frames,
+        num_channels + 16 * len(names),
+        path,
+        "frames x (channels + 16 x joints)",
+        MotionFormatError,
+    )
     values = np.zeros((num_frames, num_channels), dtype=np.float64)
     for f, row in enumerate(rows):
         parts = row.split()
@@ -276,6 +301,9 @@ def load_bvh(path: str | Path) -> BvhClip:
     if not np.isfinite(values).all():
         bad = int(np.argwhere(~np.isfinite(values))[0, 0])
         raise MotionFormatError(f"{path}: frame {bad} has NaN/inf channel values")
+    if np.abs(values).max(initial=0.0) > MAX_ABS_VALUE:
+        bad = int(np.argwhere(np.abs(values) > MAX_ABS_VALUE)[0, 0])
+        raise MotionFormatError(f"{path}: frame {bad} has a channel value of magnitude > {MAX_ABS_VALUE:g}")
     skel = BvhSkeleton(
         names=tuple(names),
         parents=tuple(parents),

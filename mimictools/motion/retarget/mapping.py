@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mimictools.errors import ConfigError
+from mimictools.io_util import short_repr
 
 __all__ = [
     "PRESET_DIR",
@@ -116,15 +117,15 @@ def _check_keys(where: str, got: Dict[str, Any], valid: Sequence[str]) -> None:
     for k in got:
         if k not in valid:
             raise ConfigError(
-                f"{where}: unknown key {k!r}{_nearest(str(k), valid)}; valid keys: {', '.join(valid)}"
+                f"{where}: unknown key {short_repr(k)}{_nearest(str(k)[:100], valid)}; valid keys: {', '.join(valid)}"
             )
 
 
 def _number(where: str, value: Any, what: str, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ConfigError(f"{where}: {what} must be a number, got {value!r}")
+        raise ConfigError(f"{where}: {what} must be a number, got {short_repr(value)}")
     if float(value) < minimum:
-        raise ConfigError(f"{where}: {what} must be >= {minimum}, got {value!r}")
+        raise ConfigError(f"{where}: {what} must be >= {minimum}, got {short_repr(value)}")
     return float(value)
 
 
@@ -133,7 +134,9 @@ def _names(where: str, value: Any, what: str) -> Tuple[str, ...]:
         return (value,)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
         return tuple(value)
-    raise ConfigError(f"{where}: {what} must be a joint name or a non-empty list of names, got {value!r}")
+    raise ConfigError(
+        f"{where}: {what} must be a joint name or a non-empty list of names, got {short_repr(value)}"
+    )
 
 
 def _entry(where: str, body: str, raw: Any) -> MapEntry:
@@ -141,7 +144,7 @@ def _entry(where: str, body: str, raw: Any) -> MapEntry:
         raw = {"source": raw}  # shorthand: `head: Head`
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{where}: expected a mapping with 'source' (and optional {', '.join(_ENTRY_KEYS[1:])}), got {raw!r}"
+            f"{where}: expected a mapping with 'source' (and optional {', '.join(_ENTRY_KEYS[1:])}), got {short_repr(raw)}"
         )
     _check_keys(where, raw, _ENTRY_KEYS)
     if "source" not in raw:
@@ -149,12 +152,12 @@ def _entry(where: str, body: str, raw: Any) -> MapEntry:
     offset = raw.get("offset", (0.0, 0.0, 0.0))
     if not isinstance(offset, (list, tuple)) or len(offset) != 3:
         raise ConfigError(
-            f"{where}: offset must be 3 numbers [x, y, z] in the body frame (m), got {offset!r}"
+            f"{where}: offset must be 3 numbers [x, y, z] in the body frame (m), got {short_repr(offset)}"
         )
     off = tuple(_number(where, v, "offset", -math.inf) for v in offset)
     rot_source = raw.get("rot_source")
     if rot_source is not None and not (isinstance(rot_source, str) and rot_source):
-        raise ConfigError(f"{where}: rot_source must be one joint name, got {rot_source!r}")
+        raise ConfigError(f"{where}: rot_source must be one joint name, got {short_repr(rot_source)}")
     return MapEntry(
         body=body,
         source=_names(where, raw["source"], "source"),
@@ -178,7 +181,7 @@ def mapping_from_dict(doc: Any, path: str = "<mapping>") -> Mapping:
     entries: List[MapEntry] = []
     for body, raw in bodies.items():
         if not isinstance(body, str):
-            raise ConfigError(f"{path}: body names must be strings, got {body!r}")
+            raise ConfigError(f"{path}: body names must be strings, got {short_repr(body)}")
         items = raw if isinstance(raw, list) and raw and all(isinstance(r, dict) for r in raw) else [raw]
         for k, item in enumerate(items):
             where = f"{path}: bodies.{body}" + (f"[{k}]" if len(items) > 1 else "")
@@ -187,19 +190,21 @@ def mapping_from_dict(doc: Any, path: str = "<mapping>") -> Mapping:
     if isinstance(feet_raw, str):
         feet_raw = [feet_raw]
     if not isinstance(feet_raw, list) or not all(isinstance(f, str) for f in feet_raw):
-        raise ConfigError(f"{path}: feet must be a list of target body names, got {feet_raw!r}")
+        raise ConfigError(f"{path}: feet must be a list of target body names, got {short_repr(feet_raw)}")
     mapped = {e.body for e in entries}
     for foot in feet_raw:
         if foot not in mapped:
             raise ConfigError(
-                f"{path}: foot {foot!r} has no entry under 'bodies' (mapped: {', '.join(sorted(mapped))})"
+                f"{path}: foot {short_repr(foot)} has no entry under 'bodies' (mapped: {', '.join(sorted(mapped))})"
             )
     kind = doc.get("source")
     if kind is not None and kind not in _SOURCE_KINDS:
-        raise ConfigError(f"{path}: source must be one of {', '.join(_SOURCE_KINDS)}, got {kind!r}")
+        raise ConfigError(f"{path}: source must be one of {', '.join(_SOURCE_KINDS)}, got {short_repr(kind)}")
     ground = doc.get("ground")
     if ground is not None and ground not in _GROUND_MODES:
-        raise ConfigError(f"{path}: ground must be one of {', '.join(_GROUND_MODES)}, got {ground!r}")
+        raise ConfigError(
+            f"{path}: ground must be one of {', '.join(_GROUND_MODES)}, got {short_repr(ground)}"
+        )
     if not any(e.weight > 0.0 for e in entries):
         raise ConfigError(f"{path}: every entry has weight 0; at least one position term is needed")
     name = doc.get("name", Path(path).stem)
@@ -227,14 +232,14 @@ def load_mapping(path_or_preset: str | Path) -> Mapping:
             raise ConfigError(
                 f"mapping {str(path_or_preset)!r}: no such file, and not a preset; presets: {', '.join(list_presets())}"
             )
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read mapping file: {exc}") from None
+    from mimictools.io_util import read_input_text
+
+    text = read_input_text(p, ConfigError, what="YAML")
     try:
         doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{p}: not valid YAML: {short_repr(first, 200)}") from None
     return mapping_from_dict(doc, str(p))
 
 

@@ -170,9 +170,12 @@ def load_source(
 ) -> SourceMotion:
     """Read a retargeting source: ``.bvh`` (``up``/``unit``/``skip_first`` apply; None = detect), or a
     MimicKit ``.pkl`` / DeepMimic ``.txt`` clip of character ``src_char`` (default: the bundled humanoid)."""
+    from mimictools.io_util import check_input_file
+
     p = str(path)
-    if not Path(p).is_file():
+    if not Path(p).exists():
         raise MotionFormatError(f"{p}: no such file")
+    check_input_file(p, MotionFormatError)  # a FIFO or device would block or read forever
     with open(p, "rb") as f:
         head = f.read(64).lstrip()
     if Path(p).suffix.lower() == ".bvh" or head.upper().startswith(b"HIERARCHY"):
