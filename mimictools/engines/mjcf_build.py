@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import mujoco
 import numpy as np
@@ -214,7 +214,7 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
     return ms
 
 
-def resolve_damping_ratios(character: Character, ms: "mujoco.MjSpec | None" = None) -> Character:
+def resolve_damping_ratios(character: Character, ms: Optional[mujoco.MjSpec] = None) -> Character:
     """The character with every ``Joint.damping_ratio`` > 0 turned into ``Joint.damping`` (N m s / rad).
 
     MuJoCo computes a ``<position dampratio>``'s kv at compile time from the joint's reflected inertia

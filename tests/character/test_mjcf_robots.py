@@ -41,7 +41,9 @@ def test_position_actuator_gains_and_forcerange():
 
 def test_joint_gains_win_and_motor_gives_a_torque_limit():
     c = load_character_from_string(
-        _arm(joint='stiffness="50" damping="5"', actuator='<motor joint="elbow" gear="200" ctrlrange="-1 1"/>')
+        _arm(
+            joint='stiffness="50" damping="5"', actuator='<motor joint="elbow" gear="200" ctrlrange="-1 1"/>'
+        )
     )
     j = c.joints[0]
     assert j.stiffness.tolist() == [50.0] and j.damping.tolist() == [5.0]
