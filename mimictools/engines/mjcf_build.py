@@ -194,10 +194,16 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
                     act.forcelimited = mujoco.mjtLimited.mjLIMITED_FALSE
 
     if spec.ground:
+        floors = [g.name for g in ms.worldbody.geoms if g.type == mujoco.mjtGeom.mjGEOM_PLANE]
         for geom in list(ms.worldbody.geoms):
             if geom.type == mujoco.mjtGeom.mjGEOM_PLANE:
                 ms.delete(geom)
         _add_ground(ms)
+        for pair in ms.pairs:  # explicit contact pairs with the file's floor (Menagerie's scene_mjx.xml)
+            if pair.geomname1 in floors:
+                pair.geomname1 = GROUND_GEOM
+            if pair.geomname2 in floors:
+                pair.geomname2 = GROUND_GEOM
         for b, body_name in enumerate(character.body_names):
             if not any(g.body == b for g in character.geoms):
                 continue
@@ -262,6 +268,27 @@ def check_gains(character: Character) -> None:
             "stiffness and no <position> actuator for them; add either, or set gains with "
             "--set 'joint_gains=[\"<name pattern>: kp kd\"]'"
         )
+
+
+def _check_ground_contacts(model: mujoco.MjModel, ground: int, body_ids: np.ndarray, source: str) -> None:
+    """EngineError when no character geom can touch the ground (contype/conaffinity bits and explicit
+    pairs both rule it out): the character would fall through the floor."""
+    bodies = set(int(b) for b in body_ids)
+    for g in range(model.ngeom):
+        if int(model.geom_bodyid[g]) not in bodies:
+            continue
+        if (model.geom_contype[g] & model.geom_conaffinity[ground]) or (
+            model.geom_contype[ground] & model.geom_conaffinity[g]
+        ):
+            return
+    for p in range(model.npair):
+        if ground in (int(model.pair_geom1[p]), int(model.pair_geom2[p])):
+            return
+    raise EngineError(
+        f"{source}: no geom of the character can collide with the ground (contype/conaffinity are 0 and no "
+        "<pair> names the floor), so it would fall through it; use the scene file that declares the contact "
+        "pairs (Menagerie: scene_mjx.xml next to g1_mjx.xml) or give the foot geoms contype/conaffinity"
+    )
 
 
 def _add_ground(ms: mujoco.MjSpec) -> None:
@@ -383,6 +410,8 @@ def build_sim_model(character: Character, spec: EngineSpec, integrator: str = "i
         raise EngineError(f"{character.source}: built {model.nu} actuators, expected {len(ctrl_src)}")
 
     ground = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, GROUND_GEOM) if spec.ground else -1
+    if ground >= 0:
+        _check_ground_contacts(model, ground, body_ids, character.source)
     sensor_adr = np.full(character.num_bodies, -1, dtype=np.int64)
     if spec.ground:
         for b, body_name in enumerate(character.body_names):
