@@ -27,7 +27,13 @@ from mimictools.character.model import Character
 from mimictools.config.schema import EnvConfig
 from mimictools.errors import ConfigError
 
-__all__ = ["FOOT_BAND_M", "derive_contact_bodies", "derive_key_bodies", "fit_env_to_character", "rest_body_pos"]
+__all__ = [
+    "FOOT_BAND_M",
+    "derive_contact_bodies",
+    "derive_key_bodies",
+    "fit_env_to_character",
+    "rest_body_pos",
+]
 
 FOOT_BAND_M = 0.1
 """Leaf bodies whose rest-pose origin is at most this far (m) above the lowest body origin are feet."""
