@@ -107,7 +107,7 @@ def fit_env_to_character(
     notes: List[str] = []
     if "key_bodies" not in named and not set(env.key_bodies) <= names:
         changes["key_bodies"] = derive_key_bodies(char)
-        notes.append(f"key_bodies = {list(changes['key_bodies'])} (end effectors + highest body)")
+        notes.append(f"key_bodies = {list(changes['key_bodies'])} (end effectors + torso)")
     if "contact_bodies" not in named and not set(env.contact_bodies) <= names:
         changes["contact_bodies"] = derive_contact_bodies(char)
         notes.append(f"contact_bodies = {list(changes['contact_bodies'])} (lowest leaf bodies: the feet)")
