@@ -636,6 +636,7 @@ def build_env(
     used as they are. ``num_threads``: CPU engine worker threads (0 = all cores).
     ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``, ``generator``).
     """
+    from mimictools.character.gains import apply_joint_gains
     from mimictools.character.mjcf import load_character
     from mimictools.config.load import resolve_data_path
     from mimictools.config.schema import ENGINE_ALIASES
@@ -648,7 +649,7 @@ def build_env(
     motion_file = (
         Path(motion_path) if motion_path is not None else resolve_data_path(env_cfg.motion_file, base)
     )
-    char = load_character(char_file)
+    char = apply_joint_gains(load_character(char_file), env_cfg.joint_gains)
     lib = MotionLib.from_path(motion_file, char=char, device=device)
     engine_name = ENGINE_ALIASES.get(engine_cfg.engine_name, engine_cfg.engine_name)
     spec = EngineSpec(
