@@ -27,7 +27,7 @@ def download_cmd(
     ] = "",
 ) -> None:
     """Download a robot model so that `mimic train --char <to>/<name>/<model>.xml` works."""
-    from mimictools.assets import ASSETS, DEFAULT_ASSET_BASE_URL, download_asset
+    from mimictools.app.assets import ASSETS, DEFAULT_ASSET_BASE_URL, download_asset
 
     got = download_asset(
         name,
