@@ -31,7 +31,9 @@ def test_g1_training_return_rises_above_untrained(tmp_path, shared_dir: Path):
     )
     env = runlib.build_env(cfg, spec)
     try:
-        runner = Runner(env, cfg.agent, tmp_path / "run", seed=0, tensorboard=False, save_iter_checkpoints=False)
+        runner = Runner(
+            env, cfg.agent, tmp_path / "run", seed=0, tensorboard=False, save_iter_checkpoints=False
+        )
         returns = []
         runner.train(max_samples=40_000, progress=lambda rep: returns.append(rep.train_return))
     finally:

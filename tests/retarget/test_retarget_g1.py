@@ -44,5 +44,7 @@ def test_cmu_bvh_and_mimickit_clip_choose_g1_presets(shared_dir: Path, g1_xml: P
     assert d["mapping"] == "cmu_bvh_to_g1" and d["ok"] and d["pos_err_mean_cm"] < 4.0
     clip = shared_dir / "mimickit" / "data" / "motions" / "humanoid" / "humanoid_run.pkl"
     src_char = shared_dir / "mimickit" / "data" / "assets" / "humanoid" / "humanoid.xml"
-    d = _retarget([str(clip), "--src-char", str(src_char), "--to", str(g1_xml), "-o", str(tmp_path / "r.pkl")])
+    d = _retarget(
+        [str(clip), "--src-char", str(src_char), "--to", str(g1_xml), "-o", str(tmp_path / "r.pkl")]
+    )
     assert d["mapping"] == "humanoid_to_g1" and d["ok"] and d["pos_err_mean_cm"] < 4.0
