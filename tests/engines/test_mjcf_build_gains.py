@@ -16,7 +16,7 @@ from mimictools.errors import EngineError
 SPEC = EngineSpec(num_envs=1, control_freq=30, sim_freq=240, control_mode="pos", device="cpu", num_threads=1)
 
 
-@pytest.mark.parametrize("name", ["g1.xml", "g1_mjx.xml"])
+@pytest.mark.parametrize("name", ["g1.xml", "scene_mjx.xml"])
 def test_g1_pd_torques_match_menagerie_actuators(shared_dir: Path, name: str):
     """Our rebuilt PD actuators and the Menagerie file's own <position> actuators (kp, dampratio/kv,
     joint actuatorfrcrange clamp) give the same joint torques for random states and targets, including
@@ -60,3 +60,23 @@ def test_joint_without_gains_is_an_error(tmp_path: Path):
     with pytest.raises(EngineError, match="no PD gains for 1 joint.*elbow"):
         build_sim_model(load_character(xml), SPEC)
     assert load_character_from_string(xml.read_text()).joints[0].gain_source == ("none",)
+
+
+def test_g1_mjx_alone_cannot_touch_the_ground_and_says_so(shared_dir: Path):
+    """Menagerie's g1_mjx.xml has contype=0 everywhere (contacts only via scene_mjx.xml's pairs); built
+    alone the robot would fall through the floor. scene_mjx.xml's pairs are retargeted to our ground."""
+    d = shared_dir / "robots" / "unitree_g1"
+    if not d.is_dir():
+        pytest.skip(f"{d} not found")
+    with pytest.raises(
+        EngineError, match="no geom of the character can collide with the ground.*scene_mjx.xml"
+    ):
+        build_sim_model(load_character(d / "g1_mjx.xml"), SPEC)
+    sim = build_sim_model(load_character(d / "scene_mjx.xml"), SPEC)
+    ground_pairs = [
+        p
+        for p in range(sim.model.npair)
+        if sim.ground_geom in (sim.model.pair_geom1[p], sim.model.pair_geom2[p])
+    ]
+    assert len(ground_pairs) > 0
+    assert mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_GEOM, "floor") == -1  # the scene's floor is gone
