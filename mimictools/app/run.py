@@ -17,7 +17,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from mimictools.config.load import (
     apply_overrides,
@@ -74,11 +74,15 @@ def resolve_run(
     overrides: Sequence[str] = (),
     data_root: Optional[Path] = None,
     num_threads: int = 0,
+    report: Optional[Callable[[str], None]] = None,
 ) -> tuple:
     """Resolve command-line options into ``(RunConfig, RunSpec)``.
 
     Any config file not given falls back to the bundled demo's (our humanoid + squat clip, CPU MuJoCo).
     ``engine`` overrides the engine config's ``engine_name``; ``overrides`` are ``--set key=value``.
+    Task settings that do not fit the character and that the user did not name (key/contact bodies,
+    ``joint_err_w``, ``init_pose``) are derived from it (`mimictools.tasks.defaults`); ``report`` gets one
+    line per derived value. The returned config's ``char_file``/``motion_file`` are the files used.
     """
     demo_env, demo_agent, demo_engine = demo_config_files()
     env_file = Path(env_config) if env_config else demo_env
@@ -104,6 +108,7 @@ def resolve_run(
             raise ConfigError(
                 f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})"
             )
+    cfg = _fit_to_character(cfg, char_file, motion_file, env_config, overrides, report)
     if num_envs is None:
         num_envs = 4096 if is_gpu_engine(cfg.engine.engine_name) else 32
     if num_envs < 1:
@@ -119,6 +124,20 @@ def resolve_run(
         num_threads=int(num_threads),
     )
     return cfg, spec
+
+
+def _fit_to_character(cfg, char_file, motion_file, env_config, overrides, report) -> RunConfig:
+    from mimictools.character.mjcf import load_character
+    from mimictools.config.load import read_yaml
+    from mimictools.tasks.defaults import fit_env_to_character
+
+    named = list(read_yaml(env_config)) if env_config is not None else []
+    env, notes = fit_env_to_character(cfg.env, load_character(char_file), named + list(overrides))
+    for note in notes:
+        if report is not None:
+            report(note)
+    env = replace(env, char_file=str(Path(char_file).resolve()), motion_file=str(Path(motion_file).resolve()))
+    return replace(cfg, env=env)
 
 
 def save_run_files(out_dir: Path, cfg: RunConfig, spec: RunSpec) -> None:

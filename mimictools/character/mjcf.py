@@ -10,21 +10,26 @@ What is supported, and how it maps to the DoF layout (see ``mimictools.character
   ``zaxis``; angles in ``<compiler angle="degree|radian">`` units (MuJoCo's default is degree);
 - ``<default>`` classes (nested, ``class`` and ``childclass``); joint ``limited``/``range`` (converted to
   radians), ``stiffness``/``damping`` (read as PD gains), ``armature``, ``actuatorfrcrange`` (effort limit);
-- geoms with ``fromto`` resolved to centre + orientation + half-length.
+- geoms with ``fromto`` resolved to centre + orientation + half-length;
+- ``<include file=...>`` (resolved relative to the including file, recursively; MuJoCo Menagerie's
+  ``scene.xml``), see `_expand_includes`;
+- PD gains and torque limits from ``<actuator>`` where the joints carry none (see `_actuator_gains`):
+  ``<position kp kv|dampratio forcerange gear>`` (Menagerie), ``<general>`` with fixed gain and affine
+  bias, ``<motor gear ctrlrange|forcerange>`` (a torque limit only). A joint's own ``stiffness`` > 0 wins
+  (MimicKit's humanoid); its ``actuatorfrcrange`` wins over the actuator's limits.
 
-Anything else that changes the kinematics (``<include>``, ``<frame>``, slide joints, joint ``pos``/``ref``
+Anything else that changes the kinematics (``<frame>``, slide joints, joint ``pos``/``ref``
 offsets, two hinges on one body, ...) raises ``CharacterError`` naming the file, the body or joint and
-what is supported. Elements that do not affect kinematics (sites, cameras, inertials, actuators, assets)
-are ignored.
+what is supported. Elements that do not affect kinematics (sites, cameras, inertials, assets) are ignored.
 """
 
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -36,7 +41,6 @@ __all__ = ["load_character", "load_character_from_string"]
 
 _ORIENT_ATTRS = ("quat", "axisangle", "euler", "xyaxes", "zaxis")
 _REJECTED_ELEMENTS = {
-    "include": "<include> is not supported: inline the included file into one MJCF",
     "frame": "<frame> is not supported: fold its pos/orientation into the child bodies",
     "replicate": "<replicate> is not supported: write the copies out explicitly",
     "attach": "<attach> is not supported: merge the attached model into one MJCF",
@@ -48,6 +52,7 @@ MAX_BODY_DEPTH = 200
 """Deepest body (and default class) nesting accepted; real characters are < 30 deep."""
 MAX_ABS_VALUE = 1e12
 """Largest magnitude of a numeric attribute; NaN/inf and larger values are refused."""
+_MAX_INCLUDE_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -103,13 +108,10 @@ def load_character_from_string(
 ) -> Character:
     """Parse MJCF text; ``source`` names it in error messages and ``Character.source``.
 
-    ``base_dir``: the file's folder; asset files it names must then be regular files."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise CharacterError(f"{source}: not valid XML: {exc}") from None
-    if root.tag != "mujoco":
-        raise CharacterError(f"{source}: root element is <{root.tag}>, expected <mujoco> (an MJCF file)")
+    ``base_dir``: folder that ``<include file=...>`` paths are relative to (None: includes are an error).
+    """
+    root = _parse_xml(xml, source)
+    _expand_includes(root, source, base_dir, depth=0, seen=(source,))
     for elem in root.iter():
         if elem.tag in _REJECTED_ELEMENTS:
             raise CharacterError(f"{source}: {_REJECTED_ELEMENTS[elem.tag]}")
@@ -133,6 +135,7 @@ def load_character_from_string(
 
     builder = _Builder(ctx)
     builder.visit(bodies[0], parent=-1, cls="main")
+    joints = _actuator_gains(ctx, root, builder.joints)
     name = root.get("model") or default_name
     return Character(
         name=name,
@@ -141,7 +144,7 @@ def load_character_from_string(
         parents=tuple(builder.parents),
         local_pos=np.array(builder.local_pos, dtype=np.float64).reshape(-1, 3),
         local_quat=np.array(builder.local_quat, dtype=np.float64).reshape(-1, 4),
-        joints=tuple(builder.joints),
+        joints=tuple(joints),
         geoms=tuple(builder.geoms),
     )
 
@@ -215,6 +218,49 @@ def _check_asset_file(elem: ET.Element, root: ET.Element, source: str, base_dir:
                 return
         except OSError:
             continue
+
+
+def _parse_xml(xml: str, source: str) -> ET.Element:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise CharacterError(f"{source}: not valid XML: {exc}") from None
+    if root.tag != "mujoco":
+        raise CharacterError(f"{source}: root element is <{root.tag}>, expected <mujoco> (an MJCF file)")
+    return root
+
+
+def _expand_includes(
+    elem: ET.Element, source: str, base_dir: Optional[Path], depth: int, seen: Tuple[str, ...]
+) -> None:
+    """Replace every ``<include file=...>`` below ``elem`` by the children of the included file's
+    ``<mujoco>`` root, in place (MuJoCo's semantics). Paths are relative to ``base_dir`` (the including
+    file's folder); an included file's own includes are relative to MuJoCo's model folder, i.e. the
+    same ``base_dir``. Cycles and nesting deeper than 16 are errors."""
+    for child in list(elem):
+        if child.tag != "include":
+            _expand_includes(child, source, base_dir, depth, seen)
+            continue
+        fname = child.get("file")
+        if not fname:
+            raise CharacterError(f"{source}: <include> has no file attribute")
+        if base_dir is None:
+            raise CharacterError(
+                f"{source}: <include file={fname!r}> needs the file's folder; load the MJCF with load_character(path)"
+            )
+        path = (base_dir / fname).resolve()
+        if str(path) in seen:
+            raise CharacterError(f"{source}: <include file={fname!r}> includes itself (cycle through {path})")
+        if depth >= _MAX_INCLUDE_DEPTH:
+            raise CharacterError(f"{source}: <include> nested deeper than {_MAX_INCLUDE_DEPTH} files")
+        if not path.exists():
+            raise CharacterError(f"{source}: <include file={fname!r}>: {path} not found")
+        inc_root = _parse_xml(read_input_text(path, CharacterError, what="XML"), str(path))
+        _expand_includes(inc_root, str(path), base_dir, depth + 1, seen + (str(path),))
+        pos = list(elem).index(child)
+        elem.remove(child)
+        for k, inc_child in enumerate(list(inc_root)):
+            elem.insert(pos + k, inc_child)
 
 
 # ---- compiler and defaults ----------------------------------------------------------------------------
@@ -609,3 +655,94 @@ class _Builder:
             pos = np.zeros(3) if pos is None else pos
             quat = _orientation(ctx, get, where)
         return Geom(name=gname, body=body, type=gtype, size=size, pos=pos, quat=quat)
+
+
+# ---- PD gains and torque limits from <actuator> -----------------------------------------------------------
+
+_PD_ACTUATORS = ("position", "general", "motor")
+
+
+def _actuator_gains(ctx: _Ctx, root: ET.Element, joints: List[Joint]) -> List[Joint]:
+    """Fill PD gains / torque limits of hinge joints that carry none from the actuators driving them.
+
+    Per MJCF hinge joint (gear ``g`` = the first ``gear`` value, default 1; joint torque = g * actuator force):
+
+    - ``<position kp kv dampratio>``: kp_joint = kp g^2, kd_joint = kv g^2; ``dampratio`` is kept as
+      ``Joint.damping_ratio`` (MuJoCo turns it into kv from the reflected inertia at compile time, which
+      needs MuJoCo: the engines resolve it, see ``engines.mjcf_build``). Defaults kp = 1, kv = 0.
+    - ``<general gaintype="fixed" biastype="affine">`` whose bias is ``[0, -kp, -kv]``: the same gains.
+    - ``<motor>``: no gains (a torque actuator), only a torque limit.
+    - torque limit: ``forcerange`` x |g| (``ctrlrange`` x |g| for a motor), used when the joint has no
+      ``actuatorfrcrange``.
+
+    Joints with ``stiffness`` > 0 keep their own gains (MimicKit's convention). Ball joints keep theirs.
+    """
+    by_name: Dict[str, Tuple[int, int]] = {}
+    for ji, j in enumerate(joints):
+        if j.is_ball:
+            continue
+        for k, n in enumerate(j.mjcf_joints):
+            by_name[n] = (ji, k)
+    kp = [j.stiffness.copy() for j in joints]
+    kd = [j.damping.copy() for j in joints]
+    ratio = [np.zeros_like(j.stiffness) for j in joints]
+    effort = [j.effort_limit.copy() for j in joints]
+    source = [["joint" if s > 0 else "none" for s in j.stiffness] for j in joints]
+    for section in root.findall("actuator"):
+        for act in section:
+            if act.tag not in _PD_ACTUATORS:
+                continue
+            get = ctx.lookup(act, "main")
+            target = get("joint")
+            if target is None or target not in by_name:
+                continue  # tendon/site transmission, or a ball/unknown joint (MuJoCo reports the latter)
+            ji, k = by_name[target]
+            where = f"<{act.tag} name={act.get('name', '')!r}> (joint {target!r})"
+            gear_v = _floats(ctx, get("gear"), None, f"{where} gear")
+            gear = 1.0 if gear_v is None or gear_v.size == 0 else float(gear_v[0])
+            a_kp, a_kv, a_ratio = _pd_of_actuator(ctx, act.tag, get, where)
+            if a_kp > 0 and source[ji][k] == "none":
+                kp[ji][k] = a_kp * gear * gear
+                kd[ji][k] = a_kv * gear * gear
+                ratio[ji][k] = a_ratio
+                source[ji][k] = f"{act.tag} actuator"
+            frc = _limits(ctx, get, "forcelimited", "forcerange", where, angular=False)
+            limit = math.inf if frc is None else float(max(abs(frc[0]), abs(frc[1]))) * abs(gear)
+            if act.tag == "motor":
+                ctrl = _limits(ctx, get, "ctrllimited", "ctrlrange", where, angular=False)
+                if ctrl is not None:
+                    limit = min(limit, float(max(abs(ctrl[0]), abs(ctrl[1]))) * abs(gear))
+            if not math.isfinite(effort[ji][k]) and math.isfinite(limit):
+                effort[ji][k] = limit
+    return [
+        replace(
+            j,
+            stiffness=kp[i],
+            damping=kd[i],
+            damping_ratio=ratio[i],
+            effort_limit=effort[i],
+            gain_source=tuple(source[i]),
+        )
+        for i, j in enumerate(joints)
+    ]
+
+
+def _pd_of_actuator(
+    ctx: _Ctx, tag: str, get: Callable[[str], Optional[str]], where: str
+) -> Tuple[float, float, float]:
+    """(kp, kv, dampratio) in actuator units; (0, 0, 0) for actuators that are not position servos."""
+    if tag == "position":
+        a_kp = float(_parse(ctx, get("kp") or "1", 1, f"{where} kp")[0])
+        a_kv = float(_parse(ctx, get("kv") or "0", 1, f"{where} kv")[0])
+        a_ratio = float(_parse(ctx, get("dampratio") or "0", 1, f"{where} dampratio")[0])
+        if a_kp < 0 or a_kv < 0 or a_ratio < 0:
+            raise ctx.error(f"{where}: kp, kv and dampratio must be >= 0")
+        return a_kp, a_kv, a_ratio
+    if tag == "general" and (get("gaintype") or "fixed") == "fixed" and get("biastype") == "affine":
+        gain = _floats(ctx, get("gainprm"), None, f"{where} gainprm")
+        bias = _floats(ctx, get("biasprm"), None, f"{where} biasprm")
+        g0 = 1.0 if gain is None or gain.size == 0 else float(gain[0])
+        b = np.zeros(3) if bias is None else np.concatenate([bias, np.zeros(3)])[:3]
+        if g0 > 0 and abs(b[0]) < 1e-12 and abs(b[1] + g0) <= 1e-9 * max(1.0, g0) and b[2] <= 0:
+            return g0, float(-b[2]), 0.0
+    return 0.0, 0.0, 0.0

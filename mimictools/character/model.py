@@ -42,13 +42,21 @@ class Joint:
     range_high: np.ndarray
     """Upper limit per MJCF joint (radians); +inf if unlimited."""
     stiffness: np.ndarray
-    """PD proportional gain per MJCF joint (N m / rad), from the joint's ``stiffness``."""
+    """PD proportional gain per MJCF joint (N m / rad): the joint's ``stiffness``, else its position
+    actuator's ``kp`` (see ``gain_source``)."""
     damping: np.ndarray
-    """PD derivative gain per MJCF joint (N m s / rad), from the joint's ``damping``."""
+    """PD derivative gain per MJCF joint (N m s / rad): the joint's ``damping``, else its actuator's ``kv``."""
     effort_limit: np.ndarray
-    """Torque limit per MJCF joint (N m) from ``actuatorfrcrange`` (inf if absent)."""
+    """Torque limit per MJCF joint (N m): ``actuatorfrcrange``, else the actuator's force/ctrl range x gear
+    (inf if none)."""
     armature: np.ndarray
     """Armature per MJCF joint (kg m^2)."""
+    damping_ratio: Optional[np.ndarray] = None
+    """Per MJCF joint, a ``<position dampratio>`` still to be turned into ``damping`` from the reflected
+    inertia (MuJoCo does it at compile time; the MuJoCo engines resolve it). 0 or None: ``damping`` holds."""
+    gain_source: Tuple[str, ...] = ()
+    """Per MJCF joint, where the PD gains came from: 'joint' (stiffness/damping), 'position actuator',
+    'general actuator', 'override' (a config pattern) or 'none' (no gains anywhere)."""
 
     @property
     def is_ball(self) -> bool:

@@ -20,7 +20,7 @@ from mimictools.errors import MimicToolsError
 _state = {"debug": False}
 
 # Order here is the order in `mimic --help`.
-COMMAND_MODULES = ("motion", "fk", "train", "eval", "view", "export", "bench", "doctor")
+COMMAND_MODULES = ("motion", "fk", "train", "eval", "view", "export", "bench", "doctor", "assets")
 
 
 class _MimicGroup(TyperGroup):

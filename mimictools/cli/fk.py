@@ -18,7 +18,7 @@ def fk_check(
     motions: Annotated[
         Optional[List[Path]],
         typer.Argument(
-            help="Clips (.pkl/.txt), folders (searched recursively) or dataset .yaml files. "
+            help="Clips (.pkl/.txt/.csv/.npz), folders (searched recursively) or dataset .yaml files. "
             "None: check --random random poses instead.",
             show_default=False,
         ),
@@ -150,7 +150,8 @@ def _load_clips(paths: List[Path], character: Any) -> List[Tuple[str, Any]]:
     clips = []
     for p in paths:
         for f, _ in expand_motion_paths(p):
-            motion = load_motion(f, char=character, warn=False)
+            # A robot .csv stores no fps; per-frame kinematics do not depend on it (any value gives the same check).
+            motion = load_motion(f, char=character, warn=False, fps=30.0)
             clips.append((str(f), motion.frames))
     return clips
 

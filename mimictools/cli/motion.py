@@ -286,6 +286,12 @@ def inspect_cmd(
         bool, typer.Option("--details", help="Per-clip details and per-joint tables even for many clips.")
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any clip has data faults.")] = False,
+    fps: Annotated[
+        Optional[float],
+        typer.Option(
+            "--fps", help="Frame rate of robot .csv clips (the file has none: 30 LAFAN1, 60 g1-moves)."
+        ),
+    ] = None,
     ground_tol: Annotated[
         float,
         typer.Option("--ground-tol", help="Report frames whose lowest body point is below -TOL metres."),
@@ -315,7 +321,8 @@ def inspect_cmd(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = load_motion(clip, warn=False)
+                robot = Path(clip).suffix.lower() in (".csv", ".npz")  # joint count / body order checks
+                m = load_motion(clip, warn=False, fps=fps, char=character if robot else None)
             check_frame_width(m, character)
             r = inspect_motion(m, character, options)
         except MimicToolsError as exc:
@@ -372,23 +379,44 @@ def inspect_cmd(
 # ---- convert ---------------------------------------------------------------------------------------------------
 @motion_app.command("convert")
 def convert_cmd(
-    src: Annotated[Path, typer.Argument(help="DeepMimic .txt or MimicKit .pkl (any variant).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output MimicKit .pkl (written atomically).")],
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="DeepMimic .txt, MimicKit .pkl (any variant), GMR .pkl, robot .csv (Unitree/LAFAN1) or mjlab .npz."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out",
+            help="Output, by extension: .pkl (MimicKit, or GMR with --format gmr), .npz (mjlab; needs --char), "
+            ".csv (Unitree). Written atomically.",
+        ),
+    ],
     loop: Annotated[
         Optional[LoopChoice], typer.Option("--loop", help="Override the loop mode (default: the source's).")
     ] = None,
     fps: Annotated[
         Optional[float],
-        typer.Option("--fps", help="Resample to this frame rate (keeps the duration; slerps rotations)."),
+        typer.Option(
+            "--fps",
+            help="Resample to this frame rate (keeps the duration; slerps rotations). For a robot .csv source "
+            "(no fps in the file): its frame rate.",
+        ),
     ] = None,
     char: Annotated[
         Optional[Path],
         typer.Option(
-            "--char", help="Character MJCF (checks columns; needed by --fps). Default: bundled humanoid."
+            "--char",
+            help="Character MJCF (checks columns; needed by --fps and .npz). Default: bundled humanoid.",
         ),
     ] = None,
+    out_format: Annotated[
+        str, typer.Option("--format", help="For a .pkl output: 'mimickit' (default) or 'gmr'.")
+    ] = "mimickit",
 ) -> None:
-    """Convert a clip to MimicKit's current .pkl format (DeepMimic .txt -> .pkl, old .pkl variants -> current)."""
+    """Convert a clip between MimicKit .pkl, DeepMimic .txt (read), GMR .pkl, robot .csv and mjlab .npz."""
     import warnings
 
     from mimictools.errors import MotionFormatError
@@ -399,7 +427,14 @@ def convert_cmd(
     character = _load_char(char)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = load_motion(src, warn=False)
+        robot = src.suffix.lower() in (
+            ".csv",
+            ".npz",
+            ".pkl",
+        )  # joint count / body order checks (GMR, robots)
+        m = load_motion(src, warn=False, fps=fps, char=character if robot else None)
+    if m.variant == "robot-csv":
+        fps = None  # --fps was the CSV's own frame rate, not a resampling request
     check_frame_width(m, character)
     for note in m.notes:
         if note.kind != "quat_sign_flip":
@@ -414,7 +449,7 @@ def convert_cmd(
         from mimictools.motion.resample import resample_motion
 
         m = resample_motion(m, fps, character)
-    save_motion(m, out)
+    save_motion(m, out, char=character, fmt=out_format)
     typer.echo(
         f"wrote {out}: {m.num_frames} frames at {m.fps:g} fps ({m.length_s:.3f} s), loop {m.loop_name}, "
         f"from {src} ({m.variant or 'motion'})"

@@ -92,6 +92,8 @@ def train(
     ] = False,
 ) -> None:
     """Train a DeepMimic tracking policy. With no options: the bundled demo (our humanoid, squat clip, CPU MuJoCo, 10 min)."""
+    from rich.markup import escape
+
     from mimictools.app import run as runlib
     from mimictools.errors import MimicToolsError
 
@@ -123,6 +125,7 @@ def train(
             overrides=set_ or (),
             data_root=data_root,
             num_threads=threads,
+            report=lambda line: console.print(f"[cyan]task default for this character:[/] {escape(line)}"),
         )
         run_dir = out_dir or Path("runs") / f"{Path(spec.motion_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (run_dir / "latest.pt").exists():

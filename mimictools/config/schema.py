@@ -104,6 +104,11 @@ class EnvConfig:
         "data/motions/humanoid/humanoid_spinkick.pkl",
         "Motion clip (.pkl) or dataset list (.yaml), relative to the MimicKit data root.",
     )
+    joint_gains: Tuple[str, ...] = _f(
+        (),
+        "PD gain overrides, '<joint name pattern>: kp kd [torque_limit]' (fnmatch; N m/rad, N m s/rad, N m), "
+        "applied in order over the MJCF's gains; for robots whose MJCF carries none.",
+    )
     joint_err_w: Optional[Tuple[float, ...]] = _f(
         (1.0, 0.6, 0.6, 0.4, 0.0, 0.6, 0.4, 0.0, 1.0, 0.6, 0.4, 1.0, 0.6, 0.4),
         "Per-joint weight of the pose/velocity errors, one per non-root joint; None = all 1.",

@@ -3,7 +3,10 @@
 What changes relative to the character's own MJCF (``Character.source``, loaded with ``mujoco.MjSpec``):
 
 - **PD position control, MimicKit semantics.** The joints' ``stiffness``/``damping`` are read as PD gains
-  (``Character`` already holds them as ``Joint.stiffness``/``Joint.damping``), so the passive MuJoCo springs
+  (``Character`` already holds them as ``Joint.stiffness``/``Joint.damping``; for MJCFs that keep their gains
+  on ``<position>`` actuators, as MuJoCo Menagerie does, the parser took them from there, and a
+  ``dampratio`` is turned into kd here by MuJoCo's own compiler, see `resolve_damping_ratios`). A joint
+  without gains is an ``EngineError`` (never a silent zero-gain PD). The passive MuJoCo springs
   and dampers they would otherwise create are removed (armature and frictionloss stay). Every existing
   actuator (and keyframe, whose ``ctrl`` would no longer fit) is deleted, and each hinge gets one
   ``general`` actuator ``force = kp * (ctrl - q) - kd * qdot`` (gain ``kp``, affine bias ``[0, -kp, -kd]``),
@@ -20,7 +23,8 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
   ``dt < 2 I / kd`` ~ 1 ms, below the 4.2 ms physics step at 240 Hz (measured in
   ``tests/engines/test_engine_mujoco.py::test_euler_blows_up_where_implicitfast_holds``).
 - ``opt.timestep = 1 / sim_freq``; solver, cone and iterations stay MuJoCo's defaults (Newton, pyramidal).
-- **Ground** (``spec.ground``): an infinite plane ``mimic_ground`` at z = 0 with ``condim=3`` and friction
+- **Ground** (``spec.ground``): planes already in the file's ``<worldbody>`` (a Menagerie ``scene.xml``
+  floor) are removed, then an infinite plane ``mimic_ground`` at z = 0 with ``condim=3`` and friction
   ``1 0.05 0.05`` (MimicKit's MuJoCo scene), a checker material and a directional light for rendering.
   Contact ``condim``/friction are the max over the pair, so frictionless character geoms (MimicKit's humanoid
   uses ``condim=1``) still get sliding friction against the ground.
@@ -37,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import mujoco
 import numpy as np
@@ -46,7 +50,15 @@ from mimictools.character.model import Character
 from mimictools.engines.base import EngineSpec
 from mimictools.errors import EngineError
 
-__all__ = ["GROUND_GEOM", "SimModel", "build_sim_model", "build_sim_spec", "map_character"]
+__all__ = [
+    "GROUND_GEOM",
+    "SimModel",
+    "build_sim_model",
+    "build_sim_spec",
+    "check_gains",
+    "map_character",
+    "resolve_damping_ratios",
+]
 
 GROUND_GEOM = "mimic_ground"
 """Name of the ground plane geom added when ``EngineSpec.ground``."""
@@ -141,6 +153,8 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
     ms.option.timestep = 1.0 / spec.sim_freq
     ms.option.integrator = _INTEGRATORS[integrator]
 
+    character = resolve_damping_ratios(character, ms)
+    check_gains(character)
     for act in list(ms.actuators):
         ms.delete(act)
     for key in list(ms.keys):
@@ -180,7 +194,16 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
                     act.forcelimited = mujoco.mjtLimited.mjLIMITED_FALSE
 
     if spec.ground:
+        floors = [g.name for g in ms.worldbody.geoms if g.type == mujoco.mjtGeom.mjGEOM_PLANE]
+        for geom in list(ms.worldbody.geoms):
+            if geom.type == mujoco.mjtGeom.mjGEOM_PLANE:
+                ms.delete(geom)
         _add_ground(ms)
+        for pair in ms.pairs:  # explicit contact pairs with the file's floor (Menagerie's scene_mjx.xml)
+            if pair.geomname1 in floors:
+                pair.geomname1 = GROUND_GEOM
+            if pair.geomname2 in floors:
+                pair.geomname2 = GROUND_GEOM
         for b, body_name in enumerate(character.body_names):
             if not any(g.body == b for g in character.geoms):
                 continue
@@ -195,6 +218,77 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
             # intprm = [data bits (2 = force), reduce (3 = netforce), num slots]
             sensor.intprm = np.concatenate([[2, 3, 1], np.zeros(len(sensor.intprm) - 3, dtype=int)])
     return ms
+
+
+def resolve_damping_ratios(character: Character, ms: Optional[mujoco.MjSpec] = None) -> Character:
+    """The character with every ``Joint.damping_ratio`` > 0 turned into ``Joint.damping`` (N m s / rad).
+
+    MuJoCo computes a ``<position dampratio>``'s kv at compile time from the joint's reflected inertia
+    at ``qpos0``; this compiles the character's own MJCF (``ms``, or ``Character.source``) and reads the
+    result (``-actuator_biasprm[2]`` x gear^2), so the gains are exactly the ones MuJoCo would use.
+    """
+    pending = [j for j in character.joints if j.damping_ratio is not None and np.any(j.damping_ratio > 0)]
+    if not pending:
+        return character
+    import dataclasses
+
+    try:
+        model = (ms.copy() if ms is not None else mujoco.MjSpec.from_file(character.source)).compile()
+    except Exception as exc:
+        raise EngineError(f"{character.source}: MuJoCo cannot compile this MJCF: {exc}") from None
+    kd_of = {}
+    for a in range(model.nu):
+        if model.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
+            continue
+        jname = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, int(model.actuator_trnid[a, 0]))
+        gear = float(model.actuator_gear[a, 0])
+        kd_of[jname] = -float(model.actuator_biasprm[a, 2]) * gear * gear
+    joints = []
+    for j in character.joints:
+        if j.damping_ratio is None or not np.any(j.damping_ratio > 0):
+            joints.append(j)
+            continue
+        damping = j.damping.copy()
+        for k, name in enumerate(j.mjcf_joints):
+            if j.damping_ratio[k] > 0:
+                if name not in kd_of:
+                    raise EngineError(f"{character.source}: joint {name!r} has a dampratio but no actuator")
+                damping[k] = kd_of[name]
+        joints.append(dataclasses.replace(j, damping=damping, damping_ratio=np.zeros_like(j.damping_ratio)))
+    return dataclasses.replace(character, joints=tuple(joints))
+
+
+def check_gains(character: Character) -> None:
+    """EngineError naming the joints whose PD gain kp is 0 (they would hang limp, silently)."""
+    limp = [n for j in character.joints for k, n in enumerate(j.mjcf_joints) if not j.stiffness[k] > 0]
+    if limp:
+        shown = ", ".join(limp[:6]) + (f" and {len(limp) - 6} more" if len(limp) > 6 else "")
+        raise EngineError(
+            f"{character.source}: no PD gains for {len(limp)} joint(s) ({shown}): the MJCF has no joint "
+            "stiffness and no <position> actuator for them; add either, or set gains with "
+            "--set 'joint_gains=[\"<name pattern>: kp kd\"]'"
+        )
+
+
+def _check_ground_contacts(model: mujoco.MjModel, ground: int, body_ids: np.ndarray, source: str) -> None:
+    """EngineError when no character geom can touch the ground (contype/conaffinity bits and explicit
+    pairs both rule it out): the character would fall through the floor."""
+    bodies = set(int(b) for b in body_ids)
+    for g in range(model.ngeom):
+        if int(model.geom_bodyid[g]) not in bodies:
+            continue
+        if (model.geom_contype[g] & model.geom_conaffinity[ground]) or (
+            model.geom_contype[ground] & model.geom_conaffinity[g]
+        ):
+            return
+    for p in range(model.npair):
+        if ground in (int(model.pair_geom1[p]), int(model.pair_geom2[p])):
+            return
+    raise EngineError(
+        f"{source}: no geom of the character can collide with the ground (contype/conaffinity are 0 and no "
+        "<pair> names the floor), so it would fall through it; use the scene file that declares the contact "
+        "pairs (Menagerie: scene_mjx.xml next to g1_mjx.xml) or give the foot geoms contype/conaffinity"
+    )
 
 
 def _add_ground(ms: mujoco.MjSpec) -> None:
@@ -281,7 +375,10 @@ def map_character(model: mujoco.MjModel, character: Character) -> Tuple[np.ndarr
 
 
 def build_sim_model(character: Character, spec: EngineSpec, integrator: str = "implicitfast") -> SimModel:
-    """Compile the simulation model for ``character`` (see the module docstring) and its index tables."""
+    """Compile the simulation model for ``character`` (see the module docstring) and its index tables.
+
+    ``SimModel.character`` is ``character`` with its ``dampratio`` gains resolved."""
+    character = resolve_damping_ratios(character)
     ms = build_sim_spec(character, spec, integrator)
     try:
         model = ms.compile()
@@ -313,6 +410,8 @@ def build_sim_model(character: Character, spec: EngineSpec, integrator: str = "i
         raise EngineError(f"{character.source}: built {model.nu} actuators, expected {len(ctrl_src)}")
 
     ground = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, GROUND_GEOM) if spec.ground else -1
+    if ground >= 0:
+        _check_ground_contacts(model, ground, body_ids, character.source)
     sensor_adr = np.full(character.num_bodies, -1, dtype=np.int64)
     if spec.ground:
         for b, body_name in enumerate(character.body_names):

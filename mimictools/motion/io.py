@@ -1,7 +1,9 @@
 """Load and save motion clips, dispatching on extension and content.
 
-- ``load_motion(path)``: one clip (MimicKit ``.pkl`` any variant, DeepMimic ``.txt``) -> ``Motion``;
-- ``save_motion(motion, path)``: MimicKit's current ``.pkl`` format, atomically;
+- ``load_motion(path)``: one clip (MimicKit ``.pkl`` any variant, DeepMimic ``.txt``, robot clips: GMR ``.pkl``,
+  Unitree/LAFAN1 ``.csv`` (needs ``fps``), mjlab ``.npz``) -> ``Motion``;
+- ``save_motion(motion, path)``: MimicKit's current ``.pkl`` format, atomically; ``.npz`` (mjlab, needs the
+  character), ``.csv`` (Unitree) by extension;
 - ``load_motion_set(path)``: a clip, a folder (recursive ``*.pkl``/``*.txt``) or a dataset ``.yaml``
   -> ``[(Motion, weight), ...]``.
 """
@@ -16,12 +18,13 @@ from mimictools.motion.motion import Motion
 
 PathLike = Union[str, Path]
 
-CLIP_SUFFIXES = (".pkl", ".pickle", ".txt", ".json")
+CLIP_SUFFIXES = (".pkl", ".pickle", ".txt", ".json", ".csv", ".npz")
 DATASET_SUFFIXES = (".yaml", ".yml")
 
 
 def sniff_format(path: PathLike) -> str:
-    """'mimickit-pkl', 'deepmimic-txt' or 'dataset-yaml', from the extension, else the first bytes."""
+    """'mimickit-pkl' (any pickle, GMR's too), 'deepmimic-txt', 'dataset-yaml', 'robot-csv' or 'mjlab-npz',
+    from the extension, else the first bytes."""
     from mimictools.io_util import check_input_file
 
     p = Path(path)
@@ -29,6 +32,10 @@ def sniff_format(path: PathLike) -> str:
     suffix = p.suffix.lower()
     if suffix in DATASET_SUFFIXES:
         return "dataset-yaml"
+    if suffix == ".csv":
+        return "robot-csv"
+    if suffix == ".npz":
+        return "mjlab-npz"
     try:
         with open(p, "rb") as f:
             head = f.read(64)
@@ -60,16 +67,26 @@ def check_frame_width(motion: Motion, char: Any) -> None:
         )
 
 
-def load_motion(path: PathLike, char: Optional[Any] = None, warn: bool = True) -> Motion:
-    """Read one clip. With ``char`` the column count is checked against ``char.frame_width``.
+def load_motion(
+    path: PathLike, char: Optional[Any] = None, warn: bool = True, fps: Optional[float] = None
+) -> Motion:
+    """Read one clip. With ``char`` the column count is checked against ``char.frame_width`` (robot clips:
+    the joint count against the character's joints, and an mjlab .npz's body order).
 
+    ``fps``: frame rate of a clip whose file has none (robot CSV); ignored for the other formats.
     Raises ``MotionFormatError`` (``UnsafePickleError`` for a pickle that tries to load code).
     """
     fmt = sniff_format(path)
     if fmt == "mimickit-pkl":
-        from mimictools.motion.formats.mimickit_pkl import read_mimickit_pkl
+        motion = _read_pickle(path, char)
+    elif fmt == "robot-csv":
+        from mimictools.motion.formats.robot_csv import read_robot_csv
 
-        motion = read_mimickit_pkl(path)
+        motion = read_robot_csv(path, fps, char=char)
+    elif fmt == "mjlab-npz":
+        from mimictools.motion.formats.mjlab_npz import read_mjlab_npz
+
+        motion = read_mjlab_npz(path, char=char)
     elif fmt == "deepmimic-txt":
         from mimictools.motion.formats.deepmimic_txt import read_deepmimic_txt
 
@@ -81,18 +98,56 @@ def load_motion(path: PathLike, char: Optional[Any] = None, warn: bool = True) -
     return motion
 
 
-def save_motion(motion: Motion, path: PathLike) -> None:
-    """Write ``motion`` as a MimicKit ``.pkl`` (current format: dict, ``frames.tolist()``), atomically."""
-    from mimictools.motion.formats.mimickit_pkl import write_mimickit_pkl
+def _read_pickle(path: PathLike, char: Optional[Any]) -> Motion:
+    """A MimicKit clip pickle or a GMR one (told apart by their keys), through the safe unpickler."""
+    from mimictools.motion.formats.gmr_pkl import is_gmr_dict, motion_from_gmr
+    from mimictools.motion.formats.mimickit_pkl import motion_from_pickled
+    from mimictools.motion.formats.safe_pickle import pickle_protocol, safe_loads
 
-    write_mimickit_pkl(motion, path)
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise MotionFormatError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    obj = safe_loads(data, source)
+    if is_gmr_dict(obj):
+        return motion_from_gmr(obj, source, char=char)
+    return motion_from_pickled(obj, source, pickle_protocol(data))
+
+
+SAVE_FORMATS = ("mimickit", "gmr")
+
+
+def save_motion(motion: Motion, path: PathLike, char: Optional[Any] = None, fmt: str = "mimickit") -> None:
+    """Write ``motion`` atomically, by extension: ``.npz`` mjlab (needs ``char``), ``.csv`` robot CSV,
+    anything else a ``.pkl``: MimicKit's current format (dict, ``frames.tolist()``), or GMR's with
+    ``fmt='gmr'``."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        from mimictools.motion.formats.mjlab_npz import write_mjlab_npz
+
+        write_mjlab_npz(motion, path, char)
+    elif suffix == ".csv":
+        from mimictools.motion.formats.robot_csv import write_robot_csv
+
+        write_robot_csv(motion, path, char)
+    elif fmt == "gmr":
+        from mimictools.motion.formats.gmr_pkl import write_gmr_pkl
+
+        write_gmr_pkl(motion, path, char)
+    elif fmt == "mimickit":
+        from mimictools.motion.formats.mimickit_pkl import write_mimickit_pkl
+
+        write_mimickit_pkl(motion, path)
+    else:
+        raise MotionFormatError(f"{path}: unknown output format {fmt!r}; valid: {', '.join(SAVE_FORMATS)}")
 
 
 def _looks_like_clip(path: Path) -> bool:
-    """In a folder walk: every ``*.pkl``, and ``*.txt`` files that start with '{' (DeepMimic JSON; skips
+    """In a folder walk: every ``*.pkl``, ``*.npz`` and ``*.csv`` (robot clips), and ``*.txt`` files that start with '{' (DeepMimic JSON; skips
     READMEs, LICENSE.txt, logs)."""
     suffix = path.suffix.lower()
-    if suffix == ".pkl":
+    if suffix in (".pkl", ".npz", ".csv"):
         return True
     if suffix != ".txt":
         return False
@@ -110,7 +165,7 @@ def expand_motion_paths(path: PathLike) -> List[Tuple[Path, float]]:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and _looks_like_clip(f))
         if not files:
-            raise MotionFormatError(f"{path}: folder has no .pkl or .txt motion files")
+            raise MotionFormatError(f"{path}: folder has no .pkl, .txt, .npz or .csv motion files")
         return [(f, 1.0) for f in files]
     if not p.exists():
         raise MotionFormatError(f"{path}: no such file or folder")

@@ -653,12 +653,13 @@ def build_env(
     ``motion_file``/``char_file`` is `mimictools.app.run.resolve_run`'s job). ``num_threads``: CPU engine
     worker threads (0 = all cores). ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``, ``generator``).
     """
+    from mimictools.character.gains import apply_joint_gains
     from mimictools.character.mjcf import load_character
     from mimictools.engines.base import EngineSpec
     from mimictools.engines.registry import canonical_engine_name, make_engine
     from mimictools.motion.library import MotionLib
 
-    char = load_character(Path(char_path))
+    char = apply_joint_gains(load_character(Path(char_path)), env_cfg.joint_gains)
     lib = MotionLib.from_path(Path(motion_path), char=char, device=device)
     engine_name = canonical_engine_name(engine_cfg.engine_name)
     spec = EngineSpec(

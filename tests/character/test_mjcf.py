@@ -291,7 +291,7 @@ def test_unsupported_constructs_raise_clear_errors(body, message):
             "2 root bodies",
         ),
         ("<mujoco><worldbody/></mujoco>", "has no <body>"),
-        ('<mujoco><include file="x.xml"/><worldbody/></mujoco>', "<include> is not supported"),
+        ('<mujoco><include file="x.xml"/><worldbody/></mujoco>', "load the MJCF with load_character(path)"),
         ('<robot name="urdf"/>', "expected <mujoco>"),
         ("<mujoco><worldbody>", "not valid XML"),
         ('<mujoco><compiler angle="grad"/><worldbody/></mujoco>', "angle='grad'"),
