@@ -220,3 +220,75 @@ def test_two_rank_update_equals_the_one_process_update(tmp_path):
     actor0, _ = build_actor_critic(cfg.model, dist_worker.OBS_DIM, dist_worker.ACT_DIM)
     moved = [not torch.allclose(v, single["actor"][k]) for k, v in actor0.state_dict().items()]
     assert any(moved)
+
+
+def test_two_rank_training_keeps_ranks_identical_writes_once_and_resumes(tmp_path):
+    """2 ranks train: rank 1 writes nothing, rank 0 one log and one set of checkpoints; the ranks' parameters,
+    optimizer and normalizer state are bit-identical after several updates; a resumed job restores every rank."""
+    out = tmp_path / "run"
+    per_iter = 2 * 8 * 20  # ranks x envs x steps_per_iter
+    procs = _start_ranks(["train", out, str(tmp_path / "r{rank}.pt"), 5 * per_iter, "split"])
+    for code, _out, err in _wait_all(procs):
+        assert code == 0, err[-3000:]
+    res = [torch.load(tmp_path / f"r{r}.pt", weights_only=False) for r in range(2)]
+    assert res[0]["iterations"] == 5 and res[0]["samples"] == 5 * per_iter
+    for key in ("actor", "critic"):
+        for name, v in res[0][key].items():
+            assert torch.equal(v, res[1][key][name]), f"{key}.{name}"
+    assert torch.equal(res[0]["norm_m2"], res[1]["norm_m2"])
+    adam0, adam1 = res[0]["optim"]["actor_optimizer"]["state"], res[1]["optim"]["actor_optimizer"]["state"]
+    assert all(torch.equal(adam0[i]["exp_avg_sq"], adam1[i]["exp_avg_sq"]) for i in adam0)
+    assert not torch.equal(res[0]["rng"], res[1]["rng"])  # seeds offset by rank: the ranks' envs differ
+    assert [p.name for p in (out / "rank1").iterdir()] == []  # rank 1 wrote nothing
+    names = {p.name for p in out.iterdir() if p.suffix == ".pt"}
+    outputs = {"iter_000000.pt", "iter_000003.pt", "iter_000004.pt", "latest.pt"}
+    assert outputs <= names <= outputs | {"best.pt"}
+    rows = [ln.split() for ln in (out / "log.txt").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [0, 3, 4]
+    ck = load_checkpoint(out / "latest.pt")
+    assert len(ck["rank_rng"]) == 2 and ck["samples"] == 5 * per_iter
+
+    # resume: both ranks load rank 0's latest.pt (same folder now) and go on
+    procs = _start_ranks(["train", out, str(tmp_path / "s{rank}.pt"), 8 * per_iter, "resume"])
+    for code, _out, err in _wait_all(procs):
+        assert code == 0, err[-3000:]
+    res2 = [torch.load(tmp_path / f"s{r}.pt", weights_only=False) for r in range(2)]
+    assert res2[0]["iterations"] == 8 and res2[1]["samples"] == 8 * per_iter
+    for name, v in res2[0]["actor"].items():
+        assert torch.equal(v, res2[1]["actor"][name]), name
+    rows = [ln.split() for ln in (out / "log.txt").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [0, 3, 4, 6, 7]
+
+
+def test_a_dead_rank_stops_the_other_with_an_error_and_latest_intact(tmp_path):
+    """Rank 1 dies after iteration 4 (after the output of iteration 3): rank 0 exits non-zero within bounded time
+    (gloo sees the closed connection; the collective timeout bounds a hang), latest.pt of iteration 3 intact."""
+    out = tmp_path / "run"
+    procs = _start_ranks(["train", out, str(tmp_path / "r{rank}.pt"), 10**9, "die_at=4"], timeout_s=20.0)
+    start = time.monotonic()
+    (code0, _o0, err0), (code1, _o1, _e1) = _wait_all(procs, timeout=120.0)
+    elapsed = time.monotonic() - start
+    assert code1 == 3
+    assert code0 != 0, err0[-2000:]
+    assert "DistributedError" in err0 or "another rank died" in err0, err0[-2000:]
+    assert elapsed < 100.0  # bounded: not a hang (the collective timeout is 20 s here)
+    ck = load_checkpoint(out / "latest.pt")
+    assert ck["iteration"] == 3
+    assert not (tmp_path / "r0.pt").exists()
+
+
+def test_sigterm_on_one_rank_stops_both_with_latest_saved(tmp_path):
+    """SIGTERM to rank 1 alone (as `kill` would): the ranks agree at the end of the iteration, both stop with
+    "terminated", exit 0, and latest.pt holds that iteration."""
+    out = tmp_path / "run"
+    procs = _start_ranks(["train", out, str(tmp_path / "r{rank}.pt"), 10**9, "sigterm_at=4"])
+    for code, _out, err in _wait_all(procs):
+        assert code == 0, err[-3000:]
+    res = [torch.load(tmp_path / f"r{r}.pt", weights_only=False) for r in range(2)]
+    # rank 1 signals itself during iteration 4's progress call: the request is agreed on after iteration 5
+    assert res[0]["stop_reason"] == res[1]["stop_reason"] == "terminated"
+    assert res[0]["iterations"] == res[1]["iterations"] == 6
+    ck = load_checkpoint(out / "latest.pt")
+    assert ck["iteration"] == 5 and len(ck["rank_rng"]) == 2
+    for name, v in ck["actor"].items():
+        assert torch.equal(v, res[0]["actor"][name]), name
