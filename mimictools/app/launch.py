@@ -10,6 +10,7 @@ failed job is restarted by the user or the cluster with ``--resume``. Each rank 
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any, Callable, Dict, List, Sequence
 
 __all__ = ["launch_function", "launch_module", "torchrun_args"]
@@ -56,5 +57,17 @@ def launch_function(nproc: int, fn: Callable[..., Any], *args: Any) -> Dict[int,
     from torch.distributed.run import config_from_args, parse_args
 
     _quiet_threads()
-    config, _cmd, _cmd_args = config_from_args(parse_args(torchrun_args(nproc) + ["--module", "mimictools"]))
+    # what torchrun's run() makes of --standalone: a c10d rendezvous on a free local port
+    local = [
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(int(nproc)),
+        "--max-restarts",
+        "0",
+        "--rdzv-backend",
+        "c10d",
+    ]
+    local += ["--rdzv-endpoint", "localhost:0", "--rdzv-id", str(uuid.uuid4()), "--module", "mimictools"]
+    config, _cmd, _cmd_args = config_from_args(parse_args(local))
     return dict(elastic_launch(config, fn)(*args))
