@@ -30,8 +30,11 @@ def launch_module(nproc: int, module_args: Sequence[str]) -> int:
     """Run ``python -m <module_args...>`` as ``nproc`` ranks (``torchrun ... -m <module_args>``); wait for all.
 
     Returns:
-        0 when every rank exited 0, else the exit code of the first rank that failed (1 when it died of a signal).
+        0 when every rank exited 0; 128 + the signal number when this process got SIGTERM/SIGINT (the agent
+        passes it on to every rank, which stop at the end of their iteration and save ``latest.pt``, with 30 s
+        of grace before SIGKILL); else the exit code of the first rank that failed (1 when it died of a signal).
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -39,6 +42,8 @@ def launch_module(nproc: int, module_args: Sequence[str]) -> int:
     args = parse_args(torchrun_args(nproc) + ["--module"] + list(module_args))
     try:
         run(args)
+    except SignalException as exc:  # SIGTERM/SIGINT here: the agent passed it on to the ranks, which saved
+        return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         _rank, failure = exc.get_first_failure()
         code = int(failure.exitcode)
