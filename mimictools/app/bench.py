@@ -303,7 +303,7 @@ def measure_training(
                 stats.append(runner.iterate())
                 done = time.perf_counter() - start >= seconds
                 if runner.ranks.distributed:  # the ranks stop together (their updates are collectives)
-                    done = distributed.any_rank([done])[0]
+                    done = distributed.any_rank([done], runner.device)[0]
                 if done:
                     break
             rate = training_rate(stats, graphed=runner.capture and not runner.capture_errors)

@@ -284,7 +284,8 @@ def merge_moments(count: int, mean: Tensor, m2: Tensor) -> Tuple[int, Tensor, Te
 
 
 def any_rank(flags: Sequence[bool], device: Any = "cpu") -> List[bool]:
-    """Each flag True on every rank when it is True on at least one (the ranks agree on when to stop)."""
+    """Each flag True on every rank when it is True on at least one (the ranks agree on when to stop).
+    ``device``: the rank's training device (NCCL reduces CUDA tensors only)."""
     t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     collective("agreeing on when to stop", torch.distributed.all_reduce, t, op=torch.distributed.ReduceOp.MAX)
     return [x > 0 for x in t.tolist()]

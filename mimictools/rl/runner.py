@@ -383,7 +383,9 @@ class Runner:
                     hit_time = max_minutes is not None and session >= 60.0 * max_minutes
                     requested = False
                     if stop is not None:  # the ranks agree: one stops on time or on a signal, all stop
-                        hit_time, requested = distributed.any_rank([hit_time, stop.requested is not None])
+                        hit_time, requested = distributed.any_rank(
+                            [hit_time, stop.requested is not None], self.device
+                        )
                     train = self._train_tracker.summary(self._reduce)
                     is_output = self.iteration % self.cfg.iters_per_output == 0 or hit_samples or hit_time
                     if is_output:
