@@ -234,7 +234,7 @@ class PPO:
             report = self._warm_up(storage, perms) if self.capture else self._update_tensors(storage, perms)
             self._eager_updates += 1
         if self.across_ranks:
-            report = distributed.sum_across(report) / distributed.current().world_size
+            report = distributed.sum_across(report) / torch.distributed.get_world_size()
         return self._read_report(report)
 
     def _draw_permutations(self, num_samples: int, device: torch.device) -> Tensor:

@@ -258,7 +258,8 @@ class Runner:
     @torch.no_grad()
     def test(self, num_episodes: int) -> TestResult:
         """Run deterministic episodes (mean action) until every env finished ``ceil(num_episodes / num_envs)``
-        of them (num_envs of all ranks; the results are over all ranks; MimicKit's rule against short-episode bias). The envs are left mid-episode: the next
+        of them (MimicKit's rule against short-episode bias; num_envs of all ranks, whose results are merged).
+        The envs are left mid-episode: the next
         training iteration after a test starts from a reset of every env."""
         if num_episodes <= 0:
             return TestResult(0.0, 0.0, 0, {})
