@@ -41,7 +41,9 @@ out = Path(sys.argv[1])
 rates = {}
 for name in ("plain1", "torchrun1", "plain2"):
     try:
-        row = json.loads((out / f"{name}.json").read_text())["results"][0]
+        text = (out / f"{name}.json").read_text()
+        start = 0 if text.startswith("{") else text.index("\n{") + 1  # skip any banner printed before the JSON
+        row = json.loads(text[start:])["results"][0]
         rates[name] = row["samples_per_s"]
     except Exception as exc:  # keep going: report what ran
         print(f"{name}: no result ({exc}); see {name}.err")
