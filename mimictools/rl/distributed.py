@@ -198,7 +198,7 @@ def collective(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         raise DistributedError(
             f"rank {rank}: {what} failed: another rank died or timed out ({_first_line(exc)}); "
-            "the last latest.pt is intact: restart the job with --resume"
+            "rank 0 keeps latest.pt: restart the job with --resume"
         ) from None
 
 

@@ -19,7 +19,8 @@ envs with identical networks (rank 0's initial parameters are broadcast; PPO ave
 offset by the rank; samples, training and test returns are totals/means over all ranks; rank 0 alone writes the
 log, TensorBoard and checkpoints (which keep every rank's RNG state, so ``--resume`` restores each rank). The
 ranks agree at the end of each iteration on the stop conditions; SIGTERM or Ctrl-C on any rank stops them all
-there, with ``latest.pt`` saved. A rank that dies makes the others raise `DistributedError`.
+there, with ``latest.pt`` saved. A rank that dies makes the others raise `DistributedError`, rank 0 after saving
+``latest.pt``.
 """
 
 from __future__ import annotations
@@ -351,7 +352,8 @@ class Runner:
             MimicToolsError: `out_dir` already holds a run and `resume` is False.
             CheckpointError: `resume` without a usable ``latest.pt``.
             TrainingDivergedError: NaN/inf in the rollout or the update (no checkpoint written).
-            DistributedError: another rank died or timed out (the last ``latest.pt`` is left intact).
+            DistributedError: another rank died or timed out; rank 0 first saves ``latest.pt`` (its networks,
+                optimizer and normalizer as they are, counters of the last completed iteration).
         """
         writer, across = self.ranks.is_writer, self.ranks.distributed
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -425,6 +427,12 @@ class Runner:
             stop_reason = "terminated" if isinstance(exc, Terminated) else "interrupted"
             if not across:  # distributed: a second signal stops at once, the ranks not in step: no save
                 save_checkpoint(self.latest_path, runner_state(self, pending))
+        except distributed.DistributedError:
+            if (
+                writer
+            ):  # a peer died or hung: rank 0 keeps its own state (the other ranks' RNG states are lost)
+                save_checkpoint(self.latest_path, runner_state(self, pending))
+            raise
         finally:
             if tb is not None:
                 tb.close()

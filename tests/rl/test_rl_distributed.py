@@ -261,8 +261,9 @@ def test_two_rank_training_keeps_ranks_identical_writes_once_and_resumes(tmp_pat
 
 
 def test_a_dead_rank_stops_the_other_with_an_error_and_latest_intact(tmp_path):
-    """Rank 1 dies after iteration 4 (after the output of iteration 3): rank 0 exits non-zero within bounded time
-    (gloo sees the closed connection; the collective timeout bounds a hang), latest.pt of iteration 3 intact."""
+    """Rank 1 dies after iteration 4: rank 0 exits non-zero within bounded time (gloo sees the closed connection;
+    the collective timeout bounds a hang), after saving latest.pt of iteration 4 (its first collective of
+    iteration 5 failed), without the other rank's RNG state."""
     out = tmp_path / "run"
     procs = _start_ranks(["train", out, str(tmp_path / "r{rank}.pt"), 10**9, "die_at=4"], timeout_s=20.0)
     start = time.monotonic()
@@ -273,7 +274,7 @@ def test_a_dead_rank_stops_the_other_with_an_error_and_latest_intact(tmp_path):
     assert "DistributedError" in err0 or "another rank died" in err0, err0[-2000:]
     assert elapsed < 100.0  # bounded: not a hang (the collective timeout is 20 s here)
     ck = load_checkpoint(out / "latest.pt")
-    assert ck["iteration"] == 3
+    assert ck["iteration"] == 4 and ck["samples"] == 5 * 2 * 8 * 20 and "rank_rng" not in ck
     assert not (tmp_path / "r0.pt").exists()
 
 
