@@ -123,6 +123,8 @@ def train(
         raise ConfigError(f"--dist-timeout must be > 0 seconds, got {dist_timeout}")
     info = distributed.rank_info_from_env()
     if nproc is not None and nproc > 1 and not info.distributed:
+        if device.startswith("cuda"):
+            _require_cuda(nproc)
         _launch(ctx, nproc)
         return
     if nproc is not None and info.distributed and nproc != info.local_world_size:
@@ -276,13 +278,17 @@ def _latest_run() -> Path:
     return runs[-1]
 
 
-def _require_cuda() -> None:
+def _require_cuda(gpus: int = 1) -> None:
     import torch
 
     from mimictools.errors import MimicToolsError
 
     if not torch.cuda.is_available():
         raise MimicToolsError("--device cuda: torch sees no CUDA GPU (run `mimic doctor` for the reason)")
+    if torch.cuda.device_count() < gpus:
+        raise MimicToolsError(
+            f"--nproc {gpus} --device cuda: one GPU per rank, torch sees {torch.cuda.device_count()}"
+        )
 
 
 def _summary(result, run_dir: Path) -> None:

@@ -184,6 +184,13 @@ def test_nproc_launches_torchrun_with_the_same_options(monkeypatch):
 def test_nproc_is_checked(tmp_path, monkeypatch):
     res = runner.invoke(app, ["train", "--nproc", "0", "--out-dir", str(tmp_path / "r")])
     assert res.exit_code == 2 and "--nproc must be >= 1" in res.output
+    import torch
+
+    if torch.cuda.device_count() < 2:  # one GPU per rank: checked before anything starts
+        res = runner.invoke(
+            app, ["train", "--nproc", "2", "--device", "cuda", "--out-dir", str(tmp_path / "r")]
+        )
+        assert res.exit_code == 2 and ("GPU" in res.output), res.output
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
