@@ -199,30 +199,36 @@ def test_nproc_is_checked(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "drop --nproc under torchrun" in _flat(res.output)
 
 
-def test_nproc_2_trains_on_the_cpu(tmp_path):
-    """`mimic train --nproc 2` through torch's real launcher (gloo): one run folder, one log, samples of both ranks."""
+def test_nproc_2_trains_on_the_cpu_and_sigterm_saves(tmp_path):
+    """`mimic train --nproc 2` through torch's real launcher (gloo): one run folder, one log, samples of both ranks;
+    SIGTERM to the launcher (what SLURM and `timeout` send) reaches the ranks, which stop together and save."""
+    import signal
+    import time
+
+    from mimictools.rl.checkpoint import load_checkpoint
+
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mimictools",
-            "train",
-            "--nproc",
-            "2",
-            "--num-envs",
-            "2",
-            "--max-samples",
-            "256",
-        ]
-        + ["--out-dir", str(out), "--no-progress", "--set", "iters_per_output=1"],
-        capture_output=True,
+    cmd = [sys.executable, "-m", "mimictools", "train", "--nproc", "2", "--num-envs", "2", "--minutes", "5"]
+    proc = subprocess.Popen(
+        cmd + ["--out-dir", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = _flat(proc.stdout)
-    assert "2 envs per rank x 2 ranks = 4 envs" in text and text.count("done (max_samples)") == 1
+    deadline = time.monotonic() + 180
+    while not (out / "latest.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (out / "latest.pt").exists(), "no output within 3 minutes"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)  # the ranks finish their iteration, save, exit
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    text = _flat(stdout)
+    assert "2 envs per rank x 2 ranks = 4 envs" in text and text.count("done (terminated)") == 1, text
+    ck = load_checkpoint(out / "latest.pt")
+    assert ck["iteration"] >= 1 and ck["samples"] == 128 * (ck["iteration"] + 1) and len(ck["rank_rng"]) == 2
     header, rows = _rows(out / "log.txt")
-    assert [r[header.index("Samples")] for r in rows] == [128.0, 256.0]  # 2 ranks x 2 envs x 32 steps per row
-    assert (out / "latest.pt").is_file() and (out / "run.json").is_file()
+    assert rows[0][header.index("Samples")] == 128  # 2 ranks x 2 envs x 32 steps
