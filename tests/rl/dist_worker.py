@@ -10,6 +10,7 @@ LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the enviro
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -17,12 +18,23 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mimictools.config.schema import OptimizerConfig
+from mimictools.rl import distributed
 
-from conftest import PointMassEnv, toy_agent_config  # noqa: E402
 
-from mimictools.config.schema import OptimizerConfig  # noqa: E402
-from mimictools.rl import distributed  # noqa: E402
+def _rl_conftest():
+    """tests/rl/conftest.py as a module of its own name (``conftest`` may be another folder's under pytest)."""
+    name = "mimictools_tests_rl_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+PointMassEnv = _rl_conftest().PointMassEnv
+toy_agent_config = _rl_conftest().toy_agent_config
 
 T_STEPS, ENVS_PER_RANK, OBS_DIM, ACT_DIM = 8, 4, 3, 2
 
