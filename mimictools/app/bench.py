@@ -8,6 +8,9 @@ What is measured, per engine and env count (never asserted in tests; recorded in
   torch tensor and ``step_physics``, then ``get_state``, ``body_pos``, ``body_rot``, ``contact_forces``.
 - hooks, filled by other parts later: ``samples_per_s`` (the training loop: env + task + PPO update, see
   ``measure_training``) and ``peak_memory_mb`` (GPU engines, see ``peak_memory_mb``).
+- with ``nproc`` > 1 (``--train --nproc N``): the training loop again as N ranks started by torch's launcher
+  (`mimictools.app.launch`), each with the same env count: samples/s per rank, in total, and the scaling
+  efficiency = total / (N x the single-process rate measured just before).
 
 Every env starts standing in the character's rest pose (root lifted so the lowest geom touches the ground) and
 holds it with PD targets = that pose; all envs are reset to it every ``reset_every`` control steps
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BenchResult",
+    "RanksRate",
     "TrainingRate",
     "measure_engine",
     "measure_training",
@@ -69,6 +73,14 @@ class BenchResult:
     """Wall seconds of one PPO update (``--train``)."""
     peak_memory_mb: Optional[float] = None
     """Peak device memory of a GPU engine (MiB); None on the CPU."""
+    nproc: int = 1
+    """Ranks of the distributed training measurement (``--nproc``; 1 = none)."""
+    rank_samples_per_s: Optional[List[float]] = None
+    """``--nproc`` > 1: each rank's training samples / s (each with ``num_envs`` envs), by global rank."""
+    total_samples_per_s: Optional[float] = None
+    """``--nproc`` > 1: the ranks' training samples / s summed."""
+    scaling_efficiency: Optional[float] = None
+    """``--nproc`` > 1: ``total_samples_per_s / (nproc * samples_per_s)`` (1.0 = perfect scaling)."""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -264,6 +276,7 @@ def measure_training(
     from mimictools.app.run import make_runner, resolve_run
     from mimictools.config.schema import AgentConfig
     from mimictools.paths import bundled_data_dir
+    from mimictools.rl import distributed
 
     cfg, run_spec = resolve_run(
         motion=bundled_data_dir() / "motions" / "demo_squat.pkl",
@@ -286,13 +299,58 @@ def measure_training(
                 runner.iterate()
             stats = []
             start = time.perf_counter()
-            while not stats or time.perf_counter() - start < seconds:
+            while True:
                 stats.append(runner.iterate())
+                done = time.perf_counter() - start >= seconds
+                if runner.ranks.distributed:  # the ranks stop together (their updates are collectives)
+                    done = distributed.any_rank([done], runner.device)[0]
+                if done:
+                    break
             rate = training_rate(stats, graphed=runner.capture and not runner.capture_errors)
             runner.release_graphs()
             return rate
         finally:
             env.close()
+
+
+@dataclass(frozen=True)
+class RanksRate:
+    """What ``measure_training_ranks`` measured."""
+
+    rank_samples_per_s: List[float]
+    """Each rank's training samples / s, by global rank."""
+
+    @property
+    def total_samples_per_s(self) -> float:
+        return float(sum(self.rank_samples_per_s))
+
+
+def _training_rank(
+    engine_name: str, char_file: str, spec: EngineSpec, seconds: float, timeout_s: float
+) -> float:
+    """One rank of `measure_training_ranks` (a module-level function: the launcher spawns it)."""
+    from mimictools.character.mjcf import load_character
+    from mimictools.rl import distributed
+
+    distributed.init_from_env(spec.device, timeout_s)
+    try:
+        return measure_training(engine_name, load_character(char_file), spec, seconds=seconds).samples_per_s
+    finally:
+        distributed.teardown()
+
+
+def measure_training_ranks(
+    nproc: int, engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0,
+    timeout_s: float = 300.0,
+) -> RanksRate:  # fmt: skip
+    """`measure_training` on ``nproc`` local ranks at once (torch's launcher, `mimictools.app.launch`), each with
+    ``spec.num_envs`` envs on its own device (``cuda`` -> ``cuda:<local rank>``)."""
+    from mimictools.app.launch import launch_function
+
+    rates = launch_function(
+        nproc, _training_rank, engine_name, str(character.source), spec, seconds, timeout_s
+    )
+    return RanksRate([float(rates[r]) for r in sorted(rates)])
 
 
 def run_bench(
@@ -303,8 +361,10 @@ def run_bench(
     seconds: float = 5.0,
     train: bool = False,
     on_result: Optional[Callable[[BenchResult], None]] = None,
+    nproc: int = 1,
 ) -> List[BenchResult]:
-    """``measure_engine`` (and ``measure_training`` when ``train``) for each env count; ``on_result`` sees each row."""
+    """``measure_engine`` (and ``measure_training`` when ``train``; then ``measure_training_ranks`` when ``nproc``
+    > 1) for each env count; ``on_result`` sees each row."""
     results = []
     for n in env_counts:
         spec = replace(base_spec, num_envs=int(n))
@@ -317,6 +377,15 @@ def run_bench(
                 rollout_samples_per_s=rate.rollout_samples_per_s,
                 update_s_per_iter=rate.update_s_per_iter,
             )
+            if nproc > 1:
+                ranks = measure_training_ranks(nproc, engine_name, character, spec, seconds=seconds)
+                row = replace(
+                    row,
+                    nproc=nproc,
+                    rank_samples_per_s=ranks.rank_samples_per_s,
+                    total_samples_per_s=ranks.total_samples_per_s,
+                    scaling_efficiency=ranks.total_samples_per_s / (nproc * max(rate.samples_per_s, 1e-12)),
+                )
         results.append(row)
         if on_result is not None:
             on_result(row)

@@ -203,12 +203,23 @@ def make_runner(
     On the CPU torch gets ``torch_threads`` intra-op threads for the task and the PPO update alike (default 1:
     the physics threads own the cores; more make OpenMP spin against them). A fresh run is seeded with
     ``spec.seed``; a resumed one restores its RNG state from ``latest.pt``.
+
+    In a process group (torchrun, ``--nproc``; `mimictools.rl.distributed`) each rank builds its own
+    ``spec.num_envs`` envs on its own device: "cuda" becomes ``cuda:<LOCAL_RANK>`` (the MJWarp engine is pinned
+    there), and a CPU engine left at "all cores" gets its share of the cores (cores / local ranks).
     """
     import torch
 
     from mimictools.config.load import to_dict
+    from mimictools.rl import distributed
     from mimictools.rl.runner import Runner
+    from mimictools.system import available_cpus
 
+    record = {"config": to_dict(cfg), "run": asdict(spec)}  # the run's spec, not one rank's device
+    ranks = distributed.current()
+    if ranks.distributed:
+        threads = spec.num_threads or max(1, available_cpus() // ranks.local_world_size)
+        spec = replace(spec, device=distributed.rank_device(spec.device, ranks), num_threads=threads)
     if torch.device(spec.device).type == "cpu":
         torch.set_num_threads(max(1, int(torch_threads)))
     env = build_env(cfg, spec)
@@ -218,7 +229,7 @@ def make_runner(
         cfg.agent,
         run_dir,
         seed=None if resume else spec.seed,
-        config_record={"config": to_dict(cfg), "run": asdict(spec)},
+        config_record=record,
         tensorboard=tensorboard,
         save_iter_checkpoints=save_iter_checkpoints,
     )

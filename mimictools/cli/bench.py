@@ -75,6 +75,15 @@ def bench(
         typer.Option("--train", help="Also measure the training loop (env + task + PPO update) samples/s."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (no table).")] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            help="With --train: also measure the training loop as N ranks on this machine (torchrun's launcher, "
+            "one GPU each on cuda), each with the env count: samples/s per rank, in total, and the scaling "
+            "efficiency against the single-process rate.",
+        ),
+    ] = 1,
 ) -> None:
     """Measure engine throughput: raw physics steps/s (the ceiling) and control steps/s (step + state reads).
 
@@ -90,6 +99,10 @@ def bench(
     from mimictools.system import available_cpus
 
     counts = _parse_counts(num_envs)
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1 and not train:
+        raise ConfigError("--nproc measures the training loop: add --train")
     if seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {seconds}")
     char_path = char if char is not None else bundled_humanoid_xml()
@@ -124,6 +137,10 @@ def bench(
         table.add_column("samples/s (train)", justify="right")
         table.add_column("update s/iter", justify="right")
         table.add_column("train / raw ctrl", justify="right")
+    if nproc > 1:
+        table.add_column(f"{nproc} ranks: samples/s per rank", justify="right")
+        table.add_column("total", justify="right")
+        table.add_column("scaling", justify="right")
     show_mem = engine != "mujoco"
     if show_mem:
         table.add_column("peak mem MiB", justify="right")
@@ -135,7 +152,9 @@ def bench(
                 f"{_rate(row.control_steps_per_s)} control steps/s[/]"
             )
 
-    rows = run_bench(engine, character, counts, spec, seconds=seconds, train=train, on_result=progress)
+    rows = run_bench(
+        engine, character, counts, spec, seconds=seconds, train=train, on_result=progress, nproc=nproc
+    )
 
     if as_json:
         doc = {
@@ -170,6 +189,10 @@ def bench(
             cells.append("-" if r.update_s_per_iter is None else f"{r.update_s_per_iter:.3f}")
             ratio = _train_ratio(r)
             cells.append("-" if ratio is None else f"{ratio:.2f}")
+        if nproc > 1:
+            cells.append(" / ".join(_rate(x) for x in r.rank_samples_per_s or []))
+            cells.append(_rate(r.total_samples_per_s))
+            cells.append("-" if r.scaling_efficiency is None else f"{r.scaling_efficiency:.2f}")
         if show_mem:
             cells.append("-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}")
         table.add_row(*cells)

@@ -13,6 +13,7 @@ from mimictools.cli.console import console
 
 
 def train(
+    ctx: typer.Context,
     motion: Annotated[
         Optional[Path],
         typer.Option(
@@ -30,7 +31,11 @@ def train(
     ] = None,
     num_envs: Annotated[
         Optional[int],
-        typer.Option("--num-envs", help="Parallel envs (default 32 on mujoco, 4096 on GPU engines)."),
+        typer.Option(
+            "--num-envs",
+            help="Parallel envs per rank (process): with --nproc/torchrun each rank runs this many "
+            "(default 32 on mujoco, 4096 on GPU engines).",
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="torch device for task + PPO: cpu or cuda.")] = "cpu",
     max_samples: Annotated[
@@ -90,18 +95,73 @@ def train(
     no_progress: Annotated[
         bool, typer.Option("--no-progress", help="Print one line per output instead of a live progress bar.")
     ] = False,
+    nproc: Annotated[
+        Optional[int],
+        typer.Option(
+            "--nproc",
+            help="Train with N processes (ranks) on this machine, one per GPU with --device cuda: the same "
+            "as `torchrun --standalone --nproc-per-node N -m mimictools train ...`. --num-envs is per rank. "
+            "For several machines run torchrun yourself (docs/distributed.md).",
+        ),
+    ] = None,
+    dist_timeout: Annotated[
+        float,
+        typer.Option(
+            "--dist-timeout",
+            help="Distributed runs: seconds a rank waits in a collective for the others before it stops "
+            "with an error (a rank died or hangs).",
+        ),
+    ] = 300.0,
 ) -> None:
     """Train a DeepMimic tracking policy. With no options: the bundled demo (our humanoid, squat clip, CPU MuJoCo, 10 min)."""
-    from rich.markup import escape
-
-    from mimictools.app import run as runlib
-    from mimictools.errors import MimicToolsError
+    from mimictools.errors import ConfigError, MimicToolsError
+    from mimictools.rl import distributed
 
     check_train_options(
         seed=seed, minutes=minutes, max_samples=max_samples, num_envs=num_envs, threads=threads
     )
+    if nproc is not None and nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    if dist_timeout <= 0:
+        raise ConfigError(f"--dist-timeout must be > 0 seconds, got {dist_timeout}")
+    info = distributed.rank_info_from_env()
+    if nproc is not None and nproc > 1 and not info.distributed:
+        if device.startswith("cuda"):
+            _require_cuda(nproc)
+        _launch(ctx, nproc)
+        return
+    if nproc is not None and info.distributed and nproc != info.local_world_size:
+        raise MimicToolsError(
+            f"--nproc {nproc} inside a job of {info.local_world_size} local ranks (torchrun's "
+            "--nproc-per-node): drop --nproc under torchrun"
+        )
+    ranks = distributed.init_from_env(device, dist_timeout)
+    try:
+        _train(
+            ranks, motion, char, engine, num_envs, device, max_samples, minutes, out_dir, seed, resume,
+            env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress,
+        )  # fmt: skip
+    finally:
+        distributed.teardown()
+
+
+def _train(
+    ranks, motion, char, engine, num_envs, device, max_samples, minutes, out_dir, seed, resume,
+    env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress,
+) -> None:  # fmt: skip
+    """The body of `train` on one rank (every rank of a distributed job; rank 0 alone writes and prints)."""
+    from rich.markup import escape
+
+    from mimictools.app import run as runlib
+    from mimictools.errors import MimicToolsError
+    from mimictools.rl import distributed
+
+    writer = ranks.is_writer
+    say = console.print if writer else (lambda *args, **kwargs: None)
     if resume:
         run_dir = out_dir or _latest_run()
+        if ranks.distributed:  # every rank trains the run rank 0 found
+            run_dir = Path(distributed.broadcast_object(str(run_dir)))
         cfg, spec = runlib.load_run_files(run_dir)
         if any(x is not None for x in (motion, char, env_config, agent_config, engine_config)) or set_:
             raise MimicToolsError(
@@ -125,9 +185,11 @@ def train(
             overrides=set_ or (),
             data_root=data_root,
             num_threads=threads,
-            report=lambda line: console.print(f"[cyan]task default for this character:[/] {escape(line)}"),
+            report=lambda line: say(f"[cyan]task default for this character:[/] {escape(line)}"),
         )
         run_dir = out_dir or Path("runs") / f"{Path(spec.motion_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if ranks.distributed:  # rank 0's clock names the folder
+            run_dir = Path(distributed.broadcast_object(str(run_dir)))
         if (run_dir / "latest.pt").exists():
             raise MimicToolsError(
                 f"{run_dir} already holds a run: pass --resume to continue it, or another --out-dir"
@@ -136,28 +198,40 @@ def train(
         minutes = 10.0  # the bundled demo
     if device.startswith("cuda"):
         _require_cuda()
+    from contextlib import nullcontext
+
     from mimictools.io_util import remove_stale_temps, run_dir_lock
 
-    with run_dir_lock(run_dir, "run folder (--out-dir)"):
-        remove_stale_temps(run_dir)  # temps of writers that were killed mid-write
-        _train_locked(cfg, spec, run_dir, resume, max_samples, minutes, no_progress, torch_threads)
+    # rank 0 alone writes the folder, so it alone holds the lock (other ranks would find it taken)
+    with run_dir_lock(run_dir, "run folder (--out-dir)") if writer else nullcontext():
+        if writer:
+            remove_stale_temps(run_dir)  # temps of writers that were killed mid-write
+            _warn_if_unstable(cfg, spec)
+            runlib.save_run_files(run_dir, cfg, spec)
+        _train_locked(ranks, cfg, spec, run_dir, resume, max_samples, minutes, no_progress, torch_threads)
 
 
 def _train_locked(
-    cfg, spec, run_dir: Path, resume: bool, max_samples, minutes, no_progress, torch_threads: int
+    ranks, cfg, spec, run_dir: Path, resume, max_samples, minutes, no_progress, torch_threads
 ) -> None:
-    """The part of `mimic train` that runs while this process holds the run folder's lock."""
+    """The part of `mimic train` that runs while rank 0 holds the run folder's lock."""
     from mimictools.app import run as runlib
 
-    _warn_if_unstable(cfg, spec)
-    runlib.save_run_files(run_dir, cfg, spec)
+    writer = ranks.is_writer
+    say = console.print if writer else (lambda *args, **kwargs: None)
     env, runner = runlib.make_runner(cfg, spec, run_dir, resume=resume, torch_threads=torch_threads)
-    console.print(
+    envs = f"{spec.num_envs} envs"
+    if ranks.distributed:
+        envs = f"{spec.num_envs} envs per rank x {ranks.world_size} ranks = {spec.num_envs * ranks.world_size} envs"
+    say(
         f"[bold]mimic train[/] {Path(spec.motion_file).name} on {Path(spec.char_file).name} · engine {cfg.engine.engine_name} · "
-        f"{spec.num_envs} envs · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}"
+        f"{envs} · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}"
     )
     stop = f"{max_samples:,} samples" if max_samples else (f"{minutes:g} min" if minutes else "Ctrl-C")
-    console.print(f"stops at {stop}; Ctrl-C saves latest.pt and exits cleanly")
+    say(f"stops at {stop}; Ctrl-C (or SIGTERM) saves latest.pt and exits cleanly")
+    if not writer:
+        runner.train(max_samples=max_samples, max_minutes=minutes, resume=resume)
+        return
     from mimictools.cli.progress import TrainProgress
 
     with TrainProgress(max_samples=max_samples, max_minutes=minutes, live=not no_progress) as progress:
@@ -199,6 +273,36 @@ def check_train_options(
         raise ConfigError(f"--threads {threads}: must be >= 0 (0 = all cores)")
 
 
+def _launch(ctx: typer.Context, nproc: int) -> None:
+    """``--nproc N``: this command again, without --nproc, as N ranks started by torch's launcher."""
+    from mimictools.app.launch import launch_module
+
+    console.print(
+        f"launching {nproc} ranks (torchrun --standalone --nproc-per-node {nproc}); --num-envs is per rank"
+    )
+    code = launch_module(nproc, ["mimictools", "train"] + _child_args(ctx))
+    if code != 0:
+        raise typer.Exit(code)
+
+
+def _child_args(ctx: typer.Context) -> List[str]:
+    """The options this command was given (those not at their default), as a command line, minus --nproc."""
+    args: List[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == "nproc" or value is None or value == param.default or not param.opts:
+            continue
+        flag = param.opts[0]
+        if isinstance(value, bool):
+            args.append(flag if value else param.secondary_opts[0])
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                args += [flag, str(v)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
 def _warn_if_unstable(cfg, spec) -> None:
     """MuJoCo-family engines: a 5-second physics probe on the CPU (~1 s); warn when it blows up."""
     from mimictools.app.stability import probe_stability
@@ -223,13 +327,17 @@ def _latest_run() -> Path:
     return runs[-1]
 
 
-def _require_cuda() -> None:
+def _require_cuda(gpus: int = 1) -> None:
     import torch
 
     from mimictools.errors import MimicToolsError
 
     if not torch.cuda.is_available():
         raise MimicToolsError("--device cuda: torch sees no CUDA GPU (run `mimic doctor` for the reason)")
+    if torch.cuda.device_count() < gpus:
+        raise MimicToolsError(
+            f"--nproc {gpus} --device cuda: one GPU per rank, torch sees {torch.cuda.device_count()}"
+        )
 
 
 def _summary(result, run_dir: Path) -> None:

@@ -14,6 +14,7 @@ numbers, strings, lists, dicts and None:
 ``wall_time_s``         training wall time so far (s), over all resumed sessions
 ``best_test_return``    best Test_Return so far (-inf before the first test)
 ``rng``                 `capture_rng_state` (torch CPU/CUDA, numpy, python ``random``)
+``rank_rng``            distributed runs only: every rank's `capture_rng_state`, by global rank
 ``obs_dim``...          ``obs_dim``, ``action_dim``, ``num_envs``, ``action_low``/``action_high``
 ``agent_config``        the agent config as a plain dict (MimicKit keys)
 ``config``              the run's resolved config as given by the caller (plain dict or None)

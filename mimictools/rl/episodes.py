@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -39,10 +39,11 @@ class EpisodeTracker:
         self._ret.masked_fill_(ended, 0.0)
         self._len.masked_fill_(ended, 0)
 
-    def summary(self) -> Tuple[float, float, int]:
-        """(mean return, mean length, episodes); means are 0 when no episode ended (as MimicKit). One host sync."""
-        s_ret, s_len, n = torch.stack(
-            [self._sum_ret, self._sum_len, self.eps_per_env.sum().to(torch.float64)]
-        ).tolist()
+    def summary(self, reduce: Optional[Callable[[Tensor], Tensor]] = None) -> Tuple[float, float, int]:
+        """(mean return, mean length, episodes); means are 0 when no episode ended (as MimicKit). One host sync.
+        ``reduce`` maps the sums [return, length, episodes] first (`mimictools.rl.distributed.sum_across`:
+        the episodes of every rank)."""
+        sums = torch.stack([self._sum_ret, self._sum_len, self.eps_per_env.sum().to(torch.float64)])
+        s_ret, s_len, n = (sums if reduce is None else reduce(sums)).tolist()
         n = int(n)
         return (s_ret / n, s_len / n, n) if n > 0 else (0.0, 0.0, 0)

@@ -8,15 +8,20 @@
 - ``std = sqrt(max(var, min_std**2))`` with MimicKit's ``min_std = 1e-4``; the normalized value is
   clipped to ``[-clip, clip]`` (MimicKit uses 10 for observations).
 - Recording stops once `max_samples` samples have been recorded (agent ``normalizer_samples``).
+- ``across_ranks`` (distributed training, `mimictools.rl.distributed`): `record` accumulates this rank's
+  samples apart and `update` merges every rank's into the statistics (one all-gather), so all ranks publish
+  the same values: those of all ranks' samples together. Recording stops at `max_samples` over all ranks.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Union
+from typing import Any, Dict, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from mimictools.rl.distributed import merge_moments
 
 __all__ = ["Normalizer"]
 
@@ -30,6 +35,7 @@ class Normalizer:
         clip: normalized values are clipped to [-clip, clip].
         min_std: lower bound of the std (avoids dividing by ~0 for constant dimensions).
         max_samples: stop recording after this many samples (math.inf = never stop).
+        across_ranks: statistics over every rank of a running process group (see the module docstring).
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class Normalizer:
         clip: float = 10.0,
         min_std: float = 1e-4,
         max_samples: float = math.inf,
+        across_ranks: bool = False,
     ) -> None:
         if dim < 1:
             raise ValueError(f"Normalizer dim must be >= 1, got {dim}")
@@ -52,6 +59,9 @@ class Normalizer:
         self._m2 = torch.zeros(dim, dtype=torch.float64, device=self.device)  # sum of squared deviations
         self._pub_mean = torch.zeros(dim, dtype=torch.float32, device=self.device)
         self._pub_std = torch.ones(dim, dtype=torch.float32, device=self.device)
+        self.across_ranks = bool(across_ranks)
+        # this rank's samples since the last update (across_ranks only): count, mean, m2
+        self._new = (0, torch.zeros_like(self._mean), torch.zeros_like(self._m2))
 
     @property
     def count(self) -> int:
@@ -85,14 +95,19 @@ class Normalizer:
             return
         b_mean = x.mean(dim=0)
         b_m2 = torch.square(x - b_mean).sum(dim=0)
-        total = self._count + n
-        delta = b_mean - self._mean
-        self._mean = self._mean + delta * (n / total)
-        self._m2 = self._m2 + b_m2 + torch.square(delta) * (self._count * n / total)
-        self._count = total
+        if self.across_ranks:
+            self._new = _merge(self._new, (n, b_mean, b_m2))
+        else:
+            self._count, self._mean, self._m2 = _merge((self._count, self._mean, self._m2), (n, b_mean, b_m2))
 
     def update(self) -> None:
-        """Publish the recorded statistics (used by `normalize` from now on)."""
+        """Publish the recorded statistics (used by `normalize` from now on); with ``across_ranks`` first
+        merge every rank's new samples (a collective: every rank must call it)."""
+        if self.across_ranks:
+            merged = merge_moments(*self._new)
+            self._new = (0, torch.zeros_like(self._mean), torch.zeros_like(self._m2))
+            if merged[0] > 0:
+                self._count, self._mean, self._m2 = _merge((self._count, self._mean, self._m2), merged)
         if self._count == 0:
             return
         var = torch.clamp_min(self._m2 / self._count, self.min_std**2)
@@ -134,3 +149,13 @@ class Normalizer:
         self._m2 = state["m2"].to(device=self.device, dtype=torch.float64)
         self._pub_mean.copy_(state["published_mean"])  # in place, as update()
         self._pub_std.copy_(state["published_std"])
+
+
+def _merge(a: Tuple[int, Tensor, Tensor], b: Tuple[int, Tensor, Tensor]) -> Tuple[int, Tensor, Tensor]:
+    """Chan's parallel update: the (count, mean, sum of squared deviations) of the samples of ``a`` and ``b``."""
+    (na, mean_a, m2_a), (nb, mean_b, m2_b) = a, b
+    total = na + nb
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (nb / total)
+    m2 = m2_a + m2_b + torch.square(delta) * (na * nb / total)
+    return total, mean, m2

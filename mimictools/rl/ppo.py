@@ -20,6 +20,13 @@ As in xbpeng/MimicKit ``mimickit/learning/ppo_agent.py`` (``_build_train_data``,
 
 A non-finite value raises `TrainingDivergedError` naming the quantity; values are checked once per
 update (one device sync), before anything is saved.
+
+Across ranks (``across_ranks``, `mimictools.rl.distributed`): each rank updates on its own rollout with
+minibatches of ``ceil(batch_size * its num_envs)`` samples; every minibatch step averages the gradients over
+all ranks (one flattened all-reduce, before gradient clipping), so the step is the one a single process would
+take on the union of the ranks' minibatches; advantages are normalized with the mean and std over all ranks;
+the reported statistics are averaged over ranks (a non-finite value on one rank stops them all). Collectives
+stay out of CUDA graphs: the distributed update runs eagerly (the rollout steps are still captured).
 """
 
 from __future__ import annotations
@@ -27,13 +34,14 @@ from __future__ import annotations
 import gc
 import inspect
 import math
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from mimictools.config.schema import AgentConfig, OptimizerConfig
 from mimictools.errors import ConfigError, TrainingDivergedError
+from mimictools.rl import distributed
 from mimictools.rl.networks import Critic, GaussianActor
 from mimictools.rl.normalizer import Normalizer
 from mimictools.rl.returns import compute_returns_and_advantages
@@ -78,14 +86,20 @@ def _fused_if(optimizer_cls: type, on_gpu: bool) -> Dict[str, bool]:
     return {"fused": True} if on_gpu and "fused" in inspect.signature(optimizer_cls).parameters else {}
 
 
-def normalize_advantages(adv: Tensor, clip: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """``clip((adv - mean) / max(std, 1e-5))`` over all samples.
+def normalize_advantages(
+    adv: Tensor, clip: float, moments: Optional[Callable[[Tensor], Tuple[Tensor, Tensor]]] = None
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """``clip((adv - mean) / max(std, 1e-5))`` over all samples; ``moments(adv) -> (mean, std)`` replaces the
+    local mean and population std (`mimictools.rl.distributed.mean_std`: over all ranks).
 
     Returns:
         (normalized advantages Shape like `adv`, mean, std) with mean/std 0-d tensors.
     """
-    mean = adv.mean()
-    std = adv.std(unbiased=False) if adv.numel() > 1 else torch.zeros_like(mean)
+    if moments is not None:
+        mean, std = moments(adv)
+    else:
+        mean = adv.mean()
+        std = adv.std(unbiased=False) if adv.numel() > 1 else torch.zeros_like(mean)
     norm = (adv - mean) / torch.clamp_min(std, ADV_STD_MIN)
     return torch.clamp(norm, -clip, clip), mean, std
 
@@ -127,7 +141,9 @@ class PPO:
             launches per minibatch step become one replay per update. The graph reads the rollout
             storage, normalizer and parameters in place; only the permutations are copied in. It is
             recaptured after `load_state_dict`. If capture fails, ``capture_error`` says why and the
-            updates run eagerly (same code). Ignored on the CPU.
+            updates run eagerly (same code). Ignored on the CPU and with ``across_ranks``.
+        across_ranks: the update of one rank of a process group (module docstring): gradients averaged over
+            ranks at every minibatch step, advantages normalized over all ranks, statistics averaged.
 
     The update is written as tensor ops with one host sync at the end (`_read_report`): the
     non-finite checks run after the update, so a diverged update still raises before anything is
@@ -144,6 +160,7 @@ class PPO:
         succ_value: float = 0.0,
         fail_value: float = 0.0,
         capture: bool = False,
+        across_ranks: bool = False,
     ) -> None:
         self.actor = actor
         self.critic = critic
@@ -152,7 +169,9 @@ class PPO:
         self.num_envs = int(num_envs)
         self.succ_value = float(succ_value)
         self.fail_value = float(fail_value)
-        self.capture = bool(capture) and torch.device(next(actor.parameters()).device).type == "cuda"
+        self.across_ranks = bool(across_ranks)
+        on_cuda = torch.device(next(actor.parameters()).device).type == "cuda"
+        self.capture = bool(capture) and on_cuda and not self.across_ranks  # collectives stay out of graphs
         self.capture_error: Optional[str] = None
         """Why the update graph could not be captured (updates then run eagerly), or None."""
         self._eager_updates = 0
@@ -214,6 +233,8 @@ class PPO:
         else:
             report = self._warm_up(storage, perms) if self.capture else self._update_tensors(storage, perms)
             self._eager_updates += 1
+        if self.across_ranks:
+            report = distributed.sum_across(report) / torch.distributed.get_world_size()
         return self._read_report(report)
 
     def _draw_permutations(self, num_samples: int, device: torch.device) -> Tensor:
@@ -245,7 +266,8 @@ class PPO:
                 succ_value=self.succ_value,
                 fail_value=self.fail_value,
             )
-            norm_adv, adv_mean, adv_std = normalize_advantages(adv.reshape(-1), cfg.norm_adv_clip)
+            moments = distributed.mean_std if self.across_ranks else None
+            norm_adv, adv_mean, adv_std = normalize_advantages(adv.reshape(-1), cfg.norm_adv_clip, moments)
         checks = [values.sum(), next_values.sum(), returns.sum(), adv_std]
         critic_epochs = cfg.critic_epochs
         critic_loss = self._update_critic(norm_obs, returns.reshape(-1), perms[:critic_epochs])
@@ -283,6 +305,8 @@ class PPO:
     ) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.across_ranks:
+            distributed.average_gradients(params)
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()

@@ -13,6 +13,14 @@ Stopping: ``max_samples`` and/or ``max_minutes`` (this session). Ctrl-C and SIGT
 an output checkpoint reproduces an uninterrupted seeded CPU run, because every env is reset right after each
 output and the RNG state is saved before that reset. NaN/inf raises `TrainingDivergedError` naming it, and
 nothing is written after it.
+
+Distributed (a process group of several ranks, `mimictools.rl.distributed`): every rank runs this loop on its own
+envs with identical networks (rank 0's initial parameters are broadcast; PPO averages gradients); seeds are
+offset by the rank; samples, training and test returns are totals/means over all ranks; rank 0 alone writes the
+log, TensorBoard and checkpoints (which keep every rank's RNG state, so ``--resume`` restores each rank). The
+ranks agree at the end of each iteration on the stop conditions; SIGTERM or Ctrl-C on any rank stops them all
+there, with ``latest.pt`` saved. A rank that dies makes the others raise `DistributedError`, rank 0 after saving
+``latest.pt``.
 """
 
 from __future__ import annotations
@@ -21,15 +29,22 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from mimictools.config.schema import AgentConfig
 from mimictools.errors import MimicToolsError, TrainingDivergedError
+from mimictools.rl import distributed
 from mimictools.rl.action_scale import ActionScale
-from mimictools.rl.checkpoint import restore_runner, runner_state, save_checkpoint, seed_everything
+from mimictools.rl.checkpoint import (
+    restore_rng_state,
+    restore_runner,
+    runner_state,
+    save_checkpoint,
+    seed_everything,
+)
 from mimictools.rl.episodes import EpisodeTracker
 from mimictools.rl.logs import TensorBoardLog, TextLog, log_row
 from mimictools.rl.networks import build_actor_critic
@@ -37,7 +52,7 @@ from mimictools.rl.normalizer import Normalizer
 from mimictools.rl.ppo import PPO
 from mimictools.rl.results import IterationReport, IterationStats, TestResult, TrainResult
 from mimictools.rl.returns import terminal_value
-from mimictools.rl.signals import Terminated, sigterm_raises
+from mimictools.rl.signals import Terminated, deferred_stop, sigterm_raises
 from mimictools.rl.step import PolicyStep
 from mimictools.rl.storage import RolloutStorage
 from mimictools.tasks.env_api import VecEnv, check_env
@@ -57,7 +72,8 @@ class Runner:
         env: the vectorized env; every tensor lives on ``env.device``.
         cfg: agent config (MimicKit ``*_ppo_agent.yaml``).
         out_dir: folder for the log, TensorBoard events and checkpoints (created).
-        seed: seeds python/numpy/torch before the networks are built (None = leave RNGs alone).
+        seed: seeds python/numpy/torch before the networks are built (None = leave RNGs alone); rank r of a
+            process group uses ``seed + r``.
         config_record: the run's resolved config as a plain dict, stored in every checkpoint.
         tensorboard: write TensorBoard scalars.
         save_iter_checkpoints: keep an ``iter_XXXXXX.pt`` per output iteration.
@@ -94,8 +110,12 @@ class Runner:
         self.tensorboard = tensorboard
         self.save_iter_checkpoints = save_iter_checkpoints
         self.update_threads = update_threads
+        self.ranks = distributed.current()
+        """This process's place in a process group (one rank of one when training alone)."""
+        across = self.ranks.distributed
+        self._reduce = distributed.sum_across if across else None
         if seed is not None:
-            seed_everything(seed)
+            seed_everything(distributed.rank_seed(seed, self.ranks.rank))
         if tf32 and self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
         self.capture = self.device.type == "cuda" if capture is None else bool(capture)
@@ -105,8 +125,15 @@ class Runner:
         self.actor, self.critic = build_actor_critic(cfg.model, env.obs_dim, env.action_dim)
         self.actor.to(self.device)
         self.critic.to(self.device)
+        if across:
+            distributed.broadcast_parameters([self.actor, self.critic])
         self.obs_normalizer = Normalizer(
-            env.obs_dim, self.device, clip=OBS_CLIP, min_std=OBS_MIN_STD, max_samples=cfg.normalizer_samples
+            env.obs_dim,
+            self.device,
+            clip=OBS_CLIP,
+            min_std=OBS_MIN_STD,
+            max_samples=cfg.normalizer_samples,
+            across_ranks=across,
         )
         # MimicKit's BaseEnv returns 0 for both; an env may define reward_succ / reward_fail.
         succ = terminal_value(float(getattr(env, "reward_succ", 0.0)), cfg.discount)
@@ -120,6 +147,7 @@ class Runner:
             succ_value=succ,
             fail_value=fail,
             capture=self.capture,
+            across_ranks=across,
         )
         self.storage = RolloutStorage(
             cfg.steps_per_iter, env.num_envs, env.obs_dim, env.action_dim, self.device
@@ -168,7 +196,8 @@ class Runner:
     # ------------------------------------------------------------------------------ iteration
     def iterate(self) -> IterationStats:
         """One training iteration: rollout -> checks -> PPO update -> normalizer update; counts the iteration
-        and its samples. The first call (and the first after test episodes) resets every env."""
+        and its samples (of all ranks). The first call (and the first after test episodes) resets every env.
+        The returned stats are this rank's."""
         if not self._started:
             self.env.set_mode(False)
             self._reset_all(self._steps[False])
@@ -181,7 +210,7 @@ class Runner:
         update = self._update()  # its statistics come back to the host: a sync too
         self.obs_normalizer.update()
         t2 = time.perf_counter()
-        self.samples += self.storage.num_samples
+        self.samples += self.storage.num_samples * self.ranks.world_size
         self.iteration += 1
         return IterationStats(self.storage.num_samples, t1 - t0, t2 - t1, update)
 
@@ -230,7 +259,8 @@ class Runner:
     @torch.no_grad()
     def test(self, num_episodes: int) -> TestResult:
         """Run deterministic episodes (mean action) until every env finished ``ceil(num_episodes / num_envs)``
-        of them (MimicKit's rule against short-episode bias). The envs are left mid-episode: the next
+        of them (MimicKit's rule against short-episode bias; num_envs of all ranks, whose results are merged).
+        The envs are left mid-episode: the next
         training iteration after a test starts from a reset of every env."""
         if num_episodes <= 0:
             return TestResult(0.0, 0.0, 0, {})
@@ -239,7 +269,7 @@ class Runner:
         tracker.reset()
         sums: Dict[str, Tensor] = {}
         steps = 0
-        min_eps = int(math.ceil(num_episodes / env.num_envs))
+        min_eps = int(math.ceil(num_episodes / (env.num_envs * self.ranks.world_size)))
         self.actor.eval()
         try:
             step = self._steps[True]
@@ -256,10 +286,15 @@ class Runner:
             self.actor.train()
             env.set_mode(False)
             self._started = False  # training resumes from a reset of every env
-        mean_ret, mean_len, eps = tracker.summary()
+        mean_ret, mean_len, eps = tracker.summary(self._reduce)
         keys = list(sums)
-        means = torch.stack([sums[k] for k in keys]).tolist() if keys else []
-        info_means = {k.title(): m / (steps * env.num_envs) for k, m in zip(keys, means)}
+        if self._reduce is None:
+            means = torch.stack([sums[k] for k in keys]).tolist() if keys else []
+            info_means = {k.title(): m / (steps * env.num_envs) for k, m in zip(keys, means)}
+        else:  # over every rank's env steps (ranks may have run different numbers of steps)
+            env_steps = torch.tensor(float(steps * env.num_envs), dtype=torch.float64, device=self.device)
+            totals = self._reduce(torch.stack([sums[k] for k in keys] + [env_steps])).tolist()
+            info_means = {k.title(): m / totals[-1] for k, m in zip(keys, totals)}
         if not math.isfinite(mean_ret):
             raise TrainingDivergedError(
                 f"training diverged: Test_Return is {mean_ret} at iteration {self.iteration} "
@@ -273,8 +308,32 @@ class Runner:
         return self.out_dir / "latest.pt"
 
     def load(self, path: PathLike, restore_rng: bool = True) -> Dict[str, Any]:
-        """Restore from a checkpoint (`mimictools.rl.checkpoint.restore_runner`); returns its dict."""
-        return restore_runner(self, path, restore_rng)
+        """Restore from a checkpoint (`mimictools.rl.checkpoint.restore_runner`); returns its dict. Each rank of a
+        process group restores its own RNG state (``rank_rng``); a checkpoint without one for this rank (saved
+        by a run of fewer ranks) restores rank 0's and offsets it by the rank."""
+        if not self.ranks.distributed:
+            return restore_runner(self, path, restore_rng)
+        state = restore_runner(self, path, restore_rng=False)
+        if restore_rng:
+            rank_rng = state.get("rank_rng") or []
+            if len(rank_rng) == self.ranks.world_size:
+                restore_rng_state(rank_rng[self.ranks.rank])
+            else:
+                restore_rng_state(state["rng"])
+                seed_everything(distributed.rank_seed(int(torch.randint(2**31 - 1, ())), self.ranks.rank))
+        return state
+
+    def _save(
+        self, path: Path, pending: Optional[Mapping[str, Any]] = None, *, also: Sequence[Path] = ()
+    ) -> None:
+        """Write this runner's state to ``path`` (and ``also``): on rank 0 only, with every rank's RNG state when
+        distributed (a collective: every rank calls it)."""
+        state = runner_state(self, pending)
+        if self.ranks.distributed:
+            state["rank_rng"] = distributed.all_gather_objects(state["rng"])
+        if self.ranks.is_writer:
+            for p in list(also) + [path]:
+                save_checkpoint(p, state)
 
     # --------------------------------------------------------------------------------- train
     def train(
@@ -286,11 +345,17 @@ class Runner:
     ) -> TrainResult:
         """Train until `max_samples` training samples (total) or `max_minutes` (this session).
 
+        Distributed: `max_samples` counts every rank's samples; rank 0 alone writes; the stop conditions and
+        SIGTERM/Ctrl-C are agreed on by all ranks at the end of each iteration (module docstring).
+
         Raises:
             MimicToolsError: `out_dir` already holds a run and `resume` is False.
             CheckpointError: `resume` without a usable ``latest.pt``.
             TrainingDivergedError: NaN/inf in the rollout or the update (no checkpoint written).
+            DistributedError: another rank died or timed out; rank 0 first saves ``latest.pt`` (its networks,
+                optimizer and normalizer as they are, counters of the last completed iteration).
         """
+        writer, across = self.ranks.is_writer, self.ranks.distributed
         self.out_dir.mkdir(parents=True, exist_ok=True)
         pending: Optional[Mapping[str, Any]] = None
         if resume:
@@ -299,15 +364,17 @@ class Runner:
             raise MimicToolsError(
                 f"{self.out_dir} already holds a training run (latest.pt); resume it or choose another folder"
             )
-        tb = TensorBoardLog(self.out_dir, self.samples + 1 if resume else None) if self.tensorboard else None
+        use_tb = self.tensorboard and writer
+        tb = TensorBoardLog(self.out_dir, self.samples + 1 if resume else None) if use_tb else None
         # rows after the checkpoint were written before a crash: dropped (and an interrupted output's row redone)
         keep_until = (self.iteration - 1 if pending is not None else self.iteration) if resume else None
-        log = TextLog(self.out_dir / "log.txt", resume_after=keep_until)
+        log = TextLog(self.out_dir / "log.txt", resume_after=keep_until) if writer else None
         start = time.monotonic()
         wall_base = self.wall_time_s
         stop_reason = "interrupted"
+        stop = deferred_stop() if across else None
         try:
-            with sigterm_raises():
+            with stop if stop is not None else sigterm_raises():
                 if pending is not None:  # an output interrupted during its test episodes: complete it
                     self._output(dict(pending["update"]), tuple(pending["train"]), log, tb)
                     pending = None
@@ -317,7 +384,12 @@ class Runner:
                     self.wall_time_s = wall_base + session
                     hit_samples = max_samples is not None and self.samples >= max_samples
                     hit_time = max_minutes is not None and session >= 60.0 * max_minutes
-                    train = self._train_tracker.summary()
+                    requested = False
+                    if stop is not None:  # the ranks agree: one stops on time or on a signal, all stop
+                        hit_time, requested = distributed.any_rank(
+                            [hit_time, stop.requested is not None], self.device
+                        )
+                    train = self._train_tracker.summary(self._reduce)
                     is_output = self.iteration % self.cfg.iters_per_output == 0 or hit_samples or hit_time
                     if is_output:
                         pending = {"update": dict(it_stats.update), "train": list(train)}
@@ -328,7 +400,8 @@ class Runner:
                         if tb is not None:
                             tb.write(row, self.samples, self._env_keys(), is_output=False)
                     if progress is not None:
-                        args = (self.wall_time_s, session, it_stats.samples_per_s, train[0], train[1])
+                        rate = it_stats.samples_per_s * self.ranks.world_size  # all ranks
+                        args = (self.wall_time_s, session, rate, train[0], train[1])
                         progress(
                             IterationReport(
                                 self.iteration,
@@ -344,11 +417,22 @@ class Runner:
                     if hit_samples or hit_time:
                         stop_reason = "max_samples" if hit_samples else "max_minutes"
                         break
+                    if requested and stop is not None:
+                        stop_reason = stop.requested or "terminated"
+                        self._save(self.latest_path)
+                        break
                 else:
                     stop_reason = "max_samples"
         except (KeyboardInterrupt, Terminated) as exc:
             stop_reason = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            save_checkpoint(self.latest_path, runner_state(self, pending))
+            if not across:  # distributed: a second signal stops at once, the ranks not in step: no save
+                save_checkpoint(self.latest_path, runner_state(self, pending))
+        except distributed.DistributedError:
+            if (
+                writer
+            ):  # a peer died or hung: rank 0 keeps its own state (the other ranks' RNG states are lost)
+                save_checkpoint(self.latest_path, runner_state(self, pending))
+            raise
         finally:
             if tb is not None:
                 tb.close()
@@ -366,7 +450,7 @@ class Runner:
         self,
         update: Mapping[str, float],
         train: Tuple[float, float, int],
-        log: TextLog,
+        log: Optional[TextLog],
         tb: Optional[TensorBoardLog],
     ) -> Dict[str, Any]:
         """An output iteration: test episodes, the log row, TensorBoard, checkpoints, training stats reset."""
@@ -374,7 +458,8 @@ class Runner:
         row = self._log_row(update, train)
         if tb is not None:
             tb.write(row, self.samples, self._env_keys(), is_output=True)
-        log.write(row)
+        if log is not None:
+            log.write(row)
         self._save_output_checkpoints()
         self._train_tracker.reset()
         return row
@@ -390,9 +475,7 @@ class Runner:
         is_best = lt is not None and lt.episodes > 0 and lt.mean_return > self.best_test_return
         if is_best:
             self.best_test_return = lt.mean_return
-        state = runner_state(self)
-        if self.save_iter_checkpoints:
-            save_checkpoint(self.out_dir / f"iter_{self.iteration:06d}.pt", state)
+        also = [self.out_dir / f"iter_{self.iteration:06d}.pt"] if self.save_iter_checkpoints else []
         if is_best:
-            save_checkpoint(self.out_dir / "best.pt", state)
-        save_checkpoint(self.latest_path, state)
+            also.append(self.out_dir / "best.pt")
+        self._save(self.latest_path, also=also)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["Terminated", "sigterm_raises"]
+__all__ = ["Terminated", "deferred_stop", "sigterm_raises"]
 
 
 class Terminated(Exception):
@@ -29,3 +29,29 @@ class sigterm_raises:
     def __exit__(self, *exc: Any) -> None:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
+
+
+class deferred_stop:
+    """Within the block, SIGTERM and Ctrl-C (SIGINT) only record a stop request (`requested`: "terminated" or
+    "interrupted"); the caller stops at its next safe point. Distributed training uses it: the ranks agree on
+    the request at the end of an iteration and all stop there, with a consistent ``latest.pt``. A second
+    signal raises at once (`Terminated` / KeyboardInterrupt). Main thread only, as `sigterm_raises`."""
+
+    def __init__(self) -> None:
+        self.requested: Optional[str] = None
+
+    def __enter__(self) -> deferred_stop:
+        self._old: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = (signal.signal(signal.SIGTERM, self._on), signal.signal(signal.SIGINT, self._on))
+        return self
+
+    def _on(self, signum: int, frame: Any) -> None:
+        if self.requested is not None:
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        self.requested = "terminated" if signum == signal.SIGTERM else "interrupted"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old[0])
+            signal.signal(signal.SIGINT, self._old[1])

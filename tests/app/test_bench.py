@@ -107,3 +107,32 @@ def test_cli_json_train_ratio(humanoid_xml):
         app, ["bench", "--num-envs", "2", "--seconds", "0.05", "--char", str(humanoid_xml), "--json"]
     )
     assert json.loads(no_train.stdout)["results"][0]["train_over_raw_control_rate"] is None
+
+
+def test_cli_json_train_nproc(humanoid_xml):
+    """--train --nproc 2: each rank's samples/s, their total and the scaling efficiency against the single-process
+    rate (its arithmetic; the rates themselves are not asserted)."""
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--num-envs",
+            "2",
+            "--seconds",
+            "0.3",
+            "--char",
+            str(humanoid_xml),
+            "--train",
+            "--nproc",
+            "2",
+        ]
+        + ["--json"],
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)["results"]
+    assert row["nproc"] == 2 and len(row["rank_samples_per_s"]) == 2
+    assert all(x > 0 for x in row["rank_samples_per_s"])
+    assert row["total_samples_per_s"] == pytest.approx(sum(row["rank_samples_per_s"]))
+    assert row["scaling_efficiency"] == pytest.approx(row["total_samples_per_s"] / (2 * row["samples_per_s"]))
+    res = CliRunner().invoke(app, ["bench", "--num-envs", "2", "--nproc", "2", "--char", str(humanoid_xml)])
+    assert res.exit_code == 2 and "add --train" in res.output

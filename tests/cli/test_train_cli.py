@@ -139,3 +139,96 @@ def test_unstable_physics_is_warned_about(tmp_path):
     res = train(tmp_path / "fine")
     assert res.exit_code == 0, res.output
     assert "UNSTABLE" not in res.output
+
+
+def test_nproc_launches_torchrun_with_the_same_options(monkeypatch):
+    """--nproc N hands this command line (minus --nproc) to torch's launcher for N local ranks."""
+    import mimictools.app.launch as launch
+
+    seen = {}
+
+    def fake_launch(nproc, module_args):
+        seen["nproc"], seen["args"] = nproc, list(module_args)
+        return 0
+
+    monkeypatch.setattr(launch, "launch_module", fake_launch)
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--nproc",
+            "2",
+            "--num-envs",
+            "3",
+            "--set",
+            "a=1",
+            "--set",
+            "b=2",
+            "--out-dir",
+            "x",
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert seen["nproc"] == 2
+    args = seen["args"]
+    assert args[:2] == ["mimictools", "train"] and "--nproc" not in args
+    assert args[args.index("--num-envs") + 1] == "3" and args[args.index("--out-dir") + 1] == "x"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--set"] == ["a=1", "b=2"]
+    assert "--no-progress" in args and "--resume" not in args
+    assert "per rank" in _flat(res.output)
+
+
+def test_nproc_is_checked(tmp_path, monkeypatch):
+    res = runner.invoke(app, ["train", "--nproc", "0", "--out-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--nproc must be >= 1" in res.output
+    import torch
+
+    if torch.cuda.device_count() < 2:  # one GPU per rank: checked before anything starts
+        res = runner.invoke(
+            app, ["train", "--nproc", "2", "--device", "cuda", "--out-dir", str(tmp_path / "r")]
+        )
+        assert res.exit_code == 2 and ("GPU" in res.output), res.output
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    res = runner.invoke(app, ["train", "--nproc", "4", "--out-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "drop --nproc under torchrun" in _flat(res.output)
+
+
+def test_nproc_2_trains_on_the_cpu_and_sigterm_saves(tmp_path):
+    """`mimic train --nproc 2` through torch's real launcher (gloo): one run folder, one log, samples of both ranks;
+    SIGTERM to the launcher (what SLURM and `timeout` send) reaches the ranks, which stop together and save."""
+    import signal
+    import time
+
+    from mimictools.rl.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mimictools", "train", "--nproc", "2", "--num-envs", "2", "--minutes", "5"]
+    proc = subprocess.Popen(
+        cmd + ["--out-dir", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while not (out / "latest.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (out / "latest.pt").exists(), "no output within 3 minutes"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)  # the ranks finish their iteration, save, exit
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    text = _flat(stdout)
+    assert "2 envs per rank x 2 ranks = 4 envs" in text and text.count("done (terminated)") == 1, text
+    ck = load_checkpoint(out / "latest.pt")
+    assert ck["iteration"] >= 1 and ck["samples"] == 128 * (ck["iteration"] + 1) and len(ck["rank_rng"]) == 2
+    header, rows = _rows(out / "log.txt")
+    assert rows[0][header.index("Samples")] == 128  # 2 ranks x 2 envs x 32 steps
