@@ -237,10 +237,9 @@ def _expand_includes(
     ``<mujoco>`` root, in place (MuJoCo's semantics). Paths are relative to ``base_dir`` (the including
     file's folder); an included file's own includes are relative to MuJoCo's model folder, i.e. the
     same ``base_dir``. Cycles and nesting deeper than 16 are errors."""
-    for child in list(elem):
-        if child.tag != "include":
-            _expand_includes(child, source, base_dir, depth, seen)
-            continue
+    # ElementTree's iter() walks without recursion: deeply nested bodies cannot exhaust the stack here
+    includes = [(parent, child) for parent in elem.iter() for child in list(parent) if child.tag == "include"]
+    for parent, child in includes:
         fname = child.get("file")
         if not fname:
             raise CharacterError(f"{source}: <include> has no file attribute")
@@ -257,10 +256,10 @@ def _expand_includes(
             raise CharacterError(f"{source}: <include file={fname!r}>: {path} not found")
         inc_root = _parse_xml(read_input_text(path, CharacterError, what="XML"), str(path))
         _expand_includes(inc_root, str(path), base_dir, depth + 1, seen + (str(path),))
-        pos = list(elem).index(child)
-        elem.remove(child)
+        pos = list(parent).index(child)
+        parent.remove(child)
         for k, inc_child in enumerate(list(inc_root)):
-            elem.insert(pos + k, inc_child)
+            parent.insert(pos + k, inc_child)
 
 
 # ---- compiler and defaults ----------------------------------------------------------------------------
