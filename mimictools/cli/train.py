@@ -232,12 +232,16 @@ def _train_locked(
     if not writer:
         runner.train(max_samples=max_samples, max_minutes=minutes, resume=resume)
         return
+    from mimictools.app.stability import PhysicsWatch
     from mimictools.cli.progress import TrainProgress
 
+    watch = PhysicsWatch(env.engine, cfg.engine.sim_freq, lambda m: console.print(f"[yellow]warning:[/] {m}"))
     with TrainProgress(max_samples=max_samples, max_minutes=minutes, live=not no_progress) as progress:
         result = runner.train(
-            max_samples=max_samples, max_minutes=minutes, resume=resume, progress=progress.update
+            max_samples=max_samples, max_minutes=minutes, resume=resume, progress=watch.wrap(progress.update)
         )
+    if watch.summary():
+        console.print(f"[yellow]warning:[/] {watch.summary()}")
     if runner.capture:
         errs = runner.capture_errors
         console.print(

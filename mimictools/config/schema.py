@@ -223,6 +223,11 @@ class EngineConfig:
     sim_freq: int = _f(
         240, "Physics rate in Hz, a multiple of control_freq (MimicKit's newton value; isaac_gym uses 120)."
     )
+    implicit_pd: bool = _f(
+        False,
+        "MuJoCo engines: stable PD (the position term at the next step's angle, integrated implicitly); "
+        "False (default): explicit PD. Isaac Gym ignores it (PhysX drives are implicit).",
+    )
     env_spacing: float = _f(5.0, "Distance between neighbouring envs in the viewer/world grid (m).")
     ground_contact_height: float = _f(
         0.3, "Contacts of bodies below this height (m) count as ground contacts."

@@ -43,6 +43,10 @@ class EngineSpec:
     """CPU engines: worker threads (0 = all cores)."""
     ground: bool = True
     """Add a ground plane at z = 0."""
+    implicit_pd: bool = False
+    """MuJoCo engines: stable (implicit) PD, the position error taken at the next physics step's angle, which
+    adds ``kp / sim_freq`` of damping that ``implicitfast`` integrates implicitly (`mimictools.engines.mjcf_build`).
+    False (default): explicit PD."""
 
     @property
     def substeps(self) -> int:

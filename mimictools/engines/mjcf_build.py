@@ -13,6 +13,17 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
   clamped to ``+-effort_limit`` (the joint's ``actuatorfrcrange``) through the actuator ``forcerange``, so
   the clamp applies to the PD torque itself and shows in ``MjData.actuator_force``. ``ctrl`` is the hinge
   angle target (radians) and is not clamped: limiting actions is the task's job.
+- **Stable PD** (``EngineSpec.implicit_pd``, off by default: see below). The position error is taken at the next physics
+  step's angle, ``q + dt * qdot`` (Tan, Liu & Turk 2011, "Stable proportional-derivative controllers"), which
+  folds into the damping: ``force = kp * (ctrl - q) - (kd + kp * dt) * qdot``. ``implicitfast`` integrates
+  the velocity term implicitly, so with ``q' = q + dt * qdot'`` the step solves
+  ``force = kp * (ctrl - q') - kd * qdot'``: a backward-Euler PD, what PhysX's joint drives do. An explicit PD needs ``dt < 2 / omega``,
+  ``omega = sqrt(kp / I)`` (~1/120 s for the ankles: kp 400 on ~0.01 kg m^2); this one has no such bound.
+  The extra damping is ``kp * dt`` (8 % of MimicKit's kd at 120 Hz, 4 % at 240 Hz); it vanishes as
+  ``dt -> 0``, where both laws are the same PD. Off by default: measured with the stability probe it does not
+  by itself make MimicKit's humanoid stable at 120 Hz (the blow-ups start in the first control step after a
+  reference-state reset; docs/performance.md, "Stable PD").
+  ``SimModel.kd`` stays the joint's gain; ``SimModel.kd_implicit`` holds the added ``kp * dt``.
 - **Ball joints** get three such actuators with ``gear`` = the unit axes. MuJoCo's transmission length of
   a ball joint along ``gear`` is that component of the joint rotation's exponential map (child frame) and
   its velocity is the matching component of ``qvel``, so ``ctrl`` is the motion-DoF exp-map target and the
@@ -56,6 +67,7 @@ __all__ = [
     "build_sim_model",
     "build_sim_spec",
     "check_gains",
+    "implicit_damping",
     "map_character",
     "resolve_damping_ratios",
 ]
@@ -94,7 +106,10 @@ class SimModel:
     kp: np.ndarray
     """Proportional gain per actuator (N m / rad), Shape (nu,)."""
     kd: np.ndarray
-    """Derivative gain per actuator (N m s / rad), Shape (nu,)."""
+    """Derivative gain per actuator (N m s / rad), the joint's own, Shape (nu,)."""
+    kd_implicit: np.ndarray
+    """Damping stable PD adds per actuator, ``kp * dt`` (N m s / rad; 0 with ``implicit_pd`` off), Shape (nu,).
+    The actuator's velocity gain is ``kd + kd_implicit``."""
     effort_limit: np.ndarray
     """Torque limit per actuator (N m, inf if none), Shape (nu,)."""
     ground_geom: int
@@ -173,7 +188,7 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
                     "view of the file; name every non-root joint so actuators can target it"
                 )
             kp = float(joint.stiffness[k])
-            kd = float(joint.damping[k])
+            kd = float(joint.damping[k]) + implicit_damping(kp, spec)
             limit = float(joint.effort_limit[k])
             gears = np.eye(3) if joint.is_ball else np.array([[1.0, 0.0, 0.0]])
             for g, gear in enumerate(gears):
@@ -218,6 +233,12 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
             # intprm = [data bits (2 = force), reduce (3 = netforce), num slots]
             sensor.intprm = np.concatenate([[2, 3, 1], np.zeros(len(sensor.intprm) - 3, dtype=int)])
     return ms
+
+
+def implicit_damping(kp: float, spec: EngineSpec) -> float:
+    """The damping (N m s / rad) stable PD adds to a PD of gain ``kp`` (N m / rad): ``kp / sim_freq``, or 0
+    with ``spec.implicit_pd`` off (module docstring)."""
+    return kp / float(spec.sim_freq) if spec.implicit_pd else 0.0
 
 
 def resolve_damping_ratios(character: Character, ms: Optional[mujoco.MjSpec] = None) -> Character:
@@ -429,6 +450,7 @@ def build_sim_model(character: Character, spec: EngineSpec, integrator: str = "i
         kp=np.asarray(kp),
         kd=np.asarray(kd),
         effort_limit=np.asarray(limit),
+        kd_implicit=np.asarray([implicit_damping(k, spec) for k in kp]),
         ground_geom=int(ground),
         contact_sensor_adr=sensor_adr,
     )

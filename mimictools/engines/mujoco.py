@@ -115,6 +115,16 @@ class MuJoCoEngine:
             slice(int(ids[0]), int(ids[0]) + len(ids)) if contiguous else ids
         )  # slices copy faster
         self._dof_map = _DofMap(character)
+        self._unstable_steps = 0
+
+    def unstable_steps(self, reset: bool = False) -> int:
+        """Env-steps (control steps of one env) in which MuJoCo found NaN, Inf or a huge value in QPOS/QVEL/QACC
+        and reset that env to the model's default pose (its "simulation is unstable" warning), since the last
+        ``reset``. Found from the env's time going back (``mj_resetData`` zeroes it); host memory, no cost."""
+        n = self._unstable_steps
+        if reset:
+            self._unstable_steps = 0
+        return n
 
     def _check_state_layout(self) -> None:
         """The qpos/qvel offsets into the state vector agree with mj_getState (a MuJoCo version guard)."""
@@ -252,6 +262,7 @@ class MuJoCoEngine:
         if runner is None:
             raise EngineError("the MuJoCo engine was closed")
         self._control[:] = self._ctrl[:, None, :]
+        t_before = self._state[:, 0].copy()  # mjSTATE_TIME comes first
         runner.rollout(
             self._models,
             self._thread_data,
@@ -263,6 +274,10 @@ class MuJoCoEngine:
             skip_checks=True,
         )
         self._state[:] = self._out_state[:, -1]
+        # MuJoCo's instability warning (Nan, Inf or huge QPOS/QVEL/QACC) resets the MjData, time included
+        self._unstable_steps += int(
+            np.count_nonzero(self._state[:, 0] < t_before + self.control_dt - 0.5 * self.sim_dt)
+        )
         if len(self._sensor_bodies):
             mean = self._out_sensor[:, :, self._sensor_cols].mean(axis=1)
             self._contact[:, self._sensor_bodies] = mean.reshape(self.num_envs, -1, 3)

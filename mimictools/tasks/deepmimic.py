@@ -669,6 +669,7 @@ def build_env(
         control_mode=engine_cfg.control_mode,
         device=str(device),
         num_threads=int(num_threads),
+        implicit_pd=bool(engine_cfg.implicit_pd),
     )
     engine = make_engine(engine_name, char, spec)
     if engine_name == "isaacgym":
