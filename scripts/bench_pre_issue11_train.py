@@ -22,24 +22,31 @@ from mimictools.paths import bundled_data_dir
 from mimictools.rl.runner import Runner
 from mimictools.tasks.deepmimic import build_env
 
-data = bundled_data_dir()
-out = []
-for n in (8, 32, 128):
-    env = build_env(
-        load_env_config(data / "configs/demo_env.yaml"),
-        EngineConfig(engine_name="mujoco"),
-        n,
-        motion_path=data / "motions/demo_squat.pkl",
-        char_path=data / "humanoid.xml",
-    )
-    agent = load_agent_config(data / "configs/demo_agent.yaml")
-    with tempfile.TemporaryDirectory() as tmp:
-        r = Runner(env, agent, tmp, seed=0, tensorboard=False, save_iter_checkpoints=False)
-        obs, _ = r.iterate(env.reset())
-        samples, t = 0, time.perf_counter()
-        while time.perf_counter() - t < 5.0:
-            obs, _ = r.iterate(obs)
-            samples += r.storage.num_samples
-        out.append((n, round(samples / (time.perf_counter() - t))))
-    env.close()
-print(sys.argv[1], out)
+
+def main() -> None:
+    torch.set_num_threads(1)
+    data = bundled_data_dir()
+    out = []
+    for n in (8, 32, 128):
+        env = build_env(
+            load_env_config(data / "configs/demo_env.yaml"),
+            EngineConfig(engine_name="mujoco"),
+            n,
+            motion_path=data / "motions/demo_squat.pkl",
+            char_path=data / "humanoid.xml",
+        )
+        agent = load_agent_config(data / "configs/demo_agent.yaml")
+        with tempfile.TemporaryDirectory() as tmp:
+            r = Runner(env, agent, tmp, seed=0, tensorboard=False, save_iter_checkpoints=False)
+            obs, _ = r.iterate(env.reset())
+            samples, t = 0, time.perf_counter()
+            while time.perf_counter() - t < 5.0:
+                obs, _ = r.iterate(obs)
+                samples += r.storage.num_samples
+            out.append((n, round(samples / (time.perf_counter() - t))))
+        env.close()
+    print(sys.argv[1], out)
+
+
+if __name__ == "__main__":
+    main()
