@@ -15,7 +15,6 @@ import time
 
 import torch
 
-torch.set_num_threads(1)
 from mimictools.config.load import load_agent_config, load_env_config
 from mimictools.config.schema import EngineConfig
 from mimictools.paths import bundled_data_dir
