@@ -247,3 +247,23 @@ def test_the_captured_step_makes_no_host_transfers_or_syncs(host_sync_spy):
         assert spy.bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(spy.bad))}"
     finally:
         env.close()
+
+
+def test_a_diverged_policy_is_reported_as_divergence_not_as_bad_engine_input(tmp_path):
+    """NaN actions from a diverged policy reach the env as 0 (never as an engine "bad input" error, exit 2);
+    the runner reports them from its own record: TrainingDivergedError (exit 1) naming the actions."""
+    from mimictools.errors import TrainingDivergedError
+    from mimictools.rl.runner import Runner
+
+    cfg, env = _env("mujoco", 4)
+    try:
+        agent = cfg.agent.__class__(**{**cfg.agent.__dict__, "steps_per_iter": 4})
+        runner = Runner(env, agent, tmp_path, seed=0, tensorboard=False)
+        with torch.no_grad():
+            for p in runner.actor.parameters():
+                p.fill_(float("nan"))
+        with pytest.raises(TrainingDivergedError, match="actions") as exc:
+            runner.iterate()
+        assert exc.value.exit_code == 1
+    finally:
+        env.close()
