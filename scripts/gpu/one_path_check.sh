@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 11's GPU check, one call after the wheels are staged (../shared/gpu/stage-wheels.sh, then one call per
+# .gpuwheels/partN): the gpu-marked tests of the one step path (eager == graph replay, no host syncs, CUDA
+# update graph), `mimic bench --engine mjwarp --train` of this tree and of the code before issue 11 (.basecode/:
+# `git archive 9fcfdeb mimictools data | tar -x -C .basecode`), then a spinkick run with MimicKit's configs
+# for the rest of the call, to compare with docs/results/spinkick_h100_graphs/log.txt (same card type).
+# Carry .gpuwheels/small, .gpudata (MimicKit's humanoid.xml as mk_humanoid.xml, humanoid_spinkick.pkl and the
+# three configs, copied from ../shared/mimickit: git-ignored, never committed) and .basecode.
+# Results: $OUT/r.tgz.
+set -u
+T0=$(date +%s)
+source .gpuwheels/small/host.sh finish || exit 1
+export PYTHONUNBUFFERED=1 WARP_CACHE_PATH=$PWD/.warpcache MIMIC_SHARED=/nonexistent
+mkdir -p /tmp/r
+nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader | tee /tmp/r/gpu.txt
+timeout 260 python3 -m pytest -q -x -p no:cacheprovider -m gpu -rs tests/rl/test_rl_step.py tests/rl/test_rl_ppo.py \
+  tests/tasks/test_task_deepmimic_cuda.py tests/engines/test_engine_contract.py -k "mjwarp or cuda" > /tmp/r/pytest_gpu.txt 2>&1
+echo "pytest exit $?"; tail -6 /tmp/r/pytest_gpu.txt
+for v in new old; do
+  if [ $v = old ]; then export PYTHONPATH=/tmp/site:$PWD/.basecode; else export PYTHONPATH=/tmp/site:$PWD; fi
+  timeout 100 python3 -m mimictools bench --engine mjwarp --device cuda --num-envs 4096 --seconds 6 --train --json > /tmp/r/bench_gpu_$v.json 2> /tmp/r/bench_gpu_$v.err
+  python3 -c "import json; r=json.load(open('/tmp/r/bench_gpu_$v.json'))['results'][0]; print('$v', 'raw_ctrl', round(r['raw_physics_steps_per_s']/r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'],4))" || tail -3 /tmp/r/bench_gpu_$v.err
+done
+export PYTHONPATH=/tmp/site:$PWD
+LEFT=$(( 560 - ($(date +%s) - T0) - 45 ))
+MIN=$(python3 -c "print(max(0.5, $LEFT/60 - 0.5))")
+echo "spinkick for $MIN min"
+timeout $LEFT python3 -m mimictools train --out-dir /tmp/r/spinkick --engine mjwarp --device cuda --num-envs 4096 \
+  --env-config .gpudata/deepmimic_humanoid_env.yaml --agent-config .gpudata/deepmimic_humanoid_ppo_agent.yaml \
+  --engine-config .gpudata/newton_engine.yaml --motion .gpudata/humanoid_spinkick.pkl --char .gpudata/mk_humanoid.xml \
+  --minutes $MIN --no-progress > /tmp/r/train_spinkick.txt 2>&1
+tail -4 /tmp/r/train_spinkick.txt
+rm -f /tmp/r/spinkick/*.pt; rm -rf /tmp/r/spinkick/tensorboard
+tar czf $OUT/r.tgz -C /tmp r; ls -la $OUT
