@@ -44,7 +44,11 @@ class TrainProgress:
             self._progress.stop()
 
     def update(self, rep: Any) -> None:
-        test = f" · test {rep.test.mean_return:.2f}" if rep.test is not None else ""
+        test = ""
+        if rep.test is not None:
+            test = f" · test {rep.test.mean_return:.2f}"
+            if rep.test.success_rate is not None and rep.test.success_rate == rep.test.success_rate:
+                test += f", success {100 * rep.test.success_rate:.0f} %"
         status = (
             f"it {rep.iteration} · {rep.samples:,} samples · {rep.samples_per_s:,.0f}/s · "
             f"train return {rep.train_return:.2f} (len {rep.train_episode_length:.0f}){test}"

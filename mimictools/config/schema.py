@@ -121,6 +121,11 @@ class EnvConfig:
     zero_center_action: bool = _f(
         False, "Centre 1-DoF joint action ranges at 0 rad instead of the joint range midpoint."
     )
+    action_ref_offset: bool = _f(
+        False,
+        "Actions are offsets from the reference: PD target = the reference DoF positions one control step "
+        "ahead + action (mimictools only; MimicKit: the action is the PD target itself).",
+    )
     visualize_ref_char: bool = _f(True, "Draw the reference character when a viewer is open.")
 
 

@@ -7,9 +7,9 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from mimictools.tasks.env_api import DoneFlag
+from mimictools.tasks.env_api import DoneFlag, episode_tracked
 
-__all__ = ["EpisodeTracker"]
+__all__ = ["EpisodeTracker", "SuccessCounter"]
 
 
 class EpisodeTracker:
@@ -46,3 +46,30 @@ class EpisodeTracker:
         ).tolist()
         n = int(n)
         return (s_ret / n, s_len / n, n) if n > 0 else (0.0, 0.0, 0)
+
+
+class SuccessCounter:
+    """Episodes that tracked the clip (`mimictools.tasks.env_api.episode_tracked`): each env's running sum of a
+    per-step error (the info entry ``SUCCESS_ERR_KEY``) over its episode, judged when the episode ends. In place."""
+
+    def __init__(self, num_envs: int, device: torch.device) -> None:
+        self._err = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self._len = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self._episodes = torch.zeros((), dtype=torch.float64, device=device)
+        self._successes = torch.zeros((), dtype=torch.float64, device=device)
+
+    def update(self, err_m: Tensor, done: Tensor) -> None:
+        """Add one step: ``err_m`` Shape (num_envs,) (m), ``done`` Shape (num_envs,) DoneFlag values."""
+        self._err += err_m.to(torch.float64)
+        self._len += 1.0
+        ended = done != int(DoneFlag.NULL)
+        ok = episode_tracked(self._err / self._len, done == int(DoneFlag.FAIL)) & ended
+        self._episodes += ended.sum()
+        self._successes += ok.sum()
+        self._err.masked_fill_(ended, 0.0)
+        self._len.masked_fill_(ended, 0.0)
+
+    def rate(self) -> float:
+        """Fraction of the ended episodes that tracked the clip (nan when none ended). One host sync."""
+        n, k = torch.stack([self._episodes, self._successes]).tolist()
+        return k / n if n > 0 else float("nan")

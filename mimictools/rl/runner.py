@@ -30,7 +30,7 @@ from mimictools.config.schema import AgentConfig
 from mimictools.errors import MimicToolsError, TrainingDivergedError
 from mimictools.rl.action_scale import ActionScale
 from mimictools.rl.checkpoint import restore_runner, runner_state, save_checkpoint, seed_everything
-from mimictools.rl.episodes import EpisodeTracker
+from mimictools.rl.episodes import EpisodeTracker, SuccessCounter
 from mimictools.rl.logs import TensorBoardLog, TextLog, log_row
 from mimictools.rl.networks import build_actor_critic
 from mimictools.rl.normalizer import Normalizer
@@ -40,7 +40,7 @@ from mimictools.rl.returns import terminal_value
 from mimictools.rl.signals import Terminated, sigterm_raises
 from mimictools.rl.step import PolicyStep
 from mimictools.rl.storage import RolloutStorage
-from mimictools.tasks.env_api import VecEnv, check_env
+from mimictools.tasks.env_api import SUCCESS_ERR_KEY, VecEnv, check_env
 
 __all__ = ["Runner"]
 
@@ -238,6 +238,7 @@ class Runner:
         env.set_mode(True)
         tracker.reset()
         sums: Dict[str, Tensor] = {}
+        success: Optional[SuccessCounter] = None
         steps = 0
         min_eps = int(math.ceil(num_episodes / env.num_envs))
         self.actor.eval()
@@ -246,9 +247,12 @@ class Runner:
             self._reset_all(step)
             step.prepare()
             while True:
-                _a, _logp, _next_obs, _reward, _done, info = step.step()  # tracker updated, envs reset inside
+                _a, _logp, _next_obs, _reward, done, info = step.step()  # tracker updated, envs reset inside
                 for k, v in info.items():
                     sums[k] = sums.get(k, 0.0) + v.to(torch.float64).sum()
+                if SUCCESS_ERR_KEY in info:
+                    success = success or SuccessCounter(env.num_envs, self.device)
+                    success.update(info[SUCCESS_ERR_KEY], done)
                 steps += 1
                 if bool((tracker.eps_per_env >= min_eps).all()):
                     break
@@ -265,7 +269,7 @@ class Runner:
                 f"training diverged: Test_Return is {mean_ret} at iteration {self.iteration} "
                 "(the last good checkpoint is kept)"
             )
-        return TestResult(mean_ret, mean_len, eps, info_means)
+        return TestResult(mean_ret, mean_len, eps, info_means, success.rate() if success else None)
 
     # --------------------------------------------------------------------------- checkpoints
     @property
