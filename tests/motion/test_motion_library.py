@@ -239,6 +239,4 @@ def test_cuda_matches_cpu(humanoid):
     for name in ("root_pos", "root_vel", "root_ang_vel", "dof_pos", "dof_vel", "body_pos"):
         torch.testing.assert_close(getattr(b, name).cpu(), getattr(a, name), atol=1e-4, rtol=1e-4)
     assert _close_rot(b.body_rot.cpu(), a.body_rot, 1e-4)
-    assert (
-        gpu.motion_ids_from_uniform(torch.rand(10, device="cuda", dtype=torch.float64)).device.type == "cuda"
-    )
+    assert gpu.motion_ids_from_uniform(torch.rand(10, device="cuda", dtype=torch.float64)).device.type == "cuda"
