@@ -228,8 +228,9 @@ def _print_table(m: dict) -> None:
     f = m["failures"]
     s.add_row(
         "success rate",
-        f"[{color}]{100 * rate:.0f} %[/] · {f['early_termination']} early termination(s), "
-        f"{f['body_pos_err']} over {m['fail_dist_m']:g} m",
+        f"[{color}]{100 * rate:.0f} %[/] tracked the clip · {f['early_termination']} early termination(s), "
+        f"{f.get('tracking_err', 0)} over {100 * m.get('success_max_err_m', 0):g} cm Body_Pos_Err, "
+        f"{f['body_pos_err']} over {m['fail_dist_m']:g} m world",
     )
     bp = m["body_pos_err_mm"]
     s.add_row("body pos error", f"{bp['global']:.1f} mm world · {bp['root_relative']:.1f} mm root-relative")
