@@ -178,6 +178,11 @@ class AgentConfig:
     test_episodes: int = _f(
         32, "Deterministic test episodes per output (at least one per env is always run, as MimicKit)."
     )
+    keep_checkpoints: int = _f(
+        5,
+        "Keep the newest this many iter_XXXXXX.pt of a run (older ones are deleted; latest.pt and best.pt "
+        "always stay); -1 = keep all, 0 = write none (mimictools only).",
+    )
     normalizer_samples: int = _f(
         100000000, "The observation normalizer stops updating after this many samples."
     )

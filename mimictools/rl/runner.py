@@ -395,8 +395,12 @@ class Runner:
         if is_best:
             self.best_test_return = lt.mean_return
         state = runner_state(self)
-        if self.save_iter_checkpoints:
+        keep = int(self.cfg.keep_checkpoints)
+        if self.save_iter_checkpoints and keep != 0:
             save_checkpoint(self.out_dir / f"iter_{self.iteration:06d}.pt", state)
+            if keep > 0:  # the newest `keep` (names sort by iteration); -1 keeps all
+                for old in sorted(self.out_dir.glob("iter_[0-9]*.pt"))[:-keep]:
+                    old.unlink(missing_ok=True)
         if is_best:
             save_checkpoint(self.out_dir / "best.pt", state)
         save_checkpoint(self.latest_path, state)
