@@ -1,0 +1,47 @@
+"""First-hour rough edges of the CLI as a whole (issue 13): help text, pipes, narrow terminals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mimictools.cli.app import EXIT_BROKEN_PIPE, app
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_help_shows_no_type_placeholder_on_plain_flags():
+    for args in (["--help"], ["train", "--help"], ["motion", "inspect", "--help"], ["fk-check", "--help"]):
+        res = runner.invoke(app, args, env={"COLUMNS": "100"})
+        assert res.exit_code == 0, res.output
+        assert "<bool>" not in res.output, (args, res.output)
+    # options that take values keep theirs
+    assert "<int>" in runner.invoke(app, ["train", "--help"], env={"COLUMNS": "100"}).output
+
+
+def test_a_closed_pipe_is_not_a_failed_check():
+    """`mimic ... | head` must not exit 1 ("the check failed"): it exits 141 (128 + SIGPIPE), quietly."""
+    for args in (["--help"], ["motion", "inspect", str(REPO / "data" / "motions" / "demo_squat.pkl")]):
+        p = subprocess.Popen(
+            [sys.executable, "-m", "mimictools", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+            cwd=str(REPO),
+        )
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()  # the reader goes away before the first line
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=60) == EXIT_BROKEN_PIPE, err
+        assert "Traceback" not in err and "error" not in err.lower(), err
