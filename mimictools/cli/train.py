@@ -30,7 +30,9 @@ def train(
     ] = None,
     num_envs: Annotated[
         Optional[int],
-        typer.Option("--num-envs", help="Parallel envs (default 32 on mujoco, 4096 on GPU engines)."),
+        typer.Option(
+            "--num-envs", help="Parallel envs (default 4096 for a GPU engine with --device cuda, else 32)."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="torch device for task + PPO: cpu or cuda.")] = "cpu",
     max_samples: Annotated[
@@ -130,6 +132,11 @@ def train(
         minutes = 10.0  # the bundled demo
     if device.startswith("cuda"):
         _require_cuda()
+    elif cfg.engine.engine_name == "mjwarp":
+        console.print(
+            "[yellow]note:[/] mjwarp with --device cpu runs on Warp's CPU device (slow, for checks); "
+            "GPU training: --device cuda"
+        )
     _warn_if_unstable(cfg, spec)
     runlib.save_run_files(run_dir, cfg, spec)
     env, runner = runlib.make_runner(cfg, spec, run_dir, resume=resume, torch_threads=torch_threads)
