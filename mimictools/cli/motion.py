@@ -382,9 +382,18 @@ def convert_cmd(
             "--char", help="Character MJCF (checks columns; needed by --fps). Default: bundled humanoid."
         ),
     ] = None,
+    fix_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--fix-nonfinite",
+            help="Repair NaN/inf joints: interpolate from finite frames, or 0 (zero pose) when none is finite.",
+        ),
+    ] = False,
 ) -> None:
     """Convert a clip to MimicKit's current .pkl format (DeepMimic .txt -> .pkl, old .pkl variants -> current)."""
     import warnings
+
+    from rich.markup import escape
 
     from mimictools.errors import MotionFormatError
     from mimictools.motion.io import check_frame_width, load_motion, save_motion
@@ -398,7 +407,13 @@ def convert_cmd(
     check_frame_width(m, character)
     for note in m.notes:
         if note.kind != "quat_sign_flip":
-            err.print(f"[yellow]warning:[/] {note.message}", soft_wrap=True)
+            err.print(f"[yellow]warning:[/] {escape(note.message)}", soft_wrap=True)
+    if fix_nonfinite:
+        from mimictools.motion.repair import fix_nonfinite as repair
+
+        m, fixed = repair(m, character)
+        for line in fixed:
+            err.print(f"fixed: {escape(line)}", soft_wrap=True)
     if loop is not None:
         m = m.replace(loop_mode=LOOP_WRAP if loop == LoopChoice.wrap else LOOP_CLAMP)
     if fps is not None:

@@ -45,3 +45,19 @@ def test_a_closed_pipe_is_not_a_failed_check():
         err = p.stderr.read().decode()
         assert p.wait(timeout=60) == EXIT_BROKEN_PIPE, err
         assert "Traceback" not in err and "error" not in err.lower(), err
+
+
+def test_mimickit_walk_with_nan_neck_points_to_the_repair_and_the_repair_trains(shared_dir, tmp_path):
+    walk = shared_dir / "mimickit" / "data" / "motions" / "humanoid" / "humanoid_walk.pkl"
+    res = runner.invoke(
+        app, ["train", "--motion", str(walk), "--max-samples", "64", "--out-dir", str(tmp_path / "a")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "--fix-nonfinite" in res.output and "allow_nonfinite" not in res.output, res.output
+
+    fixed = tmp_path / "walk_fixed.pkl"
+    res = runner.invoke(app, ["motion", "convert", str(walk), "-o", str(fixed), "--fix-nonfinite"])
+    assert res.exit_code == 0, res.output
+    assert "fixed: neck (columns 9-11) NaN at frames 0-124 (125 of 125): set to 0" in res.output, res.output
+    res = runner.invoke(app, ["motion", "inspect", str(fixed), "--json"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "nonfinite" not in res.output, res.output
