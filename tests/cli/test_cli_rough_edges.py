@@ -61,3 +61,43 @@ def test_mimickit_walk_with_nan_neck_points_to_the_repair_and_the_repair_trains(
     assert "fixed: neck (columns 9-11) NaN at frames 0-124 (125 of 125): set to 0" in res.output, res.output
     res = runner.invoke(app, ["motion", "inspect", str(fixed), "--json"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "nonfinite" not in res.output, res.output
+
+
+def test_fk_check_with_every_frame_skipped_is_no_pass(shared_dir):
+    walk = shared_dir / "mimickit" / "data" / "motions" / "humanoid" / "humanoid_walk.pkl"
+    res = runner.invoke(app, ["fk-check", str(walk)], env={"COLUMNS": "120"})
+    assert res.exit_code == 1, res.output
+    assert (
+        "PASS" not in res.output and "0 frames checked" in res.output and "nothing was checked" in res.output
+    )
+    assert "skipped" in res.output
+
+
+def test_folder_inspect_table_keeps_faults_and_warnings_at_80_columns(shared_dir):
+    folder = shared_dir / "mimickit" / "data" / "motions" / "humanoid"
+    res = runner.invoke(app, ["motion", "inspect", str(folder)], env={"COLUMNS": "80"})
+    assert res.exit_code in (0, 1), res.output
+    lines = res.output.splitlines()
+    assert all(len(ln) <= 80 for ln in lines), max(lines, key=len)
+    header = next(ln for ln in lines if "clip" in ln and "fps" in ln)
+    assert "faults" in header and "warn" in header, header
+    walk = next(ln for ln in lines if "humanoid_walk.pkl" in ln)
+    assert "nonfinite" in walk, walk
+
+
+def test_wide_tables_become_records_in_a_narrow_console_or_a_pipe():
+    import io
+
+    from rich.console import Console
+
+    from mimictools.cli.console import print_table
+
+    cols = ["envs", "samples/s (rollout)", "samples/s (train)", "update s/iter", "train / raw ctrl"]
+    rows = [["32", "2.5 K", "2.1 K", "0.120", "0.55"], ["64", "4.0 K", "3.3 K", "0.240", "0.60"]]
+    narrow, wide = io.StringIO(), io.StringIO()
+    print_table(Console(file=narrow, width=60), "bench", cols, rows)
+    print_table(Console(file=wide, width=140), "bench", cols, rows)
+    n = narrow.getvalue().splitlines()
+    assert all(len(ln) <= 60 for ln in n), n
+    assert "  samples/s (rollout)  4.0 K" in n  # every value whole, next to its name
+    assert any("samples/s (train)" in ln and "update s/iter" in ln for ln in wide.getvalue().splitlines())
