@@ -101,3 +101,21 @@ def test_wide_tables_become_records_in_a_narrow_console_or_a_pipe():
     assert all(len(ln) <= 60 for ln in n), n
     assert "  samples/s (rollout)  4.0 K" in n  # every value whole, next to its name
     assert any("samples/s (train)" in ln and "update s/iter" in ln for ln in wide.getvalue().splitlines())
+
+
+def test_train_eta_is_exact_for_a_time_limit_and_rate_based_for_samples():
+    from types import SimpleNamespace
+
+    from mimictools.cli.progress import TrainProgress
+
+    def rep(samples, t):
+        return SimpleNamespace(samples=samples, session_time_s=t)
+
+    p = TrainProgress(max_samples=None, max_minutes=10.0, live=False)
+    assert p.eta_s(rep(1024, 30.0)) == 570.0  # the slow first seconds do not distort it
+    p = TrainProgress(max_samples=10_000, max_minutes=None, live=False)
+    assert p.eta_s(rep(1000, 20.0)) is None  # iteration 0 holds start-up and test episodes: no rate yet
+    assert p.eta_s(rep(3000, 22.0)) == 7000 / 1000.0  # 2000 samples in 2 s since then
+    p = TrainProgress(max_samples=10_000, max_minutes=1.0, live=False)
+    p.eta_s(rep(1000, 20.0))
+    assert p.eta_s(rep(2000, 50.0)) == 10.0  # whichever limit comes first
