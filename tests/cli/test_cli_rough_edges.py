@@ -119,3 +119,15 @@ def test_train_eta_is_exact_for_a_time_limit_and_rate_based_for_samples():
     p = TrainProgress(max_samples=10_000, max_minutes=1.0, live=False)
     p.eta_s(rep(1000, 20.0))
     assert p.eta_s(rep(2000, 50.0)) == 10.0  # whichever limit comes first
+
+
+def test_inspect_and_convert_of_a_bvh_point_to_retarget(tmp_path):
+    bvh = tmp_path / "walk.bvh"
+    bvh.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n}\n")
+    for args in (
+        ["motion", "inspect", str(bvh)],
+        ["motion", "convert", str(bvh), "-o", str(tmp_path / "x.pkl")],
+    ):
+        res = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert res.exit_code == 2, res.output
+        assert "mimic motion retarget" in res.output, res.output
