@@ -127,12 +127,13 @@ _KIND_SHORT = {"position": "pos", "spherical": "3-dof", "hinge": "hinge", "colum
 
 def _joint_table(report: Dict[str, Any]) -> Table:
     t = Table(title=f"joints: {report['name']}", title_justify="left", expand=False)
-    t.add_column("joint", no_wrap=True)
-    t.add_column("kind", no_wrap=True)
-    t.add_column("cols", justify="right", no_wrap=True)
-    t.add_column("range per column (rad | m)", no_wrap=True)
-    t.add_column("outside limits", no_wrap=True)
-    t.add_column("peak rad/s", justify="right", no_wrap=True)
+    # narrow terminals: the ranges and limit notes wrap; the short columns keep their width
+    t.add_column("joint", no_wrap=True, min_width=14)
+    t.add_column("kind", no_wrap=True, min_width=5)
+    t.add_column("cols", justify="right", no_wrap=True, min_width=5)
+    t.add_column("range per column (rad | m)", overflow="fold")
+    t.add_column("outside limits", overflow="fold")
+    t.add_column("peak rad/s", justify="right", no_wrap=True, min_width=4)
     for j in report["joints"]:
         cols = j["columns"]
         cols_txt = str(cols[0]) if len(cols) == 1 else f"{cols[0]}-{cols[-1]}"

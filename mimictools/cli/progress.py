@@ -74,7 +74,7 @@ class TrainProgress:
         )
         if self._progress is None:
             if rep.is_output:
-                console.print(status)
+                console.print(status, soft_wrap=True)
             return
         done = rep.samples if self.max_samples else rep.session_time_s
         eta = self.eta_s(rep)

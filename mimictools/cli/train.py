@@ -142,7 +142,8 @@ def train(
     env, runner = runlib.make_runner(cfg, spec, run_dir, resume=resume, torch_threads=torch_threads)
     console.print(
         f"[bold]mimic train[/] {Path(spec.motion_file).name} on {Path(spec.char_file).name} · engine {cfg.engine.engine_name} · "
-        f"{spec.num_envs} envs · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}"
+        f"{spec.num_envs} envs · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}",
+        soft_wrap=True,  # one line in a pipe or a log file
     )
     stop = f"{max_samples:,} samples" if max_samples else (f"{minutes:g} min" if minutes else "Ctrl-C")
     console.print(f"stops at {stop}; Ctrl-C saves latest.pt and exits cleanly")
@@ -205,9 +206,12 @@ def _summary(result, run_dir: Path) -> None:
         line += f" · Test_Return {t.mean_return:.2f} (episode length {t.mean_episode_length:.1f})"
         if "Body_Pos_Err" in t.info:
             line += f" · Body_Pos_Err {100 * t.info['Body_Pos_Err']:.1f} cm"
-    console.print(line)
+        if t.success_rate is not None and t.success_rate == t.success_rate:
+            line += f" · Test_Success {100 * t.success_rate:.0f} %"
+    console.print(line, soft_wrap=True)
     console.print(
-        f"checkpoint: {result.latest_checkpoint} · log: {run_dir / 'log.txt'} · next: mimic eval --model {run_dir / 'best.pt'} --plot {run_dir / 'eval'}"
+        f"checkpoint: {result.latest_checkpoint} · log: {run_dir / 'log.txt'} · next: mimic eval --model {run_dir / 'best.pt'} --plot {run_dir / 'eval'}",
+        soft_wrap=True,
     )
 
 
