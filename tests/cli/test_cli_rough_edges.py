@@ -131,3 +131,23 @@ def test_inspect_and_convert_of_a_bvh_point_to_retarget(tmp_path):
         res = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert res.exit_code == 2, res.output
         assert "mimic motion retarget" in res.output, res.output
+
+
+def test_install_hints_keep_their_extras(monkeypatch):
+    """Rich markup would eat "[gpu]" in pip install 'mimictools[gpu]': the error line must show it."""
+    import importlib
+
+    from mimictools.engines import registry
+
+    real = importlib.import_module
+
+    def no_warp(name, *a, **k):
+        if name == "mimictools.engines.mjwarp":
+            raise ImportError("No module named 'mujoco_warp'", name="mujoco_warp")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(registry.importlib, "import_module", no_warp)
+    clip = str(REPO / "data" / "motions" / "demo_squat.pkl")
+    res = runner.invoke(app, ["fk-check", clip, "--engine", "mjwarp"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert "pip install 'mimictools[gpu]'" in res.output, res.output
