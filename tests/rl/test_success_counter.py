@@ -6,9 +6,9 @@ import math
 
 import torch
 
+from mimictools.rl import results
 from mimictools.rl.episodes import SuccessCounter
 from mimictools.rl.logs import log_row
-from mimictools.rl.results import TestResult
 from mimictools.tasks.env_api import DoneFlag, episode_tracked
 
 N, F, T = int(DoneFlag.NULL), int(DoneFlag.FAIL), int(DoneFlag.TIME)
@@ -35,7 +35,7 @@ def test_counter_judges_each_episode_on_its_own_mean():
 
 def test_log_row_has_test_success_column():
     row = log_row(
-        0, 0.0, 10, TestResult(1.0, 2.0, 3, {"Body_Pos_Err": 0.1}, success_rate=0.25), (0, 0, 0), {}
+        0, 0.0, 10, results.TestResult(1.0, 2.0, 3, {"Body_Pos_Err": 0.1}, success_rate=0.25), (0, 0, 0), {}
     )
     assert row["Test_Success"] == 0.25
-    assert "Test_Success" not in log_row(0, 0.0, 10, TestResult(1.0, 2.0, 3, {}), (0, 0, 0), {})
+    assert "Test_Success" not in log_row(0, 0.0, 10, results.TestResult(1.0, 2.0, 3, {}), (0, 0, 0), {})
