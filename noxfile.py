@@ -1,9 +1,13 @@
 """nox sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s fuzz`.
 
-Install the pinned CPU torch first (`pip install torch==2.13.0`): an unpinned torch pulls CUDA wheels.
+`pip install torch==2.13.0` from PyPI is the CUDA build on Linux (GBs of nvidia-* wheels); on a CPU-only machine
+set MIMIC_TORCH_INDEX=https://download.pytorch.org/whl/cpu and the sessions install PyTorch's CPU wheel from there.
+nox itself comes with the `test` extra (`pip install -e ".[test]"`).
 """
 
 from __future__ import annotations
+
+import os
 
 import nox
 
@@ -11,9 +15,14 @@ nox.options.sessions = ["lint", "tests"]
 TORCH = "torch==2.13.0"
 
 
+def _install_torch(session: nox.Session) -> None:
+    index = os.environ.get("MIMIC_TORCH_INDEX")
+    session.install(TORCH, *(["--index-url", index] if index else []))
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    session.install(TORCH)
+    _install_torch(session)
     session.install("-e", ".[test]")
     session.run("pytest", "-q", *session.posargs)
 
@@ -28,7 +37,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy on the typed core, and the Isaac Gym adapter against (repaired) isaacgym-stubs."""
-    session.install(TORCH)
+    _install_torch(session)
     session.install("-e", ".[test]", "isaacgym-stubs")
     session.run(
         "mypy",

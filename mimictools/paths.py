@@ -11,17 +11,23 @@ __all__ = ["bundled_data_dir", "bundled_humanoid_xml"]
 
 
 def bundled_data_dir() -> Path:
-    """The ``data/`` folder next to the ``mimictools`` package (our own humanoid MJCF, ...).
+    """The bundled ``data/`` folder (our own humanoid MJCF, demo clips and configs).
 
-    Raises ``MimicToolsError`` when it is missing (e.g. a wheel built without the data files).
+    An installed wheel carries it inside the package (``mimictools/_bundled/data``, copied there by the build
+    hook in ``setup.py``); a source checkout (``pip install -e .``) has it next to the package. Its parent is
+    the data root that the demo configs' ``data/...`` paths resolve against. Raises ``MimicToolsError`` when
+    neither exists.
     """
-    d = Path(mimictools.__file__).resolve().parents[1] / "data"
-    if not d.is_dir():
-        raise MimicToolsError(
-            f"bundled data folder not found at {d}; reinstall mimictools from a source checkout "
-            "(pip install -e .) or pass the file explicitly (e.g. --char path/to/humanoid.xml)"
-        )
-    return d
+    pkg = Path(mimictools.__file__).resolve().parent
+    candidates = (pkg / "_bundled" / "data", pkg.parent / "data")
+    for d in candidates:
+        if (d / "humanoid.xml").is_file():
+            return d
+    raise MimicToolsError(
+        f"bundled data folder not found (looked in {candidates[0]} and {candidates[1]}); reinstall mimictools "
+        "(pip install mimictools, or pip install -e . in a source checkout) or pass the file explicitly "
+        "(e.g. --char path/to/humanoid.xml)"
+    )
 
 
 def bundled_humanoid_xml() -> Path:

@@ -615,7 +615,7 @@ def check_mjwarp(env: Env, engines: Sequence[str]) -> CheckResult:
             parts.append(f"{label} not installed")
         elif not p.imported:
             parts.append(f"{label} does not import: {_last_line(p.error)}")
-    fix = "pip install 'mujoco-warp>=3.3' 'warp-lang>=1.8'   # or: pip install -e '.[gpu]'"
+    fix = "pip install 'mujoco-warp>=4.0' 'warp-lang>=1.19'   # or: pip install 'mimictools[gpu]'"
     return CheckResult(name, "fail", "; ".join(parts), fix, ("mjwarp",))
 
 

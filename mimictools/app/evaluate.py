@@ -246,7 +246,31 @@ def evaluate(
         "control_dt_s": control_dt,
     }
     metrics.update(summary)
+    metrics["joint_angles_deg"] = joint_angle_summary(char, eps)
     return EvalResult(ckpt, run_dir, cfg, spec, char, control_dt, eps, errors, metrics)
+
+
+def joint_angle_summary(char, episodes: Sequence[Episode]) -> Dict[str, Dict[str, float]]:
+    """Did the main joints move as the clip does: for each `default_joints` channel, the reference's and the
+    simulation's range and the mean / max absolute angle error over all frames (degrees)."""
+    names = default_joints(char)
+    if not names or not episodes:
+        return {}
+    ref = np.concatenate([joint_angles_rad(char, e.ref.qpos(char), e.ref.dof_pos, names) for e in episodes])
+    sim = np.concatenate([joint_angles_rad(char, e.sim.qpos(char), e.sim.dof_pos, names) for e in episodes])
+    ref, sim = np.degrees(ref), np.degrees(sim)
+    err = np.abs(sim - ref)
+    return {
+        n: {
+            "ref_min": float(ref[:, i].min()),
+            "ref_max": float(ref[:, i].max()),
+            "sim_min": float(sim[:, i].min()),
+            "sim_max": float(sim[:, i].max()),
+            "mean_abs_err": float(err[:, i].mean()),
+            "max_abs_err": float(err[:, i].max()),
+        }
+        for i, n in enumerate(names)
+    }
 
 
 # ------------------------------------------------------------------------------- outputs

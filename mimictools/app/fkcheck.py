@@ -402,7 +402,9 @@ def summarize(
         "max_rot_err_deg": _finite(max((r.max_rot_err_deg for r in checked), default=0.0)),
         "max_roundtrip_deg": _finite(max((r.max_roundtrip_deg for r in checked), default=0.0)),
         "num_failed": sum(not r.passed(tol_mm, tol_deg, strict) for r in results),
-        "passed": all(r.passed(tol_mm, tol_deg, strict) for r in results),
+        "num_skipped_clips": sum(r.num_valid == 0 for r in results),
+        # nothing checked is no pass: every frame of every clip was skipped (NaN/inf)
+        "passed": bool(checked) and all(r.passed(tol_mm, tol_deg, strict) for r in results),
     }
 
 

@@ -109,8 +109,9 @@ def resolve_run(
                 f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})"
             )
     cfg = _fit_to_character(cfg, char_file, motion_file, env_config, overrides, report)
-    if num_envs is None:
-        num_envs = 4096 if is_gpu_engine(cfg.engine.engine_name) else 32
+    if num_envs is None:  # a GPU engine on the CPU (Warp's CPU device) is as slow as MuJoCo's: the CPU count
+        on_gpu = is_gpu_engine(cfg.engine.engine_name) and not str(device).startswith("cpu")
+        num_envs = 4096 if on_gpu else 32
     if num_envs < 1:
         raise ConfigError(f"--num-envs must be >= 1, got {num_envs}")
     if seed is None:

@@ -8,10 +8,12 @@ typer/rich at module level; torch, mujoco and warp are imported inside the comma
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
 import typer
+from rich.console import Console as RichConsole
 from typer.core import TyperGroup
 
 from mimictools.cli.console import err_console
@@ -23,12 +25,61 @@ _state = {"debug": False}
 COMMAND_MODULES = ("motion", "fk", "train", "eval", "view", "export", "bench", "doctor", "assets")
 
 
+#: Exit code when the reader of our output went away (``mimic ... | head``): 128 + SIGPIPE, as a shell tool killed
+#: by SIGPIPE reports it (1 would say "the check failed").
+EXIT_BROKEN_PIPE = 141
+
+
+def _reader_went_away(*_: Any) -> None:
+    """Stop quietly: point stdout at /dev/null (so the exit's flush cannot fail again) and exit 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor (CliRunner)
+        pass
+    raise SystemExit(EXIT_BROKEN_PIPE)
+
+
+# Rich's hook for a closed pipe exits 1; every console of the CLI process (ours and Typer's help) uses this one.
+RichConsole.on_broken_pipe = _reader_went_away  # type: ignore[method-assign]
+
+
+def _hide_flag_types(cmd: Any) -> None:
+    """Plain flags (``--debug``) take no value: Typer's help would show a ``<bool>`` placeholder after them."""
+    for p in getattr(cmd, "params", ()):
+        if getattr(p, "is_flag", False) and getattr(p, "metavar", None) is None:
+            p.metavar = ""
+    make_help = cmd.get_help_option  # --help is made per call, not held in params
+
+    def get_help_option(ctx: Any) -> Any:
+        opt = make_help(ctx)
+        if opt is not None and opt.metavar is None:
+            opt.metavar = ""
+        return opt
+
+    cmd.get_help_option = get_help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        _hide_flag_types(sub)
+
+
 class _MimicGroup(TyperGroup):
     """Root group: library errors become one red line + exit code (2 = bad input), no traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _hide_flag_types(self)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # --help prints while the context is made
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            _reader_went_away()
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_went_away()
         except MimicToolsError as exc:
             if _state["debug"]:
                 raise

@@ -10,8 +10,9 @@ from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typing_extensions import Annotated
+
+from mimictools.cli.console import print_table
 
 
 def _parse_counts(text: str) -> List[int]:
@@ -114,15 +115,13 @@ def bench(
 
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    table = Table(
-        title=f"mimic bench: {engine} on {char_path.name}",
-        title_justify="left",
-        caption="Summed over envs. raw: physics steps/s of the engine alone (the ceiling); per CPU-s: the same per "
+    title = f"mimic bench: {engine} on {char_path.name}"
+    caption = (
+        "Summed over envs. raw: physics steps/s of the engine alone (the ceiling); per CPU-s: the same per "
         "second of this process's CPU time (a per-core rate); control: control steps/s with target conversion "
-        "and state reads.",
-        caption_justify="left",
+        "and state reads."
     )
-    for col in (
+    columns = [
         "envs",
         "threads",
         "substeps",
@@ -130,20 +129,14 @@ def bench(
         "raw per CPU-s",
         "control/s",
         "physics/s via control",
-    ):
-        table.add_column(col, justify="right")
+    ]
     if train:
-        table.add_column("samples/s (rollout)", justify="right")
-        table.add_column("samples/s (train)", justify="right")
-        table.add_column("update s/iter", justify="right")
-        table.add_column("train / raw ctrl", justify="right")
+        columns += ["samples/s (rollout)", "samples/s (train)", "update s/iter", "train / raw ctrl"]
     if nproc > 1:
-        table.add_column(f"{nproc} ranks: samples/s per rank", justify="right")
-        table.add_column("total", justify="right")
-        table.add_column("scaling", justify="right")
+        columns += [f"{nproc} ranks: samples/s per rank", "total", "scaling"]
     show_mem = engine != "mujoco"
     if show_mem:
-        table.add_column("peak mem MiB", justify="right")
+        columns.append("peak mem MiB")
 
     def progress(row: Any) -> None:
         if not as_json:
@@ -173,6 +166,7 @@ def bench(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
+    cell_rows: List[List[str]] = []
     for r in rows:
         cells = [
             str(r.num_envs),
@@ -195,8 +189,8 @@ def bench(
             cells.append("-" if r.scaling_efficiency is None else f"{r.scaling_efficiency:.2f}")
         if show_mem:
             cells.append("-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}")
-        table.add_row(*cells)
-    out.print(table)
+        cell_rows.append(cells)
+    print_table(out, title, columns, cell_rows, caption)
 
 
 def register(app: typer.Typer) -> None:

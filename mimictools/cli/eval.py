@@ -236,8 +236,9 @@ def _print_table(m: dict) -> None:
     f = m["failures"]
     s.add_row(
         "success rate",
-        f"[{color}]{100 * rate:.0f} %[/] · {f['early_termination']} early termination(s), "
-        f"{f['body_pos_err']} over {m['fail_dist_m']:g} m",
+        f"[{color}]{100 * rate:.0f} %[/] tracked the clip · {f['early_termination']} early termination(s), "
+        f"{f.get('tracking_err', 0)} over {100 * m.get('success_max_err_m', 0):g} cm Body_Pos_Err, "
+        f"{f['body_pos_err']} over {m['fail_dist_m']:g} m world",
     )
     bp = m["body_pos_err_mm"]
     s.add_row("body pos error", f"{bp['global']:.1f} mm world · {bp['root_relative']:.1f} mm root-relative")
@@ -245,6 +246,17 @@ def _print_table(m: dict) -> None:
     s.add_row("return / episode", f"{r['mean']:.2f} ± {r['std']:.2f} ({r['per_step']:.3f} per step)")
     el = m["episode_length"]
     s.add_row("episode length", f"{el['mean_steps']:.1f} steps ({el['mean_s']:.2f} s)")
+    ja = m.get("joint_angles_deg") or {}
+    moving = sorted(ja.items(), key=lambda kv: -(kv[1]["ref_max"] - kv[1]["ref_min"]))[:2]
+    if moving:  # the clip's main joint motion, reproduced or not
+        s.add_row(
+            "main joints",
+            ", ".join(
+                f"{n} ref {_deg(v['ref_min'])}..{_deg(v['ref_max'])} deg, sim {_deg(v['sim_min'])}..{_deg(v['sim_max'])} "
+                f"(error mean {v['mean_abs_err']:.1f}, max {v['max_abs_err']:.1f})"
+                for n, v in moving
+            ),
+        )
     worst = sorted(m["per_joint"].items(), key=lambda kv: -kv[1]["rot_err_deg"])[:3]
     s.add_row("worst joints", ", ".join(f"{n} {v['rot_err_deg']:.1f} deg" for n, v in worst))
     worst_b = sorted(m["per_body"].items(), key=lambda kv: -kv[1]["pos_err_local_mm"])[:3]
@@ -266,6 +278,10 @@ def _print_table(m: dict) -> None:
                 f"{v['body_pos_err_mm']:.1f}",
             )
         console.print(c)
+
+
+def _deg(x: float) -> str:
+    return f"{x:.0f}".replace("-0", "0") if abs(x) < 0.5 else f"{x:.0f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -121,6 +121,11 @@ def fk_check(
         f"{_num(summary['max_rot_err_deg'])} deg, max round trip {_num(summary['max_roundtrip_deg'])} deg "
         f"(tol {tol_deg:g})"
     )
+    if summary["num_checked"] == 0:
+        out.print(
+            "[bold red]nothing was checked:[/] every frame has NaN/inf; repair a clip with "
+            "`mimic motion convert CLIP -o fixed.pkl --fix-nonfinite`"
+        )
     if summary["num_bad_frames"]:
         out.print(
             f"[yellow]warning:[/] {summary['num_bad_frames']} bad frame(s) with NaN/inf were skipped"
@@ -196,7 +201,7 @@ def _print_clips(out: Console, results: List[Any], tol_mm: float, tol_deg: float
             f"{r.mean_pos_err_mm:.2e}",
             f"{r.max_rot_err_deg:.2e}",
             f"{r.max_roundtrip_deg:.2e}",
-            "[green]ok[/]" if ok else "[bold red]FAIL[/]",
+            "[bold red]FAIL[/]" if not ok else ("[yellow]skipped[/]" if r.num_valid == 0 else "[green]ok[/]"),
         )
     out.print(t)
 

@@ -130,12 +130,13 @@ _KIND_SHORT = {"position": "pos", "spherical": "3-dof", "hinge": "hinge", "colum
 
 def _joint_table(report: Dict[str, Any]) -> Table:
     t = Table(title=f"joints: {report['name']}", title_justify="left", expand=False)
-    t.add_column("joint", no_wrap=True)
-    t.add_column("kind", no_wrap=True)
-    t.add_column("cols", justify="right", no_wrap=True)
-    t.add_column("range per column (rad | m)", no_wrap=True)
-    t.add_column("outside limits", no_wrap=True)
-    t.add_column("peak rad/s", justify="right", no_wrap=True)
+    # narrow terminals: the ranges and limit notes wrap; the short columns keep their width
+    t.add_column("joint", no_wrap=True, min_width=14)
+    t.add_column("kind", no_wrap=True, min_width=5)
+    t.add_column("cols", justify="right", no_wrap=True, min_width=5)
+    t.add_column("range per column (rad | m)", overflow="fold")
+    t.add_column("outside limits", overflow="fold")
+    t.add_column("peak rad/s", justify="right", no_wrap=True, min_width=4)
     for j in report["joints"]:
         cols = j["columns"]
         cols_txt = str(cols[0]) if len(cols) == 1 else f"{cols[0]}-{cols[-1]}"
@@ -219,52 +220,55 @@ def _print_details(out: Console, r: Dict[str, Any]) -> None:
     out.print()
 
 
-def _summary_table(reports: List[Dict[str, Any]], totals: Dict[str, Any]) -> Table:
+#: Below this console width the folder table drops its format, size and lowest-point columns (still in --json and
+#: in the one-clip view), so that the faults and warnings columns stay readable at 80 columns.
+WIDE_TABLE_COLUMNS = 120
+
+
+def _summary_table(reports: List[Dict[str, Any]], totals: Dict[str, Any], width: int = 160) -> Table:
     weighted = any(r.get("weight") is not None for r in reports)
+    wide = width >= WIDE_TABLE_COLUMNS
     t = Table(title=f"{len(reports)} clips", title_justify="left", expand=False)
-    t.add_column("clip", overflow="fold", min_width=min(60, max(len(r["display_name"]) for r in reports)))
-    t.add_column("format", no_wrap=True)
-    t.add_column("fps", justify="right")
-    t.add_column("frames", justify="right")
-    t.add_column("dur s", justify="right")
-    t.add_column("loop")
-    t.add_column("size", justify="right", no_wrap=True)
+    longest = max(len(r["display_name"]) for r in reports)
+    t.add_column("clip", overflow="fold", min_width=min(60 if wide else 20, longest))
+    if wide:
+        t.add_column("format", no_wrap=True)
+    t.add_column("fps", justify="right", no_wrap=True)
+    t.add_column("frames", justify="right", no_wrap=True)
+    t.add_column("dur s", justify="right", no_wrap=True)
+    t.add_column("loop", no_wrap=True)
+    if wide:
+        t.add_column("size", justify="right", no_wrap=True)
     if weighted:
-        t.add_column("weight", justify="right")
-    t.add_column("lowest m", justify="right")
-    t.add_column("faults")
-    t.add_column("warn", justify="right")
+        t.add_column("weight", justify="right", no_wrap=True)
+    if wide:
+        t.add_column("lowest m", justify="right", no_wrap=True)
+    t.add_column("faults", overflow="fold", min_width=9, max_width=None if wide else 14)
+    t.add_column("warn", justify="right", no_wrap=True)
     for r in reports:
-        row = [
-            r["display_name"],
-            r["variant"].replace("mimickit-", "mk-"),
-            _fmt(r["fps"], "g"),
-            str(r["num_frames"]),
-            _fmt(r["duration_s"], ".2f"),
-            r["loop_mode"],
-            _size(r["file_size_bytes"]),
-        ]
+        row = [r["display_name"]] + ([r["variant"].replace("mimickit-", "mk-")] if wide else [])
+        row += [_fmt(r["fps"], "g"), str(r["num_frames"]), _fmt(r["duration_s"], ".2f"), r["loop_mode"]]
+        if wide:
+            row.append(_size(r["file_size_bytes"]))
         if weighted:
             row.append(_fmt(r.get("weight"), "g"))
-        row += [
-            _fmt((r.get("ground") or {}).get("lowest_m"), ".3f"),
-            _fault_summary(r["faults"]),
-            str(len(r["warnings"])) if r["warnings"] else "-",
-        ]
+        if wide:
+            row.append(_fmt((r.get("ground") or {}).get("lowest_m"), ".3f"))
+        row += [_fault_summary(r["faults"]), str(len(r["warnings"])) if r["warnings"] else "-"]
         t.add_row(*row, style="red" if any(f["kind"] == "nonfinite" for f in r["faults"]) else None)
     t.add_section()
-    total_row = [
-        "total",
-        "",
-        "",
-        str(totals["frames"]),
-        _fmt(totals["duration_s"], ".1f"),
-        "",
-        _size(totals["file_size_bytes"]),
-    ]
+    total_row = (
+        ["total"]
+        + ([""] if wide else [])
+        + ["", str(totals["frames"]), _fmt(totals["duration_s"], ".1f"), ""]
+    )
+    if wide:
+        total_row.append(_size(totals["file_size_bytes"]))
     if weighted:
         total_row.append("")
-    total_row += ["", f"{totals['clips_with_faults']} clips", str(totals["warnings"])]
+    if wide:
+        total_row.append("")
+    total_row += [f"{totals['clips_with_faults']} clips", str(totals["warnings"])]
     t.add_row(*total_row, style="bold")
     return t
 
@@ -367,7 +371,7 @@ def inspect_cmd(
         if details:
             for r in reports:
                 _print_details(out, r)
-        out.print(_summary_table(reports, totals))
+        out.print(_summary_table(reports, totals, out.width))
         out.print(f"character: {character.source}  ({character.frame_width} columns)")
     for e in errors:
         err.print(f"[bold red]error:[/] {escape(str(e['error']))}", soft_wrap=True)
@@ -415,9 +419,18 @@ def convert_cmd(
     out_format: Annotated[
         str, typer.Option("--format", help="For a .pkl output: 'mimickit' (default) or 'gmr'.")
     ] = "mimickit",
+    fix_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--fix-nonfinite",
+            help="Repair NaN/inf joints: interpolate from finite frames, or 0 (zero pose) when none is finite.",
+        ),
+    ] = False,
 ) -> None:
     """Convert a clip between MimicKit .pkl, DeepMimic .txt (read), GMR .pkl, robot .csv and mjlab .npz."""
     import warnings
+
+    from rich.markup import escape
 
     from mimictools.errors import MotionFormatError
     from mimictools.motion.io import check_frame_width, load_motion, save_motion
@@ -439,6 +452,12 @@ def convert_cmd(
     for note in m.notes:
         if note.kind != "quat_sign_flip":
             err.print(f"[yellow]warning:[/] {escape(note.message)}", soft_wrap=True)
+    if fix_nonfinite:
+        from mimictools.motion.repair import fix_nonfinite as repair
+
+        m, fixed = repair(m, character)
+        for line in fixed:
+            err.print(f"fixed: {escape(line)}", soft_wrap=True)
     if loop is not None:
         m = m.replace(loop_mode=LOOP_WRAP if loop == LoopChoice.wrap else LOOP_CLAMP)
     if fps is not None:

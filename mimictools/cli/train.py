@@ -34,7 +34,7 @@ def train(
         typer.Option(
             "--num-envs",
             help="Parallel envs per rank (process): with --nproc/torchrun each rank runs this many "
-            "(default 32 on mujoco, 4096 on GPU engines).",
+            "(default 4096 for a GPU engine with --device cuda, else 32).",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="torch device for task + PPO: cpu or cuda.")] = "cpu",
@@ -206,6 +206,11 @@ def _train(
     with run_dir_lock(run_dir, "run folder (--out-dir)") if writer else nullcontext():
         if writer:
             remove_stale_temps(run_dir)  # temps of writers that were killed mid-write
+            if cfg.engine.engine_name == "mjwarp" and not str(spec.device).startswith("cuda"):
+                console.print(
+                    "[yellow]note:[/] mjwarp with --device cpu runs on Warp's CPU device (slow, for checks); "
+                    "GPU training: --device cuda"
+                )
             _warn_if_unstable(cfg, spec)
             runlib.save_run_files(run_dir, cfg, spec)
         _train_locked(ranks, cfg, spec, run_dir, resume, max_samples, minutes, no_progress, torch_threads)
@@ -225,7 +230,8 @@ def _train_locked(
         envs = f"{spec.num_envs} envs per rank x {ranks.world_size} ranks = {spec.num_envs * ranks.world_size} envs"
     say(
         f"[bold]mimic train[/] {Path(spec.motion_file).name} on {Path(spec.char_file).name} · engine {cfg.engine.engine_name} · "
-        f"{envs} · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}"
+        f"{envs} · obs {env.obs_dim} · actions {env.action_dim} · run folder {run_dir}",
+        soft_wrap=True,  # one line in a pipe or a log file
     )
     stop = f"{max_samples:,} samples" if max_samples else (f"{minutes:g} min" if minutes else "Ctrl-C")
     say(f"stops at {stop}; Ctrl-C (or SIGTERM) saves latest.pt and exits cleanly")
@@ -354,9 +360,12 @@ def _summary(result, run_dir: Path) -> None:
         line += f" · Test_Return {t.mean_return:.2f} (episode length {t.mean_episode_length:.1f})"
         if "Body_Pos_Err" in t.info:
             line += f" · Body_Pos_Err {100 * t.info['Body_Pos_Err']:.1f} cm"
-    console.print(line)
+        if t.success_rate is not None and t.success_rate == t.success_rate:
+            line += f" · Test_Success {100 * t.success_rate:.0f} %"
+    console.print(line, soft_wrap=True)
     console.print(
-        f"checkpoint: {result.latest_checkpoint} · log: {run_dir / 'log.txt'} · next: mimic eval --model {run_dir / 'best.pt'} --plot {run_dir / 'eval'}"
+        f"checkpoint: {result.latest_checkpoint} · log: {run_dir / 'log.txt'} · next: mimic eval --model {run_dir / 'best.pt'} --plot {run_dir / 'eval'}",
+        soft_wrap=True,
     )
 
 

@@ -518,6 +518,9 @@ def _validate_agent(a: AgentConfig, source: str) -> None:
         v = getattr(a, key)
         _require(v >= 0 and math.isfinite(v), source, key, v, ">= 0")
     _require(a.exp_anneal_samples > 0, source, "exp_anneal_samples", a.exp_anneal_samples, "> 0")
+    _require(
+        a.keep_checkpoints >= -1, source, "keep_checkpoints", a.keep_checkpoints, ">= -1 (-1 = keep all)"
+    )
     for key in ("exp_prob_beg", "exp_prob_end"):
         if getattr(a, key) != 1.0:
             raise NotSupportedError(

@@ -126,6 +126,11 @@ class EnvConfig:
     zero_center_action: bool = _f(
         False, "Centre 1-DoF joint action ranges at 0 rad instead of the joint range midpoint."
     )
+    action_ref_offset: bool = _f(
+        False,
+        "Actions are offsets from the reference: PD target = the reference DoF positions one control step "
+        "ahead + action (mimictools only; MimicKit: the action is the PD target itself).",
+    )
     visualize_ref_char: bool = _f(True, "Draw the reference character when a viewer is open.")
 
 
@@ -177,6 +182,11 @@ class AgentConfig:
     )
     test_episodes: int = _f(
         32, "Deterministic test episodes per output (at least one per env is always run, as MimicKit)."
+    )
+    keep_checkpoints: int = _f(
+        5,
+        "Keep the newest this many iter_XXXXXX.pt of a run (older ones are deleted; latest.pt and best.pt "
+        "always stay); -1 = keep all, 0 = write none (mimictools only).",
     )
     normalizer_samples: int = _f(
         100000000, "The observation normalizer stops updating after this many samples."

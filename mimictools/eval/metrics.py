@@ -14,16 +14,18 @@ per frame                      definition                                       
                                (the joint's child body relative to its parent)
 =============================  ===================================================================  =====
 
-Success (the rule of PHC / later tracking papers): an episode fails when its mean (over bodies) world
-body position error exceeds ``fail_dist_m`` (0.5 m) at any frame, or when the env terminated it early
-(fall contact / pose termination). Every mean in `summarize` is over all evaluated frames of all
+Success means "tracked the clip" (docs/eval.md#success): an episode succeeds when the env did not end it
+early (fall contact / pose termination), its mean over frames of MimicKit's ``Body_Pos_Err`` is at most
+``success_max_err_m`` (7.5 cm; the rule of the training log's ``Test_Success``,
+`mimictools.tasks.env_api.episode_tracked`), and (the rule of PHC / later tracking papers) its mean (over
+bodies) world body position error never exceeds ``fail_dist_m`` (0.5 m). Every mean in `summarize` is over all evaluated frames of all
 episodes (frame-weighted, as MimicKit averages its test errors over env-steps).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from torch import Tensor
 from mimictools.errors import MimicToolsError
 from mimictools.eval.logs import TRACKING_ERROR_UNITS
 from mimictools.math.rotations import quat_diff_angle
+from mimictools.tasks.env_api import SUCCESS_ERR_KEY, SUCCESS_MAX_ERR_M, episode_tracked
 from mimictools.tasks.tracking import TRACKING_ERROR_KEYS, TrackState, body_pos_err_m, tracking_error_tensor
 
 __all__ = [
@@ -119,19 +122,26 @@ def compute_frame_errors(char, sim: TrackState, ref: TrackState) -> FrameErrors:
 
 
 def episode_outcome(
-    mean_body_pos_err_m: np.ndarray, early_termination: bool, fail_dist_m: float = DEFAULT_FAIL_DIST_M
+    mean_body_pos_err_m: np.ndarray,
+    early_termination: bool,
+    fail_dist_m: float = DEFAULT_FAIL_DIST_M,
+    tracking_err_m: Optional[float] = None,
+    success_max_err_m: float = SUCCESS_MAX_ERR_M,
 ) -> Tuple[bool, str]:
     """``(success, reason)`` of one episode.
 
     ``mean_body_pos_err_m`` Shape (T,): the mean over bodies of the world body position error per
-    frame. Fails when it exceeds ``fail_dist_m`` at any frame (reason ``"body_pos_err"``) or when the
-    env terminated the episode early (reason ``"early_termination"``, takes precedence); success has
-    reason ``"ok"``.
+    frame; ``tracking_err_m``: the episode's mean ``Body_Pos_Err`` over its frames (m; None skips that rule).
+    Fails when the env terminated the episode early (reason ``"early_termination"``, takes precedence), when
+    the world error exceeds ``fail_dist_m`` at any frame (``"body_pos_err"``), or when ``tracking_err_m``
+    exceeds ``success_max_err_m`` (``"tracking_err"``: it did not track the clip); success has reason ``"ok"``.
     """
     if early_termination:
         return False, "early_termination"
     if mean_body_pos_err_m.size and float(np.max(mean_body_pos_err_m)) > fail_dist_m:
         return False, "body_pos_err"
+    if tracking_err_m is not None and not episode_tracked(float(tracking_err_m), False, success_max_err_m):
+        return False, "tracking_err"
     return True, "ok"
 
 
@@ -144,6 +154,7 @@ def summarize(
     body_names: Sequence[str],
     joint_names: Sequence[str],
     fail_dist_m: float = DEFAULT_FAIL_DIST_M,
+    success_max_err_m: float = SUCCESS_MAX_ERR_M,
 ) -> Dict[str, Any]:
     """Aggregate metrics of evaluated episodes as a JSON-ready dict (see docs/eval.md for the keys).
 
@@ -164,7 +175,14 @@ def summarize(
     details: List[Dict[str, Any]] = []
     for i, e in enumerate(episodes):
         mean_glob = e.errors.body_pos_err_m.mean(axis=1) if e.errors.num_frames else np.zeros(0)
-        ok, reason = episode_outcome(mean_glob, e.early_termination, fail_dist_m)
+        track_err = _mean(e.errors.tracking_error(SUCCESS_ERR_KEY))
+        ok, reason = episode_outcome(
+            mean_glob,
+            e.early_termination,
+            fail_dist_m,
+            track_err if e.errors.num_frames else None,
+            success_max_err_m,
+        )
         details.append(
             {
                 "episode": i,
@@ -192,8 +210,10 @@ def summarize(
         "failures": {
             "early_termination": sum(d["end"] == "early_termination" for d in details),
             "body_pos_err": sum(d["end"] == "body_pos_err" for d in details),
+            "tracking_err": sum(d["end"] == "tracking_err" for d in details),
         },
         "fail_dist_m": float(fail_dist_m),
+        "success_max_err_m": float(success_max_err_m),
         "tracking_errors": {k: _mean(tracking[:, i]) for i, k in enumerate(TRACKING_ERROR_KEYS)},
         "tracking_error_units": dict(TRACKING_ERROR_UNITS),
         "body_pos_err_mm": {"global": 1000.0 * _mean(glob), "root_relative": 1000.0 * _mean(local)},

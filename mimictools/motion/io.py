@@ -52,6 +52,11 @@ def sniff_format(path: PathLike) -> str:
         return "deepmimic-txt"
     if stripped.startswith(b"motions"):
         return "dataset-yaml"
+    if suffix == ".bvh" or stripped.startswith(b"HIERARCHY"):  # mocap on its own skeleton: retarget it first
+        raise MotionFormatError(
+            f"{path}: a BVH mocap file, not a clip of a character: retarget it onto one with "
+            f"`mimic motion retarget {path} -o clip.pkl` (then inspect, convert or train on clip.pkl)"
+        )
     raise MotionFormatError(
         f"{path}: unknown motion format (expected a MimicKit .pkl, a DeepMimic .txt or a dataset .yaml)"
     )

@@ -132,7 +132,8 @@ class MotionLib:
         more = f"; and {len(issues) - 3} more" if len(issues) > 3 else ""
         raise MotionFormatError(
             f"{m.source or '<motion>'}: non-finite values: {parts}{more}. MotionLib refuses such clips "
-            "(fix the clip, drop it from the dataset, or pass allow_nonfinite=True)"
+            f"(repair it: mimic motion convert {m.source or 'CLIP'} -o fixed.pkl --fix-nonfinite; or drop it "
+            "from the dataset)"
         )
 
     def _build(self, motions: List[Motion], weights: List[float]) -> None:

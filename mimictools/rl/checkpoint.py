@@ -324,8 +324,34 @@ def restore_runner(runner: Any, path: PathLike, restore_rng: bool = True) -> Dic
         )
     )
     if restore_rng:
-        restore_rng_state(state["rng"])
+        ranks = getattr(runner, "ranks", None)
+        rank_rng = state.get("rank_rng") or []
+        if ranks is None or not ranks.distributed:
+            restore_rng_state(state["rng"])
+        elif len(rank_rng) == ranks.world_size:
+            restore_rng_state(rank_rng[ranks.rank])
+        else:  # saved by a run of other ranks: rank 0's state, offset by the rank
+            from mimictools.rl import distributed
+
+            restore_rng_state(state["rng"])
+            seed_everything(distributed.rank_seed(int(torch.randint(2**31 - 1, ())), ranks.rank))
     return state
+
+
+def save_runner(
+    runner: Any, path: PathLike, pending: Optional[Mapping[str, Any]] = None, also: Sequence[Any] = ()
+) -> None:
+    """Write a runner's state to ``path`` (and the paths ``also``): on rank 0 only, with every rank's RNG state
+    (``rank_rng``) when distributed, which makes this a collective: every rank calls it."""
+    state = runner_state(runner, pending)
+    ranks = getattr(runner, "ranks", None)
+    if ranks is not None and ranks.distributed:
+        from mimictools.rl import distributed
+
+        state["rank_rng"] = distributed.all_gather_objects(state["rng"])
+    if ranks is None or ranks.is_writer:
+        for p in list(also) + [path]:
+            save_checkpoint(p, state)
 
 
 def _test_dict(t: Any) -> Dict[str, Any]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from mimictools.tasks.env_api import DoneFlag
+from mimictools.tasks.env_api import DoneFlag, episode_tracked
 
-__all__ = ["EpisodeTracker"]
+__all__ = ["EpisodeTracker", "SuccessCounter"]
 
 
 class EpisodeTracker:
@@ -47,3 +47,55 @@ class EpisodeTracker:
         s_ret, s_len, n = (sums if reduce is None else reduce(sums)).tolist()
         n = int(n)
         return (s_ret / n, s_len / n, n) if n > 0 else (0.0, 0.0, 0)
+
+
+class SuccessCounter:
+    """Episodes that tracked the clip (`mimictools.tasks.env_api.episode_tracked`): each env's running sum of a
+    per-step error (the info entry ``SUCCESS_ERR_KEY``) over its episode, judged when the episode ends. In place."""
+
+    def __init__(self, num_envs: int, device: torch.device) -> None:
+        self._err = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self._len = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self._episodes = torch.zeros((), dtype=torch.float64, device=device)
+        self._successes = torch.zeros((), dtype=torch.float64, device=device)
+
+    def update(self, err_m: Tensor, done: Tensor) -> None:
+        """Add one step: ``err_m`` Shape (num_envs,) (m), ``done`` Shape (num_envs,) DoneFlag values."""
+        self._err += err_m.to(torch.float64)
+        self._len += 1.0
+        ended = done != int(DoneFlag.NULL)
+        ok = episode_tracked(self._err / self._len, done == int(DoneFlag.FAIL)) & ended
+        self._episodes += ended.sum()
+        self._successes += ok.sum()
+        self._err.masked_fill_(ended, 0.0)
+        self._len.masked_fill_(ended, 0.0)
+
+    def rate(self) -> float:
+        """Fraction of the ended episodes that tracked the clip (nan when none ended). One host sync."""
+        n, k = torch.stack([self._episodes, self._successes]).tolist()
+        return k / n if n > 0 else float("nan")
+
+
+class InfoMeans:
+    """Means over env-steps of an env's per-step ``info`` entries (test episodes), Title_Cased for the log."""
+
+    def __init__(self) -> None:
+        self._sums: Dict[str, Tensor] = {}
+
+    def add(self, info: Dict[str, Tensor]) -> None:
+        """One step's ``info``: each entry Shape (num_envs,)."""
+        for k, v in info.items():
+            s = v.to(torch.float64).sum()
+            self._sums[k] = s if k not in self._sums else self._sums[k] + s
+
+    def means(self, env_steps: int, reduce: Optional[Callable[[Tensor], Tensor]] = None) -> Dict[str, float]:
+        """``{"Root_Pos_Err": mean, ...}`` over ``env_steps`` env-steps; ``reduce`` sums across ranks (each rank's
+        sums and step counts), one host sync."""
+        keys = list(self._sums)
+        if not keys:
+            return {}
+        vals = torch.stack([self._sums[k] for k in keys])
+        dev, dt = vals.device, vals.dtype
+        vals = torch.cat([vals, torch.tensor([float(env_steps)], dtype=dt, device=dev)])
+        totals = (reduce(vals) if reduce is not None else vals).tolist()
+        return {k.title(): m / totals[-1] for k, m in zip(keys, totals)}

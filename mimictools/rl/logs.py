@@ -58,9 +58,9 @@ class TextLog:
         return "".join(s.ljust(LOG_COLUMN_WIDTH) for s in items).rstrip() + "\n"
 
 
-_MAIN = ("Test_Return", "Test_Episode_Length", "Train_Return", "Train_Episode_Length")
+_MAIN = ("Test_Return", "Test_Episode_Length", "Test_Success", "Train_Return", "Train_Episode_Length")
 _INFO = ("Iteration", "Wall_Time", "Samples", "Test_Episodes", "Train_Episodes", "Exp_Prob")
-_TEST = ("Test_Return", "Test_Episode_Length", "Test_Episodes")
+_TEST = ("Test_Return", "Test_Episode_Length", "Test_Episodes", "Test_Success")
 
 
 class TensorBoardLog:
@@ -118,6 +118,8 @@ def log_row(
     }
     row.update(update)
     if test is not None:
+        if test.success_rate is not None:
+            row["Test_Success"] = test.success_rate  # episodes that tracked the clip (tasks.env_api)
         row.update(test.info)
     row["Exp_Prob"] = 1.0  # every training action is sampled (MimicKit's exp_prob)
     return row

@@ -41,12 +41,15 @@ class TestResult:
         episodes: number of episodes completed.
         info: mean over test env-steps of each ``env.observe`` info entry, Title_Cased
             (``root_pos_err`` -> ``Root_Pos_Err``).
+        success_rate: fraction of the episodes that tracked the clip (`tasks.env_api.episode_tracked`;
+            None when the env reports no ``Body_Pos_Err``).
     """
 
     mean_return: float
     mean_episode_length: float
     episodes: int
     info: Mapping[str, float] = field(default_factory=dict)
+    success_rate: Optional[float] = None
 
 
 @dataclass(frozen=True)

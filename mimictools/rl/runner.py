@@ -14,13 +14,9 @@ an output checkpoint reproduces an uninterrupted seeded CPU run, because every e
 output and the RNG state is saved before that reset. NaN/inf raises `TrainingDivergedError` naming it, and
 nothing is written after it.
 
-Distributed (a process group of several ranks, `mimictools.rl.distributed`): every rank runs this loop on its own
-envs with identical networks (rank 0's initial parameters are broadcast; PPO averages gradients); seeds are
-offset by the rank; samples, training and test returns are totals/means over all ranks; rank 0 alone writes the
-log, TensorBoard and checkpoints (which keep every rank's RNG state, so ``--resume`` restores each rank). The
-ranks agree at the end of each iteration on the stop conditions; SIGTERM or Ctrl-C on any rank stops them all
-there, with ``latest.pt`` saved. A rank that dies makes the others raise `DistributedError`, rank 0 after saving
-``latest.pt``.
+Distributed (`mimictools.rl.distributed`): every rank runs this loop on its own envs with identical networks;
+samples and returns are totals/means over all ranks; rank 0 alone writes (checkpoints keep every rank's RNG
+state); the ranks agree on stopping at the end of each iteration, and a dead rank makes the others raise.
 """
 
 from __future__ import annotations
@@ -29,23 +25,22 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
-from torch import Tensor
 
 from mimictools.config.schema import AgentConfig
 from mimictools.errors import MimicToolsError, TrainingDivergedError
 from mimictools.rl import distributed
 from mimictools.rl.action_scale import ActionScale
 from mimictools.rl.checkpoint import (
-    restore_rng_state,
     restore_runner,
     runner_state,
     save_checkpoint,
+    save_runner,
     seed_everything,
 )
-from mimictools.rl.episodes import EpisodeTracker
+from mimictools.rl.episodes import EpisodeTracker, InfoMeans, SuccessCounter
 from mimictools.rl.logs import TensorBoardLog, TextLog, log_row
 from mimictools.rl.networks import build_actor_critic
 from mimictools.rl.normalizer import Normalizer
@@ -55,7 +50,7 @@ from mimictools.rl.returns import terminal_value
 from mimictools.rl.signals import Terminated, deferred_stop, sigterm_raises
 from mimictools.rl.step import PolicyStep
 from mimictools.rl.storage import RolloutStorage
-from mimictools.tasks.env_api import VecEnv, check_env
+from mimictools.tasks.env_api import SUCCESS_ERR_KEY, VecEnv, check_env
 
 __all__ = ["Runner"]
 
@@ -110,8 +105,7 @@ class Runner:
         self.tensorboard = tensorboard
         self.save_iter_checkpoints = save_iter_checkpoints
         self.update_threads = update_threads
-        self.ranks = distributed.current()
-        """This process's place in a process group (one rank of one when training alone)."""
+        self.ranks = distributed.current()  # this process's place in a process group (rank 0 of 1 alone)
         across = self.ranks.distributed
         self._reduce = distributed.sum_across if across else None
         if seed is not None:
@@ -127,45 +121,27 @@ class Runner:
         self.critic.to(self.device)
         if across:
             distributed.broadcast_parameters([self.actor, self.critic])
-        self.obs_normalizer = Normalizer(
-            env.obs_dim,
-            self.device,
-            clip=OBS_CLIP,
-            min_std=OBS_MIN_STD,
-            max_samples=cfg.normalizer_samples,
-            across_ranks=across,
-        )
+        norm_kw = dict(clip=OBS_CLIP, min_std=OBS_MIN_STD, max_samples=cfg.normalizer_samples)
+        self.obs_normalizer = Normalizer(env.obs_dim, self.device, across_ranks=across, **norm_kw)
         # MimicKit's BaseEnv returns 0 for both; an env may define reward_succ / reward_fail.
         succ = terminal_value(float(getattr(env, "reward_succ", 0.0)), cfg.discount)
         fail = terminal_value(float(getattr(env, "reward_fail", 0.0)), cfg.discount)
-        self.ppo = PPO(
-            self.actor,
-            self.critic,
-            self.obs_normalizer,
-            cfg,
-            env.num_envs,
-            succ_value=succ,
-            fail_value=fail,
-            capture=self.capture,
-            across_ranks=across,
-        )
+        nets = (self.actor, self.critic, self.obs_normalizer)
+        ppo_kw = dict(succ_value=succ, fail_value=fail, capture=self.capture, across_ranks=across)
+        self.ppo = PPO(*nets, cfg, env.num_envs, **ppo_kw)
         self.storage = RolloutStorage(
             cfg.steps_per_iter, env.num_envs, env.obs_dim, env.action_dim, self.device
         )
         self.actions = ActionScale(env.action_low, env.action_high, device=self.device)
         self._train_tracker = EpisodeTracker(env.num_envs, self.device)
         self._test_tracker = EpisodeTracker(env.num_envs, self.device)
-        self._steps = {  # deterministic -> the step of training (sampled actions) / test episodes (means)
-            det: PolicyStep(
-                env,
-                self.actor,
-                self.obs_normalizer.normalize,
-                self.actions,
-                self._test_tracker if det else self._train_tracker,
-                deterministic=det,
-                capture=self.capture,
-            )
-            for det in (False, True)
+        # deterministic -> the step of training (sampled actions) / of test episodes (mean actions)
+        policy, trackers = (
+            (self.actor, self.obs_normalizer.normalize, self.actions),
+            {False: self._train_tracker, True: self._test_tracker},
+        )
+        self._steps = {
+            d: PolicyStep(env, *policy, t, deterministic=d, capture=self.capture) for d, t in trackers.items()
         }
 
         self.iteration = -1  # last completed iteration
@@ -205,7 +181,7 @@ class Runner:
             self._started = True
         t0 = time.perf_counter()
         self._rollout()
-        self._check_rollout()  # ends with a host sync: the rollout time is real
+        self.storage.check_finite(self.iteration + 1)  # ends with a host sync: the rollout time is real
         t1 = time.perf_counter()
         update = self._update()  # its statistics come back to the host: a sync too
         self.obs_normalizer.update()
@@ -236,25 +212,6 @@ class Runner:
         finally:
             torch.set_num_threads(before)
 
-    def _check_rollout(self) -> None:
-        s = self.storage
-        fields = (
-            ("observations (env.observe/env.reset_where)", s.obs),
-            ("actions (policy output)", s.actions),
-            ("rewards (env.observe)", s.rewards),
-            ("next observations (env.observe)", s.next_obs),
-        )
-        ok = torch.stack([torch.isfinite(t).all() for _, t in fields]).tolist()
-        for (name, t), good in zip(fields, ok):
-            if not good:
-                bad = (
-                    (~torch.isfinite(t)).reshape(t.shape[0], t.shape[1], -1).any(dim=-1).nonzero()[0].tolist()
-                )
-                raise TrainingDivergedError(
-                    f"training diverged: non-finite {name} at iteration {self.iteration + 1}, "
-                    f"rollout step {bad[0]}, env {bad[1]} (the last good checkpoint is kept)"
-                )
-
     # ---------------------------------------------------------------------------------- test
     @torch.no_grad()
     def test(self, num_episodes: int) -> TestResult:
@@ -267,7 +224,8 @@ class Runner:
         env, tracker = self.env, self._test_tracker
         env.set_mode(True)
         tracker.reset()
-        sums: Dict[str, Tensor] = {}
+        info_means = InfoMeans()
+        success: Optional[SuccessCounter] = None
         steps = 0
         min_eps = int(math.ceil(num_episodes / (env.num_envs * self.ranks.world_size)))
         self.actor.eval()
@@ -276,9 +234,11 @@ class Runner:
             self._reset_all(step)
             step.prepare()
             while True:
-                _a, _logp, _next_obs, _reward, _done, info = step.step()  # tracker updated, envs reset inside
-                for k, v in info.items():
-                    sums[k] = sums.get(k, 0.0) + v.to(torch.float64).sum()
+                _a, _logp, _next_obs, _reward, done, info = step.step()  # tracker updated, envs reset inside
+                info_means.add(info)
+                if SUCCESS_ERR_KEY in info:
+                    success = success or SuccessCounter(env.num_envs, self.device)
+                    success.update(info[SUCCESS_ERR_KEY], done)
                 steps += 1
                 if bool((tracker.eps_per_env >= min_eps).all()):
                     break
@@ -287,53 +247,22 @@ class Runner:
             env.set_mode(False)
             self._started = False  # training resumes from a reset of every env
         mean_ret, mean_len, eps = tracker.summary(self._reduce)
-        keys = list(sums)
-        if self._reduce is None:
-            means = torch.stack([sums[k] for k in keys]).tolist() if keys else []
-            info_means = {k.title(): m / (steps * env.num_envs) for k, m in zip(keys, means)}
-        else:  # over every rank's env steps (ranks may have run different numbers of steps)
-            env_steps = torch.tensor(float(steps * env.num_envs), dtype=torch.float64, device=self.device)
-            totals = self._reduce(torch.stack([sums[k] for k in keys] + [env_steps])).tolist()
-            info_means = {k.title(): m / totals[-1] for k, m in zip(keys, totals)}
+        info = info_means.means(steps * env.num_envs, self._reduce)
         if not math.isfinite(mean_ret):
             raise TrainingDivergedError(
                 f"training diverged: Test_Return is {mean_ret} at iteration {self.iteration} "
                 "(the last good checkpoint is kept)"
             )
-        return TestResult(mean_ret, mean_len, eps, info_means)
+        return TestResult(mean_ret, mean_len, eps, info, success.rate() if success else None)
 
     # --------------------------------------------------------------------------- checkpoints
-    @property
-    def latest_path(self) -> Path:
-        return self.out_dir / "latest.pt"
+    latest_path = property(
+        lambda self: self.out_dir / "latest.pt", doc="The checkpoint a resumed run starts from."
+    )
 
     def load(self, path: PathLike, restore_rng: bool = True) -> Dict[str, Any]:
-        """Restore from a checkpoint (`mimictools.rl.checkpoint.restore_runner`); returns its dict. Each rank of a
-        process group restores its own RNG state (``rank_rng``); a checkpoint without one for this rank (saved
-        by a run of fewer ranks) restores rank 0's and offsets it by the rank."""
-        if not self.ranks.distributed:
-            return restore_runner(self, path, restore_rng)
-        state = restore_runner(self, path, restore_rng=False)
-        if restore_rng:
-            rank_rng = state.get("rank_rng") or []
-            if len(rank_rng) == self.ranks.world_size:
-                restore_rng_state(rank_rng[self.ranks.rank])
-            else:
-                restore_rng_state(state["rng"])
-                seed_everything(distributed.rank_seed(int(torch.randint(2**31 - 1, ())), self.ranks.rank))
-        return state
-
-    def _save(
-        self, path: Path, pending: Optional[Mapping[str, Any]] = None, *, also: Sequence[Path] = ()
-    ) -> None:
-        """Write this runner's state to ``path`` (and ``also``): on rank 0 only, with every rank's RNG state when
-        distributed (a collective: every rank calls it)."""
-        state = runner_state(self, pending)
-        if self.ranks.distributed:
-            state["rank_rng"] = distributed.all_gather_objects(state["rng"])
-        if self.ranks.is_writer:
-            for p in list(also) + [path]:
-                save_checkpoint(p, state)
+        """Restore from a checkpoint (`mimictools.rl.checkpoint.restore_runner`; each rank its own RNG state)."""
+        return restore_runner(self, path, restore_rng)
 
     # --------------------------------------------------------------------------------- train
     def train(
@@ -343,10 +272,7 @@ class Runner:
         resume: bool = False,
         progress: Optional[Callable[[IterationReport], None]] = None,
     ) -> TrainResult:
-        """Train until `max_samples` training samples (total) or `max_minutes` (this session).
-
-        Distributed: `max_samples` counts every rank's samples; rank 0 alone writes; the stop conditions and
-        SIGTERM/Ctrl-C are agreed on by all ranks at the end of each iteration (module docstring).
+        """Train until `max_samples` training samples (total, all ranks) or `max_minutes` (this session).
 
         Raises:
             MimicToolsError: `out_dir` already holds a run and `resume` is False.
@@ -400,26 +326,15 @@ class Runner:
                         if tb is not None:
                             tb.write(row, self.samples, self._env_keys(), is_output=False)
                     if progress is not None:
-                        rate = it_stats.samples_per_s * self.ranks.world_size  # all ranks
-                        args = (self.wall_time_s, session, rate, train[0], train[1])
                         progress(
-                            IterationReport(
-                                self.iteration,
-                                self.samples,
-                                max_samples,
-                                max_minutes,
-                                *args,
-                                test=self.last_test,
-                                is_output=is_output,
-                                row=row,
-                            )  # fmt: skip
+                            self._report(it_stats, session, train, max_samples, max_minutes, is_output, row)
                         )
                     if hit_samples or hit_time:
                         stop_reason = "max_samples" if hit_samples else "max_minutes"
                         break
                     if requested and stop is not None:
                         stop_reason = stop.requested or "terminated"
-                        self._save(self.latest_path)
+                        save_runner(self, self.latest_path)
                         break
                 else:
                     stop_reason = "max_samples"
@@ -427,24 +342,17 @@ class Runner:
             stop_reason = "terminated" if isinstance(exc, Terminated) else "interrupted"
             if not across:  # distributed: a second signal stops at once, the ranks not in step: no save
                 save_checkpoint(self.latest_path, runner_state(self, pending))
-        except distributed.DistributedError:
-            if (
-                writer
-            ):  # a peer died or hung: rank 0 keeps its own state (the other ranks' RNG states are lost)
+        except (
+            distributed.DistributedError
+        ):  # a peer died or hung: rank 0 keeps its own state (not the others' RNG)
+            if writer:
                 save_checkpoint(self.latest_path, runner_state(self, pending))
             raise
         finally:
             if tb is not None:
                 tb.close()
-        return TrainResult(
-            iterations=self.iteration + 1,
-            samples=self.samples,
-            wall_time_s=self.wall_time_s,
-            stop_reason=stop_reason,
-            last_test=self.last_test,
-            best_test_return=self.best_test_return,
-            latest_checkpoint=self.latest_path,
-        )
+        counts = (self.iteration + 1, self.samples, self.wall_time_s, stop_reason)
+        return TrainResult(*counts, self.last_test, self.best_test_return, self.latest_path)
 
     def _output(
         self,
@@ -464,6 +372,11 @@ class Runner:
         self._train_tracker.reset()
         return row
 
+    def _report(self, it_stats, session, train, max_samples, max_minutes, is_output, row) -> IterationReport:
+        rate = it_stats.samples_per_s * self.ranks.world_size  # all ranks
+        counts = (self.iteration, self.samples, max_samples, max_minutes, self.wall_time_s, session, rate)
+        return IterationReport(*counts, train[0], train[1], self.last_test, is_output, row)
+
     def _log_row(self, update: Mapping[str, float], train: Tuple[float, float, int]) -> Dict[str, Any]:
         return log_row(self.iteration, self.wall_time_s, self.samples, self.last_test, train, update)
 
@@ -475,7 +388,12 @@ class Runner:
         is_best = lt is not None and lt.episodes > 0 and lt.mean_return > self.best_test_return
         if is_best:
             self.best_test_return = lt.mean_return
-        also = [self.out_dir / f"iter_{self.iteration:06d}.pt"] if self.save_iter_checkpoints else []
+        keep = int(self.cfg.keep_checkpoints)
+        save_iter = self.save_iter_checkpoints and keep != 0
+        also = [self.out_dir / f"iter_{self.iteration:06d}.pt"] if save_iter else []
         if is_best:
             also.append(self.out_dir / "best.pt")
-        self._save(self.latest_path, also=also)
+        save_runner(self, self.latest_path, also=also)
+        if save_iter and keep > 0 and self.ranks.is_writer:  # the newest `keep` (names sort by iteration)
+            for old in sorted(self.out_dir.glob("iter_[0-9]*.pt"))[:-keep]:
+                old.unlink(missing_ok=True)

@@ -281,6 +281,9 @@ class DeepMimicEnv:
         self._reuse_src = torch.tensor([s for _, s in reuse], dtype=torch.long, device=dev)
         self._fresh = torch.tensor(fresh, dtype=torch.long, device=dev)
         self._fresh_steps = self._ref_steps.index_select(0, self._fresh)  # their offsets (control steps)
+        # action_ref_offset: the reference one control step ahead (the frame the PD targets aim at) when the
+        # frames hold it, else the current one.
+        self._action_ref_frame = offsets.index(1) if 1 in offsets else 0
 
         n = self.num_envs
         self.timestep = torch.zeros(n, dtype=torch.long, device=dev)
@@ -432,8 +435,13 @@ class DeepMimicEnv:
     def apply_actions(self, actions: Tensor) -> None:
         """Act: PD targets in motion DoF space, Shape (n, action_dim), clipped to ``[action_low, action_high]``
         (as MimicKit; NaN becomes 0: a diverged policy is reported by the runner from its own
-        record of the actions), written to the engine for the next ``step_physics``."""
-        self.engine.set_targets(self._clip_actions(actions))
+        record of the actions), written to the engine for the next ``step_physics``. With
+        ``action_ref_offset`` the clipped actions are offsets added to the reference DoF positions one
+        control step ahead (the current ones when ``tar_obs_steps`` holds no 1)."""
+        targets = self._clip_actions(actions)
+        if self.config.action_ref_offset:
+            targets = targets + self._frames.dof_pos[:, self._action_ref_frame].to(self.dtype)
+        self.engine.set_targets(targets)
 
     def step_physics(self) -> None:
         """Physics: the engine's ``substeps`` physics steps of one control step."""

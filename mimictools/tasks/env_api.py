@@ -22,7 +22,14 @@ from torch import Tensor
 
 from mimictools.errors import MimicToolsError
 
-__all__ = ["DoneFlag", "VecEnv", "check_env"]
+__all__ = [
+    "SUCCESS_ERR_KEY",
+    "SUCCESS_MAX_ERR_M",
+    "DoneFlag",
+    "VecEnv",
+    "check_env",
+    "episode_tracked",
+]
 
 
 class DoneFlag(enum.IntEnum):
@@ -39,6 +46,27 @@ class DoneFlag(enum.IntEnum):
     """Task completed, e.g. the end of a clamp (non-looping) clip."""
     TIME = 3
     """Episode length reached (truncation): the runner bootstraps from the next state's value."""
+
+
+#: The info entry an episode's success is judged on: MimicKit's ``Body_Pos_Err`` (mean over bodies of the
+#: root-relative body position error, m; `mimictools.tasks.tracking`).
+SUCCESS_ERR_KEY = "Body_Pos_Err"
+
+#: An episode "tracked the clip" when its mean ``Body_Pos_Err`` over its frames is at most this (m) and the env
+#: did not end it early. 7.5 cm = 2.5x what MimicKit's published spinkick run converges to (3.0 cm), and under
+#: half of what a policy that stands still scores on the bundled squat (docs/eval.md#success).
+SUCCESS_MAX_ERR_M = 0.075
+
+
+def episode_tracked(mean_err_m, early_termination, max_err_m: float = SUCCESS_MAX_ERR_M):
+    """Success of episodes (the one rule of ``mimic eval`` and the training log's ``Test_Success``).
+
+    ``mean_err_m``: each episode's mean ``Body_Pos_Err`` over its frames (m); ``early_termination``: the env
+    ended it with `DoneFlag.FAIL` (fall or pose termination). Tensors, arrays or floats; elementwise.
+    """
+    if isinstance(early_termination, bool):
+        return (mean_err_m <= max_err_m) and not early_termination
+    return (mean_err_m <= max_err_m) & ~early_termination
 
 
 class VecEnv(Protocol):

@@ -58,6 +58,8 @@ def test_eval_json_plot_and_files(tiny_run, tmp_path):
     assert _finite(m)
     assert 0.0 <= m["success_rate"] <= 1.0
     assert m["body_pos_err_mm"]["global"] > 0.0
+    knee = m["joint_angles_deg"]["right_knee"]  # the squat's main joint: the reference bends it
+    assert knee["ref_max"] > knee["ref_min"] + 10.0 and knee["max_abs_err"] >= knee["mean_abs_err"] >= 0.0
     assert 1 <= m["episode_length"]["mean_steps"] <= 30  # 1 s at 30 Hz
     assert len(m["per_body"]) == 15 and "right_knee" in m["per_joint"]
     assert json.loads((out / "metrics.json").read_text())["frames"] == m["frames"]

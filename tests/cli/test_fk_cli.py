@@ -55,9 +55,11 @@ def test_table_output_and_plot(mk, tmp_path):
 
 def test_nan_clip_reports_bad_frames(mk):
     r = runner.invoke(app, ["fk-check", str(mk["walk"]), "--json"])
-    assert r.exit_code == 0, r.output
-    clip = _json(r)["clips"][0]
+    assert r.exit_code == 1, r.output  # every frame skipped: nothing was checked, which is no pass (issue 13)
+    doc = _json(r)
+    clip = doc["clips"][0]
     assert len(clip["bad_frames"]) == 125 and clip["num_checked"] == 0
+    assert doc["summary"]["passed"] is False and doc["summary"]["num_skipped_clips"] == 1
     r = runner.invoke(app, ["fk-check", str(mk["walk"]), "--strict"])
     assert r.exit_code == 1 and "bad frame" in r.output
 

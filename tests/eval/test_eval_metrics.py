@@ -200,7 +200,7 @@ def test_summarize_hand_values():
     m = summarize(eps, bodies, joints)
     assert m["episodes"] == 3 and m["frames"] == 6
     assert m["success_rate"] == pytest.approx(1 / 3)
-    assert m["failures"] == {"early_termination": 1, "body_pos_err": 1}
+    assert m["failures"] == {"early_termination": 1, "body_pos_err": 1, "tracking_err": 0}
     assert m["body_pos_err_mm"]["global"] == pytest.approx(1000 * 2.3 / 6)
     assert m["body_pos_err_mm"]["root_relative"] == pytest.approx(1000 * 2.3 / 12)
     assert m["tracking_errors"]["Body_Pos_Err"] == pytest.approx(2.3 / 12)
@@ -254,3 +254,22 @@ def test_joint_angle_channels_match_mujoco(char):
         eng.close()
     with pytest.raises(MimicToolsError, match="no joint angle named 'nope'"):
         joint_angles_rad(char, qpos, dof.numpy(), ["nope"])
+
+
+def test_episode_outcome_tracking_rule():
+    """A policy that stays up but does not follow the clip fails on the mean Body_Pos_Err (7.5 cm by default)."""
+    ok = np.array([0.1, 0.2])
+    assert episode_outcome(ok, False, tracking_err_m=0.075) == (True, "ok")  # at the bound: not over it
+    assert episode_outcome(ok, False, tracking_err_m=0.0751) == (False, "tracking_err")
+    assert episode_outcome(ok, False, tracking_err_m=0.2, success_max_err_m=0.25) == (True, "ok")
+    # the other rules take precedence
+    assert episode_outcome(np.array([0.6]), False, tracking_err_m=0.2) == (False, "body_pos_err")
+    assert episode_outcome(ok, True, tracking_err_m=0.2) == (False, "early_termination")
+
+
+def test_summarize_counts_episodes_that_did_not_track():
+    """Body_Pos_Err = world error / 2 in `_episode`: 0.1 m world -> 0.05 (tracked), 0.3 m -> 0.15 (did not)."""
+    m = summarize([_episode(2, 1, 0.1, 4, 1.0, False), _episode(2, 1, 0.3, 4, 1.0, False)], ["p", "q"], ["j"])
+    assert m["success_rate"] == 0.5
+    assert m["failures"] == {"early_termination": 0, "body_pos_err": 0, "tracking_err": 1}
+    assert m["success_max_err_m"] == 0.075

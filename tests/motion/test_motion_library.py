@@ -176,7 +176,7 @@ def test_nonfinite_clip_refused_unless_allowed(mk_motions, humanoid):
         MotionLib([walk, _toy()], char=humanoid)
     msg = str(exc.value)
     assert "humanoid_walk.pkl" in msg and "neck (columns 9-11" in msg and "frames 0-124" in msg
-    assert "allow_nonfinite=True" in msg and "\n" not in msg
+    assert "mimic motion convert" in msg and "--fix-nonfinite" in msg and "\n" not in msg  # the CLI repair
     lib = MotionLib([walk, _toy()], char=humanoid, allow_nonfinite=True)
     f = _query(lib, [0.5, 0.05], ids=[0, 1])
     assert torch.isnan(f.dof_pos[0, 3:6]).all() and torch.isfinite(f.dof_pos[1]).all()

@@ -190,3 +190,13 @@ def test_ctrl_c_during_an_outputs_test_episodes_loses_no_log_row(tmp_path, make_
     assert read_log(tmp_path / "log.txt")["Iteration"].tolist() == [0, 2, 4]
     assert (tmp_path / "iter_000002.pt").exists() and (tmp_path / "iter_000004.pt").exists()
     assert load_checkpoint(tmp_path / "latest.pt")["pending_output"] is None
+
+
+@pytest.mark.parametrize("keep, expected", [(2, [6, 8]), (0, []), (-1, [0, 2, 4, 6, 8])])
+def test_keep_checkpoints_keeps_the_newest(tmp_path, make_env, agent_config, keep, expected):
+    """Outputs at iterations 0, 2, ..., 8: keep_checkpoints=2 leaves the last two iter_*.pt, 0 none, -1 all;
+    latest.pt and best.pt always stay."""
+    cfg = agent_config(steps_per_iter=8, iters_per_output=2, test_episodes=4, keep_checkpoints=keep)
+    Runner(make_env(8), cfg, tmp_path, seed=0, tensorboard=False).train(max_samples=8 * 8 * 9)
+    assert sorted(p.name for p in tmp_path.glob("iter_*.pt")) == [f"iter_{i:06d}.pt" for i in expected]
+    assert (tmp_path / "latest.pt").is_file() and (tmp_path / "best.pt").is_file()

@@ -288,3 +288,26 @@ def test_training_steps_can_skip_the_tracking_errors(shared_dir, humanoid, make_
                     assert torch.equal(info_a[k], info_b[k]), k
             else:
                 assert set(info_b) == {"Nonfinite_Frac"}
+
+
+def test_action_ref_offset_adds_the_reference_one_step_ahead(make_env):
+    """action_ref_offset: PD targets = the reference DoFs at the next control step + the (clipped) action; off, the
+    action is the target itself (MimicKit). With the kinematic engine (DoFs jump to the targets), zero actions
+    then put the character exactly on the reference's DoFs after the step."""
+    torch.manual_seed(0)
+    env, engine = make_env(n=3, action_ref_offset=True)
+    env.reset()
+    nxt = env._frames.dof_pos[:, env._ref_steps.tolist().index(1)].clone()
+    a = torch.zeros(3, env.action_dim)
+    a[:, 0] = 0.1
+    env.apply_actions(a)
+    torch.testing.assert_close(engine.targets, nxt + a)
+    env.apply_actions(torch.zeros(3, env.action_dim))
+    env.step_physics()
+    env.observe()
+    torch.testing.assert_close(engine.state.dof_pos, env._frames.dof_pos[:, 0])  # the reference now
+
+    env, engine = make_env(n=3)
+    env.reset()
+    env.apply_actions(a)
+    torch.testing.assert_close(engine.targets, a)
