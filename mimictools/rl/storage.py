@@ -86,6 +86,27 @@ class RolloutStorage:
         t = getattr(self, name)
         return t.reshape((self.num_samples,) + tuple(t.shape[2:]))
 
+    def check_finite(self, iteration: int) -> None:
+        """Raise `TrainingDivergedError` naming the first non-finite field, rollout step and env (one host sync)."""
+        from mimictools.errors import TrainingDivergedError
+
+        fields = (
+            ("observations (env.observe/env.reset_where)", self.obs),
+            ("actions (policy output)", self.actions),
+            ("rewards (env.observe)", self.rewards),
+            ("next observations (env.observe)", self.next_obs),
+        )
+        ok = torch.stack([torch.isfinite(t).all() for _, t in fields]).tolist()
+        for (name, t), good in zip(fields, ok):
+            if not good:
+                bad = (
+                    (~torch.isfinite(t)).reshape(t.shape[0], t.shape[1], -1).any(dim=-1).nonzero()[0].tolist()
+                )
+                raise TrainingDivergedError(
+                    f"training diverged: non-finite {name} at iteration {iteration}, "
+                    f"rollout step {bad[0]}, env {bad[1]} (the last good checkpoint is kept)"
+                )
+
 
 def num_minibatches(num_samples: int, batch_size: int) -> int:
     """``ceil(num_samples / batch_size)``: minibatches per epoch (MimicKit's count)."""
@@ -139,24 +160,3 @@ def minibatches_of(data: Mapping[str, Tensor], perm: Tensor, batch_size: int) ->
     for start in range(0, perm.shape[0], batch_size):
         idx = perm[start : start + batch_size]
         yield {name: t[idx] for name, t in data.items()}
-
-    def check_finite(self, iteration: int) -> None:
-        """Raise `TrainingDivergedError` naming the first non-finite field, rollout step and env (one host sync)."""
-        from mimictools.errors import TrainingDivergedError
-
-        fields = (
-            ("observations (env.observe/env.reset_where)", self.obs),
-            ("actions (policy output)", self.actions),
-            ("rewards (env.observe)", self.rewards),
-            ("next observations (env.observe)", self.next_obs),
-        )
-        ok = torch.stack([torch.isfinite(t).all() for _, t in fields]).tolist()
-        for (name, t), good in zip(fields, ok):
-            if not good:
-                bad = (
-                    (~torch.isfinite(t)).reshape(t.shape[0], t.shape[1], -1).any(dim=-1).nonzero()[0].tolist()
-                )
-                raise TrainingDivergedError(
-                    f"training diverged: non-finite {name} at iteration {iteration}, "
-                    f"rollout step {bad[0]}, env {bad[1]} (the last good checkpoint is kept)"
-                )
