@@ -206,6 +206,14 @@ def export_policy(checkpoint: Path, out: Path, motion: Optional[Path] = None) ->
     ckpt = resolve_checkpoint(Path(checkpoint))
     onnx_path, json_path, motion_path = _paths(out)
     cfg, spec = runlib.load_run_files(ckpt.parent)
+    if cfg.env.action_ref_offset:
+        from mimictools.errors import NotSupportedError
+
+        raise NotSupportedError(
+            f"{ckpt}: this run's actions are offsets from the reference pose (env action_ref_offset, the demo's "
+            "setting); the deployment contract does not describe that yet: export a run trained with "
+            "--set env.action_ref_offset=false"
+        )
     if motion is not None:
         if not Path(motion).is_file():
             raise ConfigError(f"--motion: {motion} is not a clip file")
