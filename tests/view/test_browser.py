@@ -2,7 +2,8 @@
 
 Checks that the character is drawn (pixels differ from the same scene with the character hidden, where it
 stands), that moving the timeline changes the picture, and that a clip with NaN frames shows its marker (the
-offending body in the fault colour). The screenshots are written to docs/img/ for people to look at.
+offending body in the fault colour). The screenshots go to the test's tmp folder; with MIMIC_SAVE_SCREENSHOTS=1
+they are written to docs/img/ (the README's pictures) instead.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _img_dir(repo_dir: Path, tmp_path: Path) -> Path:
+    """docs/img with MIMIC_SAVE_SCREENSHOTS=1 (to refresh the README's pictures), else the test's tmp folder."""
+    import os
+
+    return repo_dir / "docs" / "img" if os.environ.get("MIMIC_SAVE_SCREENSHOTS") == "1" else tmp_path
 
 
 def screenshot(url: str, out: Path) -> np.ndarray:
@@ -78,12 +86,12 @@ def _player(vc, tracks):
     return server, player
 
 
-def test_character_drawn_timeline_moves_and_nan_marked(shared_dir, humanoid, repo_dir):
+def test_character_drawn_timeline_moves_and_nan_marked(shared_dir, humanoid, repo_dir, tmp_path):
     from mimictools.motion.io import load_motion
     from mimictools.view.tracks import clip_track
 
     clips = shared_dir / "mimickit" / "data" / "motions" / "humanoid"
-    img_dir = repo_dir / "docs" / "img"
+    img_dir = _img_dir(repo_dir, tmp_path)
     kick = clip_track(humanoid, load_motion(clips / "humanoid_spinkick.pkl"))
     walk = clip_track(humanoid, load_motion(clips / "humanoid_walk.pkl"))
     clean = np.nonzero(~kick.faults.bodies.any(axis=(0, 2)))[0]  # frames without any fault mark
@@ -127,7 +135,7 @@ def test_g1_meshes_drawn(g1_view, g1_clip, tmp_path, repo_dir):
     url = f"http://127.0.0.1:{server.get_port()}"
     try:
         player.show(15)
-        img = screenshot(url, repo_dir / "docs" / "img" / "view_g1.png")
+        img = screenshot(url, _img_dir(repo_dir, tmp_path) / "view_g1.png")
     finally:
         server.stop()
     # The G1's meshes are dark grey and black; the ground where the robot stands is light (grid lines ~1 px).
