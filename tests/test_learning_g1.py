@@ -33,6 +33,10 @@ def test_g1_training_return_rises_above_untrained(tmp_path, shared_dir: Path):
         char=robots / "unitree_g1/scene_mjx.xml",
         num_envs=16,
         seed=0,
+        # as measured when this test was written: plain PD-target actions and MimicKit's action noise (the bundled
+        # demo config now acts relative to the reference with action_std 0.02, under which the untrained G1 already
+        # scores most of the return and this ratio says nothing)
+        overrides=["env.action_ref_offset=false", "model.action_std=0.05"],
     )
     env = runlib.build_env(cfg, spec)
     try:

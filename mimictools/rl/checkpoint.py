@@ -40,7 +40,7 @@ from torch import Tensor
 
 from mimictools.config.load import to_dict
 from mimictools.errors import CheckpointError
-from mimictools.io_util import atomic_open
+from mimictools.io_util import atomic_open, remove_stale_temps
 from mimictools.rl.action_scale import ActionScale
 
 __all__ = [
@@ -352,6 +352,7 @@ def save_runner(
     if ranks is None or ranks.is_writer:
         for p in list(also) + [path]:
             save_checkpoint(p, state)
+        remove_stale_temps(Path(path).parent)  # temp files of an earlier writer killed mid-write
 
 
 def _test_dict(t: Any) -> Dict[str, Any]:
