@@ -48,15 +48,18 @@ def _start(script: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def _run_to_completion(script: Path, out: Path, sig=None, rng=None, max_kills: int = 6) -> int:
-    """Run until the training finishes; ``sig``: send it after a random delay to each of the first
-    ``max_kills`` processes. Returns how many processes were interrupted."""
+def _run_to_completion(
+    script: Path, out: Path, sig=None, rng=None, run_s: float = 1.0, max_kills: int = 6
+) -> int:
+    """Run until the training finishes; ``sig``: send it to each of the first ``max_kills`` processes after a
+    random delay within the time an uninterrupted run trains (``run_s``, measured: machines differ a lot).
+    Returns how many processes were interrupted."""
     kills = 0
     for _ in range(40):
         proc = _start(script, out)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"  # imports done
         if sig is not None and kills < max_kills:
-            time.sleep(rng.uniform(0.0, 2.0))
+            time.sleep(rng.uniform(0.02, 0.8) * run_s)
             if proc.poll() is None:
                 proc.send_signal(sig)
                 kills += 1
@@ -77,8 +80,11 @@ def reference(tmp_path_factory):
     script = root / "train_toy.py"
     script.write_text(SCRIPT)
     out = root / "uninterrupted"
-    assert _run_to_completion(script, out) == 0
-    return script, read_log(out / "log.txt")
+    proc = _start(script, out)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    t0 = time.monotonic()
+    assert proc.wait(timeout=300) == 0
+    return script, read_log(out / "log.txt"), time.monotonic() - t0  # the training part of a run (s)
 
 
 def _same_rows(a, b) -> None:
@@ -89,9 +95,9 @@ def _same_rows(a, b) -> None:
 
 
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_log(reference, tmp_path):
-    script, ref = reference
+    script, ref, run_s = reference
     out = tmp_path / "killed"
-    kills = _run_to_completion(script, out, signal.SIGKILL, random.Random(0))
+    kills = _run_to_completion(script, out, signal.SIGKILL, random.Random(0), run_s)
     assert kills >= 1
     _same_rows(read_log(out / "log.txt"), ref)
     assert not [n for n in _leftovers(out) if n != ".lock"], _leftovers(out)
@@ -99,9 +105,9 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_log(refer
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_sigint_and_sigterm_at_random_moments_leave_a_complete_log(reference, tmp_path, sig):
-    script, ref = reference
+    script, ref, run_s = reference
     out = tmp_path / "stopped"
-    kills = _run_to_completion(script, out, sig, random.Random(1))
+    kills = _run_to_completion(script, out, sig, random.Random(1), run_s)
     assert kills >= 1
     log = read_log(out / "log.txt")
     assert log["Iteration"].tolist() == ref["Iteration"].tolist()  # every output row once, in order
