@@ -83,11 +83,7 @@ def check_robot_arrays(
                 f"{source}: has {joint_pos.shape[1]} joint columns, character {char.source} has {len(names)} "
                 f"joints ({names[0]} ... {names[-1]}, in MJCF order); is the clip for this robot?"
             )
-        if any(j.is_ball for j in char.joints):
-            raise MotionFormatError(
-                f"{source}: character {char.source} has ball joints; robot clip formats store one angle per "
-                "joint and need a hinge-joint robot"
-            )
+        _require_hinge_robot(char, source)
     q0 = root_quat_wxyz[0]
     if _up_z(q0) < _UPRIGHT_MIN:
         # the same four file columns read in the other order, as wxyz
@@ -152,10 +148,7 @@ def robot_from_motion(
                 f"{motion.source or '<motion>'}: has {f.shape[1]} columns, character {char.source} expects "
                 f"{char.frame_width}"
             )
-        if any(j.is_ball for j in char.joints):
-            raise MotionFormatError(
-                f"{char.source}: robot clip formats need a hinge-joint robot (no ball joints)"
-            )
+        _require_hinge_robot(char, motion.source or "<motion>")
         if any(j.kind == "spherical" for j in char.joints):
             import torch
 
@@ -164,3 +157,12 @@ def robot_from_motion(
             t = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
             dof = dof_to_qpos(char, t(root_pos), t(root_quat), t(dof)).numpy()[:, 7:]
     return root_pos, root_quat, dof
+
+
+def _require_hinge_robot(char, source: str) -> None:
+    """Robot clip formats store one angle per joint: a character with ball joints is an error naming both."""
+    if any(j.is_ball for j in char.joints):
+        raise MotionFormatError(
+            f"{source}: character {char.source} has ball joints; robot clip formats store one angle per "
+            "joint and need a hinge-joint robot"
+        )
