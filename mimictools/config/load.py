@@ -518,6 +518,7 @@ def _validate_agent(a: AgentConfig, source: str) -> None:
         v = getattr(a, key)
         _require(v >= 0 and math.isfinite(v), source, key, v, ">= 0")
     _require(a.exp_anneal_samples > 0, source, "exp_anneal_samples", a.exp_anneal_samples, "> 0")
+    _validate_adaptive_lr(a, source)
     _require(
         a.keep_checkpoints >= -1, source, "keep_checkpoints", a.keep_checkpoints, ">= -1 (-1 = keep all)"
     )
@@ -527,6 +528,32 @@ def _validate_agent(a: AgentConfig, source: str) -> None:
                 f"{source}: {key} = {getattr(a, key)!r}: mixing deterministic actions into training "
                 "rollouts is not supported yet (only 1.0)"
             )
+
+
+def _validate_adaptive_lr(a: AgentConfig, source: str) -> None:
+    """desired_kl >= 0; when on: Adam actor, 0 < min_learning_rate <= learning_rate <= max_learning_rate."""
+    kl = a.desired_kl
+    _require(kl >= 0 and math.isfinite(kl), source, "desired_kl", kl, ">= 0 (0 = off)")
+    lo, hi = a.min_learning_rate, a.max_learning_rate
+    _require(lo > 0 and math.isfinite(lo), source, "min_learning_rate", lo, "> 0")
+    _require(hi >= lo and math.isfinite(hi), source, "max_learning_rate", hi, f">= min_learning_rate ({lo})")
+    if kl == 0:
+        return
+    _require(
+        a.actor_optimizer.type == "Adam",
+        source,
+        "actor_optimizer.type",
+        a.actor_optimizer.type,
+        "'Adam' when desired_kl > 0 (the adaptive rate is a device tensor that fused Adam reads)",
+    )
+    lr = a.actor_optimizer.learning_rate
+    _require(
+        lo <= lr <= hi,
+        source,
+        "actor_optimizer.learning_rate",
+        lr,
+        f"within [min_learning_rate, max_learning_rate] = [{lo}, {hi}] when desired_kl > 0",
+    )
 
 
 def _validate_engine(e: EngineConfig, source: str) -> None:

@@ -207,6 +207,15 @@ class AgentConfig:
     )
     action_entropy_weight: float = _f(0.0, "Weight of the entropy bonus (constant for a FIXED std).")
     action_reg_weight: float = _f(0.0, "Weight of the L2 penalty on the normalized mean action.")
+    desired_kl: float = _f(
+        0.0,
+        "Adaptive actor learning rate (rsl_rl's 'adaptive' schedule): on every actor minibatch, KL(rollout policy "
+        "|| current policy) (nats, mean over the minibatch) above 2x this divides the actor's learning rate by "
+        "1.5, below half of it multiplies it by 1.5, within [min_learning_rate, max_learning_rate]; the adapted "
+        "rate is checkpointed and resumed. 0 = off (fixed rate). Needs actor_optimizer.type 'Adam' (mimictools only).",
+    )
+    min_learning_rate: float = _f(1e-5, "Lower bound of the adaptive actor learning rate (see desired_kl).")
+    max_learning_rate: float = _f(1e-2, "Upper bound of the adaptive actor learning rate (see desired_kl).")
     critic_eval_batch_size: int = _f(
         0, "Evaluate the critic over the rollout in chunks of this many samples; 0 = all at once."
     )

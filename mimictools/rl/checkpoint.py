@@ -8,7 +8,8 @@ numbers, strings, lists, dicts and None:
 ``format``, ``version`` ``"mimictools.ppo"``, `CHECKPOINT_VERSION`
 ``actor``, ``critic``   network state dicts
 ``obs_normalizer``      `Normalizer.state_dict`
-``optimizers``          ``{"actor_optimizer": ..., "critic_optimizer": ...}``
+``optimizers``          ``{"actor_optimizer": ..., "critic_optimizer": ...}``, plus
+                        ``actor_learning_rate`` (float) with an adaptive rate (``desired_kl``)
 ``iteration``           last completed iteration (0-based)
 ``samples``             training samples so far
 ``wall_time_s``         training wall time so far (s), over all resumed sessions
@@ -282,7 +283,8 @@ def restore_runner(runner: Any, path: PathLike, restore_rng: bool = True) -> Dic
     """Restore a runner's networks, optimizers, normalizer, counters (and RNG) from checkpoint ``path``.
 
     Learning rates and weight decay come from the runner's config, not the checkpoint, so a resumed run can
-    change them. Returns the checkpoint dict.
+    change them; an adaptive actor rate (``desired_kl``) continues from the checkpoint (`PPO.load_state_dict`).
+    Returns the checkpoint dict.
 
     Raises:
         CheckpointError: unreadable checkpoint, or one for other observation/action sizes or other networks.
@@ -303,13 +305,6 @@ def restore_runner(runner: Any, path: PathLike, restore_rng: bool = True) -> Dic
     except (RuntimeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: does not match the configured networks: {e}") from None
     cfg = runner.cfg
-    for opt, ocfg in (
-        (runner.ppo.actor_optimizer, cfg.actor_optimizer),
-        (runner.ppo.critic_optimizer, cfg.critic_optimizer),
-    ):
-        for group in opt.param_groups:
-            group["lr"] = ocfg.learning_rate
-            group["weight_decay"] = ocfg.weight_decay
     runner.obs_normalizer.max_samples = float(cfg.normalizer_samples)
     runner.iteration = int(state["iteration"])
     runner.samples = int(state["samples"])

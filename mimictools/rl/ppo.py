@@ -17,6 +17,15 @@ As in xbpeng/MimicKit ``mimickit/learning/ppo_agent.py`` (``_build_train_data``,
   those weights are non-zero. ``Actor_Loss`` in the stats is this total, ``Loss`` = critic + actor.
 - Optimizers: ``SGD`` = SGD with momentum 0.9; ``Adam`` = AdamW (MimicKit uses AdamW so that
   ``weight_decay`` is decoupled; with the default 0 it is Adam). Optional ``grad_clip`` on the norm.
+- Adaptive actor learning rate (``desired_kl > 0``; not in MimicKit: rsl_rl's / mjlab's 'adaptive' schedule):
+  the rollout policy's means are computed once per update (same weights and normalizer as the rollout); on
+  every actor minibatch, before its optimizer step, ``kl = mean(KL(rollout || current))`` over the minibatch
+  sets the rate of that step and the next ones: ``lr / 1.5`` if ``kl > 2 desired_kl``, ``lr * 1.5`` if
+  ``0 < kl < desired_kl / 2``, within ``[min_learning_rate, max_learning_rate]`` (`adapt_learning_rate_`).
+  The rate is a 0-d device tensor in the actor optimizer's param group, updated in place with ``torch.where``
+  (no host sync: the CUDA graph of the update replays the schedule); fused Adam reads it on the device. The
+  stats gain ``Actor_KL`` (mean over the minibatches) and ``Actor_LR`` (the rate after the update); the
+  adapted rate is saved in the checkpoint and a resumed run continues from it. The critic keeps its rate.
 
 A non-finite value raises `TrainingDivergedError` naming the quantity; values are checked once per
 update (one device sync), before anything is saved.
@@ -48,15 +57,19 @@ from mimictools.rl.returns import compute_returns_and_advantages
 from mimictools.rl.storage import RolloutStorage, minibatches_of
 
 __all__ = [
+    "KL_LR_FACTOR",
     "PPO",
     "action_bound_loss",
+    "adapt_learning_rate_",
     "build_optimizer",
     "clipped_surrogate_loss",
+    "gaussian_kl",
     "minibatch_size",
     "normalize_advantages",
 ]
 
 ADV_STD_MIN = 1e-5  # MimicKit's floor on the advantage std
+KL_LR_FACTOR = 1.5  # rsl_rl's factor of the adaptive learning rate
 _CHECK_NAMES = ("critic values V(obs)", "critic values V(next_obs)", "TD(lambda) returns", "advantages")
 
 
@@ -65,11 +78,25 @@ def minibatch_size(multiple_of_num_envs: float, num_envs: int) -> int:
     return max(1, int(math.ceil(multiple_of_num_envs * num_envs)))
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[nn.Parameter], cfg: OptimizerConfig, lr: Optional[Tensor] = None
+) -> torch.optim.Optimizer:
     """SGD (momentum 0.9) or AdamW, as MimicKit's ``MPOptimizer``; the fused CUDA kernels when the
-    parameters are on a GPU (same update, one launch instead of one per tensor)."""
+    parameters are on a GPU (same update, one launch instead of one per tensor).
+
+    Args:
+        lr: a 0-d tensor on the parameters' device to use as the (adaptive) learning rate instead of
+            ``cfg.learning_rate``; Adam only (fused Adam reads it on the device).
+    """
     params = [p for p in params if p.requires_grad]
     on_gpu = bool(params) and all(p.is_cuda for p in params)
+    if lr is not None:
+        if cfg.type != "Adam":
+            raise ConfigError(
+                f"a tensor (adaptive) learning rate needs optimizer type 'Adam', not {cfg.type!r}"
+            )
+        kw = _fused_if(torch.optim.AdamW, on_gpu)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, **kw)
     if cfg.type == "SGD":
         kw = _fused_if(torch.optim.SGD, on_gpu)
         return torch.optim.SGD(
@@ -118,6 +145,25 @@ def clipped_surrogate_loss(
     )
     clip_frac = (torch.abs(ratio - 1.0) > clip_ratio).to(ratio.dtype).mean()
     return -surr.mean(), clip_frac.detach(), ratio.mean().detach()
+
+
+def gaussian_kl(old_mean: Tensor, new_mean: Tensor, log_std: Tensor) -> Tensor:
+    """KL(N(old_mean, std^2) || N(new_mean, std^2)) of diagonal Gaussians with the same std, summed over
+    action dims: ``sum((old - new)^2 / (2 std^2))``, Shape (B,) for means Shape (B, A), log_std Shape (A,)."""
+    diff = old_mean - new_mean
+    return torch.sum(diff * diff * (0.5 * torch.exp(-2.0 * log_std)), dim=-1)
+
+
+def adapt_learning_rate_(lr: Tensor, kl: Tensor, desired_kl: float, min_lr: float, max_lr: float) -> Tensor:
+    """rsl_rl's adaptive schedule, in place on the 0-d tensor ``lr`` (no host sync): ``lr / 1.5`` if
+    ``kl > 2 desired_kl``, ``lr * 1.5`` if ``0 < kl < desired_kl / 2``, else unchanged; clamped to
+    ``[min_lr, max_lr]``. A non-finite ``kl`` leaves ``lr`` unchanged. Returns ``lr``."""
+    down = torch.clamp(lr / KL_LR_FACTOR, min_lr, max_lr)
+    up = torch.clamp(lr * KL_LR_FACTOR, min_lr, max_lr)
+    rise = (kl < 0.5 * desired_kl) & (kl > 0)
+    with torch.no_grad():
+        lr.copy_(torch.where(kl > 2.0 * desired_kl, down, torch.where(rise, up, lr)))
+    return lr
 
 
 def action_bound_loss(norm_mean: Tensor) -> Tensor:
@@ -184,7 +230,14 @@ class PPO:
             self._actor_keys.append("Action_Entropy")
         if cfg.action_reg_weight != 0:
             self._actor_keys.append("Action_Reg_Loss")
-        self.actor_optimizer = build_optimizer(actor.parameters(), cfg.actor_optimizer)
+        self.adaptive_lr = cfg.desired_kl > 0
+        self.actor_lr: Optional[Tensor] = None
+        """The adaptive actor learning rate, a 0-d float32 tensor on the actor's device (None when off)."""
+        if self.adaptive_lr:
+            self._actor_keys.append("Actor_KL")
+            device = next(actor.parameters()).device
+            self.actor_lr = torch.tensor(float(cfg.actor_optimizer.learning_rate), device=device)
+        self.actor_optimizer = build_optimizer(actor.parameters(), cfg.actor_optimizer, lr=self.actor_lr)
         self.critic_optimizer = build_optimizer(critic.parameters(), cfg.critic_optimizer)
         samples = cfg.steps_per_iter * self.num_envs
         self.actor_batch = minibatch_size(cfg.actor_batch_size, self.num_envs)
@@ -199,10 +252,14 @@ class PPO:
     # ------------------------------------------------------------------ critic evaluation
 
     def _values(self, norm_obs: Tensor) -> Tensor:
+        return self._chunked(self.critic, norm_obs)
+
+    def _chunked(self, net: nn.Module, norm_obs: Tensor) -> Tensor:
+        """``net`` over the rollout in chunks of ``critic_eval_batch_size`` samples (0 = all at once)."""
         chunk = self.cfg.critic_eval_batch_size
         if chunk <= 0 or norm_obs.shape[0] <= chunk:
-            return self.critic(norm_obs)
-        return torch.cat([self.critic(norm_obs[i : i + chunk]) for i in range(0, norm_obs.shape[0], chunk)])
+            return net(norm_obs)
+        return torch.cat([net(norm_obs[i : i + chunk]) for i in range(0, norm_obs.shape[0], chunk)])
 
     # ------------------------------------------------------------------------ the update
 
@@ -215,7 +272,8 @@ class PPO:
 
         Returns:
             Scalar stats: Loss, Critic_Loss, Actor_Loss, Clip_Frac, Imp_Ratio, Action_Bound_Loss,
-            (Action_Entropy, Action_Reg_Loss when their weights are non-zero), Adv_Mean, Adv_Std.
+            (Action_Entropy, Action_Reg_Loss when their weights are non-zero; Actor_KL with ``desired_kl``),
+            Adv_Mean, Adv_Std (and Actor_LR, the adapted rate after the update, with ``desired_kl``).
 
         Raises:
             TrainingDivergedError: a value, return, advantage, loss or parameter is NaN/inf.
@@ -248,7 +306,7 @@ class PPO:
     def _update_tensors(self, storage: RolloutStorage, perms: Tensor) -> Tensor:
         """The update as tensor ops only (no host sync: capturable). Returns the report vector
         ``[checks (4), Critic_Loss, actor stats (self._actor_keys), Adv_Mean, Adv_Std, actor param sum,
-        critic param sum]`` that `_read_report` turns into numbers."""
+        critic param sum (, actor lr with desired_kl)]`` that `_read_report` turns into numbers."""
         cfg = self.cfg
         t, n = storage.num_steps, storage.num_envs
         with torch.no_grad():
@@ -271,8 +329,17 @@ class PPO:
         checks = [values.sum(), next_values.sum(), returns.sum(), adv_std]
         critic_epochs = cfg.critic_epochs
         critic_loss = self._update_critic(norm_obs, returns.reshape(-1), perms[:critic_epochs])
+        old_mean = None
+        if self.adaptive_lr:  # the rollout policy's means: same weights and normalizer as the rollout
+            with torch.no_grad():
+                old_mean = self._chunked(self.actor, norm_obs)
         actor_stats = self._update_actor(
-            norm_obs, storage.flat("actions"), storage.flat("log_probs"), norm_adv, perms[critic_epochs:]
+            norm_obs,
+            storage.flat("actions"),
+            storage.flat("log_probs"),
+            norm_adv,
+            perms[critic_epochs:],
+            old_mean,
         )
         with torch.no_grad():
             param_sums = [
@@ -281,6 +348,8 @@ class PPO:
             ]
             parts = checks + [critic_loss] + [actor_stats[k] for k in self._actor_keys]
             parts += [adv_mean, adv_std] + param_sums
+            if self.actor_lr is not None:
+                parts.append(self.actor_lr.clone())
             return torch.stack([x.detach().float().reshape(()) for x in parts])
 
     def _read_report(self, report: Tensor) -> Dict[str, float]:
@@ -289,7 +358,7 @@ class PPO:
         names = ["Critic_Loss"] + self._actor_keys
         k = len(_CHECK_NAMES)
         stats = dict(zip(names, numbers[k : k + len(names)]))
-        adv_mean, adv_std, p_actor, p_critic = numbers[k + len(names) :]
+        adv_mean, adv_std, p_actor, p_critic = numbers[k + len(names) : k + len(names) + 4]
         _raise_if_nonfinite_numbers(
             list(zip(_CHECK_NAMES, numbers[:k]))
             + list(stats.items())
@@ -298,6 +367,8 @@ class PPO:
         out = {"Loss": stats["Critic_Loss"] + stats["Actor_Loss"]}
         out.update(stats)
         out["Adv_Mean"], out["Adv_Std"] = adv_mean, adv_std
+        if self.actor_lr is not None:
+            out["Actor_LR"] = numbers[-1]
         return out
 
     def _step(
@@ -325,14 +396,24 @@ class PPO:
         return total / max(steps, 1)
 
     def _update_actor(
-        self, norm_obs: Tensor, actions: Tensor, old_log_probs: Tensor, norm_adv: Tensor, perms: Tensor
+        self,
+        norm_obs: Tensor,
+        actions: Tensor,
+        old_log_probs: Tensor,
+        norm_adv: Tensor,
+        perms: Tensor,
+        old_mean: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
+        """Actor epochs; with ``old_mean`` (the rollout policy's means, Shape like ``actions``) the adaptive
+        learning rate is set on every minibatch before its step (module docstring)."""
         cfg = self.cfg
         params = [p for p in self.actor.parameters() if p.requires_grad]
         keys = self._actor_keys
         sums = {k: torch.zeros((), device=norm_obs.device) for k in keys}
         steps = 0
         data = {"obs": norm_obs, "a": actions, "logp": old_log_probs, "adv": norm_adv}
+        if old_mean is not None:
+            data["mu"] = old_mean
         for perm in perms:
             for mb in minibatches_of(data, perm, self.actor_batch):
                 mean = self.actor(mb["obs"])
@@ -353,11 +434,27 @@ class PPO:
                     loss = loss + cfg.action_reg_weight * reg
                     parts["Action_Reg_Loss"] = reg.detach()
                 parts["Actor_Loss"] = loss.detach()
+                if old_mean is not None:
+                    parts["Actor_KL"] = self._adapt_lr(mb["mu"], mean.detach())
                 self._step(self.actor_optimizer, loss, params, cfg.actor_optimizer.grad_clip)
                 for k in keys:
                     sums[k] = sums[k] + parts[k]
                 steps += 1
         return {k: v / max(steps, 1) for k, v in sums.items()}
+
+    def _adapt_lr(self, old_mean: Tensor, new_mean: Tensor) -> Tensor:
+        """Mean KL(rollout || current) of one minibatch (averaged over ranks when distributed, so every rank
+        keeps the same rate); sets the adaptive actor rate from it in place. Returns the KL (0-d)."""
+        assert self.actor_lr is not None
+        with torch.no_grad():
+            kl = gaussian_kl(old_mean, new_mean, self.actor.log_std).mean()
+            if self.across_ranks:
+                kl = distributed.sum_across(kl) / torch.distributed.get_world_size()
+            cfg = self.cfg
+            adapt_learning_rate_(
+                self.actor_lr, kl, cfg.desired_kl, cfg.min_learning_rate, cfg.max_learning_rate
+            )
+        return kl
 
     # ------------------------------------------------------------------------ CUDA graph
 
@@ -417,15 +514,38 @@ class PPO:
     # ---------------------------------------------------------------------------- state
 
     def state_dict(self) -> Dict[str, object]:
-        return {
+        """The optimizers' states, and the adapted actor rate (``actor_learning_rate``, a float) with
+        ``desired_kl``."""
+        state: Dict[str, object] = {
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
         }
+        if self.actor_lr is not None:
+            state["actor_learning_rate"] = float(self.actor_lr)
+        return state
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
-        """Load optimizer state; a captured graph (which holds the old state tensors) is recaptured."""
+        """Load optimizer state; a captured graph (which holds the old state tensors) is recaptured.
+
+        Learning rates and weight decay come from the config, not the checkpoint (a resumed run can change
+        them), except the adaptive actor rate: it continues from the checkpoint's ``actor_learning_rate``
+        (clamped to the configured bounds), or starts at the configured rate when the checkpoint has none."""
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])  # type: ignore[arg-type]
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # type: ignore[arg-type]
+        cfg = self.cfg
+        for opt, ocfg in (
+            (self.actor_optimizer, cfg.actor_optimizer),
+            (self.critic_optimizer, cfg.critic_optimizer),
+        ):
+            for group in opt.param_groups:
+                group["lr"] = ocfg.learning_rate
+                group["weight_decay"] = ocfg.weight_decay
+        if self.actor_lr is not None:
+            saved = state.get("actor_learning_rate", cfg.actor_optimizer.learning_rate)
+            rate = min(max(float(saved), cfg.min_learning_rate), cfg.max_learning_rate)  # type: ignore[arg-type]
+            self.actor_lr.fill_(rate)  # in place: the same tensor the update (and its graph) reads
+            for group in self.actor_optimizer.param_groups:
+                group["lr"] = self.actor_lr
         if self._graph is not None:
             self._drop_graph()
             self._eager_updates = 0

@@ -24,6 +24,7 @@ from mimictools.config.schema import (
     AgentConfig,
     EngineConfig,
     EnvConfig,
+    OptimizerConfig,
     RunConfig,
     describe_fields,
     mlp_hidden_sizes,
@@ -138,6 +139,18 @@ def test_real_mimickit_features_we_do_not_build_are_not_supported_errors(tmp_pat
         (load_agent_config, "discount: 1.0\n", r"in \[0, 1\)"),
         (load_agent_config, "steps_per_iter: 2.5\n", "expected an integer"),
         (load_agent_config, "actor_optimizer:\n  type: RMSprop\n", "'SGD' or 'Adam'"),
+        (load_agent_config, "desired_kl: -0.01\n", r"desired_kl = -0.01: must be >= 0 \(0 = off\)"),
+        (
+            load_agent_config,
+            "desired_kl: 0.01\n",
+            r"actor_optimizer.type = 'SGD': must be 'Adam' when desired_kl",
+        ),
+        (
+            load_agent_config,
+            "desired_kl: 0.01\nactor_optimizer:\n  type: Adam\n  learning_rate: 0.1\n",
+            r"actor_optimizer.learning_rate = 0.1: must be within \[min_learning_rate, max_learning_rate\]",
+        ),
+        (load_agent_config, "min_learning_rate: 1e-3\nmax_learning_rate: 1e-4\n", "max_learning_rate"),
         (load_engine_config, "engine_name: mujuco\n", "did you mean 'mujoco'"),
         (load_engine_config, "control_freq: 30\nsim_freq: 100\n", "multiple of control_freq"),
         (load_engine_config, "control_mode: position\n", "'pos'"),
@@ -240,3 +253,21 @@ def test_field_docs_and_net_names():
     assert mlp_hidden_sizes("fc_3layers_1024units") == (1024, 1024, 512)
     assert mlp_hidden_sizes("fc_2layers_512units") == (512, 256)
     assert mlp_hidden_sizes("fc_1layers_64units") == (32,)
+
+
+def test_spinkick_fast_agent_is_mimickits_agent_with_adam_and_adaptive_kl(repo_dir):
+    """data/configs/spinkick_fast_agent.yaml changes only the optimizers of MimicKit's agent (whose values are
+    our defaults: test above): same networks, rollout, epochs, batch sizes and losses."""
+    import dataclasses
+
+    agent = load_agent_config(repo_dir / "data" / "configs" / "spinkick_fast_agent.yaml")
+    adam = OptimizerConfig(type="Adam", learning_rate=1e-3)
+    want = dataclasses.replace(
+        AgentConfig(),
+        actor_optimizer=adam,
+        critic_optimizer=adam,
+        desired_kl=0.01,
+        min_learning_rate=1e-5,
+        max_learning_rate=1e-2,
+    )
+    assert agent == want

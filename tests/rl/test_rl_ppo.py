@@ -14,8 +14,10 @@ from mimictools.rl.normalizer import Normalizer
 from mimictools.rl.ppo import (
     PPO,
     action_bound_loss,
+    adapt_learning_rate_,
     build_optimizer,
     clipped_surrogate_loss,
+    gaussian_kl,
     minibatch_size,
     normalize_advantages,
 )
@@ -150,41 +152,141 @@ def test_update_permutations_are_iter_minibatches_epochs(agent_config):
     assert all(sorted(p.tolist()) == list(range(20)) for p in perms)
 
 
-@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam", "Adam+KL"])
 def test_update_body_makes_no_host_syncs(agent_config, host_sync_spy, optimizer):
     """What the CUDA graph of the update replays (returns, advantages, every minibatch step of both
-    optimizers, stats) holds no host transfer or sync: checked op by op on the CPU, after one update
-    has made the optimizer state (as the capture does)."""
-    opt = OptimizerConfig(type=optimizer, learning_rate=1e-3, grad_clip=1.0)
+    optimizers, stats, the adaptive learning rate) holds no host transfer or sync: checked op by op on
+    the CPU, after one update has made the optimizer state (as the capture does)."""
+    adaptive = optimizer == "Adam+KL"
+    opt = OptimizerConfig(type=optimizer.split("+")[0], learning_rate=1e-3, grad_clip=1.0)
     cfg = agent_config(
-        steps_per_iter=4, actor_optimizer=opt, critic_optimizer=opt, action_entropy_weight=0.01
+        steps_per_iter=4,
+        actor_optimizer=opt,
+        critic_optimizer=opt,
+        action_entropy_weight=0.01,
+        desired_kl=0.01 if adaptive else 0.0,
     )
     actor, critic = build_actor_critic(cfg.model, 3, 1)
     ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
-    if optimizer == "Adam":  # as on a GPU (`build_optimizer`): fused, step counts kept as tensors
-        ppo.actor_optimizer = torch.optim.AdamW(actor.parameters(), lr=1e-3, fused=True)
+    if opt.type == "Adam":  # as on a GPU (`build_optimizer`): fused, step counts kept as tensors
+        lr = ppo.actor_lr if adaptive else 1e-3
+        ppo.actor_optimizer = torch.optim.AdamW(actor.parameters(), lr=lr, fused=True)
         ppo.critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3, fused=True)
     st = _rollout(4, 5)
     ppo.update(st)
     perms = ppo._draw_permutations(st.num_samples, st.device)
     before = [p.detach().clone() for p in actor.parameters()]
+    lr_before = None if ppo.actor_lr is None else ppo.actor_lr.clone()
     with host_sync_spy() as spy:
         report = ppo._update_tensors(st, perms)
     assert spy.bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(spy.bad))}"
-    assert report.shape == (4 + 1 + 5 + 4,)  # checks, critic loss, 5 actor stats, adv mean/std, param sums
+    # checks, critic loss, 5 actor stats (+ Actor_KL), adv mean/std, param sums (+ actor lr)
+    assert report.shape == (4 + 1 + 5 + 4 + (2 if adaptive else 0),)
+    if adaptive:
+        assert float(report[-1]) == float(ppo.actor_lr) != float(lr_before)  # the rate moved, in place
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, actor.parameters()))
+
+
+def test_gaussian_kl_matches_torch():
+    old, new = torch.randn(6, 3), torch.randn(6, 3)
+    log_std = torch.log(torch.tensor([0.05, 0.2, 1.0]))
+    p = torch.distributions.Normal(old, torch.exp(log_std))
+    q = torch.distributions.Normal(new, torch.exp(log_std))
+    torch.testing.assert_close(
+        gaussian_kl(old, new, log_std), torch.distributions.kl_divergence(p, q).sum(-1)
+    )
+
+
+@pytest.mark.parametrize(
+    "kl, want",
+    [
+        (0.05, 1e-3 / 1.5),  # > 2 x desired: falls
+        (0.021, 1e-3 / 1.5),
+        (0.02, 1e-3),  # the band [desired / 2, 2 desired] keeps it
+        (0.005, 1e-3),
+        (0.004, 1e-3 * 1.5),  # < desired / 2: rises
+        (0.0, 1e-3),  # no change measured (rsl_rl: kl > 0 to rise)
+        (float("nan"), 1e-3),
+    ],
+)
+def test_adapt_learning_rate_rule(kl, want):
+    lr = torch.tensor(1e-3)
+    out = adapt_learning_rate_(lr, torch.tensor(kl), desired_kl=0.01, min_lr=1e-5, max_lr=1e-2)
+    assert out is lr and float(lr) == pytest.approx(want, rel=1e-6)
+
+
+def test_adapt_learning_rate_is_clamped():
+    lr = torch.tensor(1.2e-5)
+    adapt_learning_rate_(lr, torch.tensor(1.0), 0.01, 1e-5, 1e-2)
+    assert float(lr) == pytest.approx(1e-5)
+    lr = torch.tensor(9e-3)
+    adapt_learning_rate_(lr, torch.tensor(1e-9), 0.01, 1e-5, 1e-2)
+    assert float(lr) == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize("start_lr, direction", [(1e-1, "falls"), (1e-6, "rises")])
+def test_adaptive_lr_follows_the_kl_of_the_update(agent_config, start_lr, direction):
+    """One actor epoch of 2 minibatches: a large first step (Adam at 1e-1, the upper bound, on a 64-unit actor,
+    std 0.05) moves the policy far from the rollout's, the second minibatch measures a KL above 2 x desired
+    and the rate falls; a tiny one (1e-6) barely moves it and the rate rises. The optimizer's param group
+    holds the very tensor the update adapts."""
+    from mimictools.config.schema import ModelConfig
+
+    cfg = agent_config(
+        steps_per_iter=8,
+        model=ModelConfig(actor_net="fc_2layers_64units", critic_net="fc_2layers_64units", action_std=0.05),
+        actor_optimizer=OptimizerConfig(type="Adam", learning_rate=start_lr),
+        actor_epochs=1,
+        actor_batch_size=4.0,
+        desired_kl=0.01,
+        min_learning_rate=1e-7,
+        max_learning_rate=1e-1,
+    )
+    torch.manual_seed(0)
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=16)
+    assert ppo.actor_optimizer.param_groups[0]["lr"] is ppo.actor_lr
+    stats = ppo.update(_rollout(8, 16))
+    assert stats["Actor_LR"] == pytest.approx(float(ppo.actor_lr))
+    if direction == "falls":
+        assert stats["Actor_KL"] > 0.01 and stats["Actor_LR"] == pytest.approx(start_lr / 1.5, rel=1e-6)
+    else:
+        assert 0 < stats["Actor_KL"] < 0.01 / 2 and stats["Actor_LR"] > start_lr
+    plain = PPO(actor, critic, Normalizer(3), agent_config(steps_per_iter=8), num_envs=16)
+    assert "Actor_LR" not in plain.update(_rollout(8, 16))  # off by default: MimicKit's columns
+
+
+def test_adaptive_lr_state_round_trip(agent_config):
+    """The adapted rate is saved with the optimizers and loaded into the same tensor (the one a captured
+    update reads); a checkpoint without one starts at the configured rate."""
+    cfg = agent_config(steps_per_iter=4, desired_kl=0.01)
+    actor, critic = build_actor_critic(cfg.model, 3, 1)
+    ppo = PPO(actor, critic, Normalizer(3), cfg, num_envs=5)
+    ppo.actor_lr.fill_(3e-4)
+    state = ppo.state_dict()
+    assert state["actor_learning_rate"] == pytest.approx(3e-4)
+    other = PPO(*build_actor_critic(cfg.model, 3, 1), Normalizer(3), cfg, num_envs=5)
+    tensor = other.actor_lr
+    other.load_state_dict(state)
+    assert other.actor_lr is tensor and float(tensor) == pytest.approx(3e-4)
+    assert other.actor_optimizer.param_groups[0]["lr"] is tensor
+    del state["actor_learning_rate"]
+    other.load_state_dict(state)
+    assert float(tensor) == pytest.approx(cfg.actor_optimizer.learning_rate)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam", "Adam+KL"])
 def test_cuda_graphed_update_equals_eager_update(agent_config, optimizer):
     """The captured update (second update on) replays what the eager update computes: two PPOs from
-    the same weights and rollouts, same permutations, full float32 matmuls."""
+    the same weights and rollouts, same permutations, full float32 matmuls. ``Adam+KL``: with the adaptive
+    learning rate (a device tensor updated inside the graph), whose value must also follow the eager one."""
     import copy
 
-    opt = OptimizerConfig(type=optimizer, learning_rate=1e-3)
-    cfg = agent_config(steps_per_iter=8, actor_optimizer=opt, critic_optimizer=opt)
+    opt = OptimizerConfig(type=optimizer.split("+")[0], learning_rate=1e-3)
+    kl = 0.002 if optimizer == "Adam+KL" else 0.0  # small: the rate moves in the first updates
+    cfg = agent_config(steps_per_iter=8, actor_optimizer=opt, critic_optimizer=opt, desired_kl=kl)
     torch.manual_seed(0)
     actor, critic = build_actor_critic(cfg.model, 3, 1)
     actor, critic = actor.cuda(), critic.cuda()
@@ -206,6 +308,9 @@ def test_cuda_graphed_update_equals_eager_update(agent_config, optimizer):
             s_e = eager.update(st)
             assert s_g == pytest.approx(s_e, rel=1e-4, abs=1e-6)
         assert graphed.captured, graphed.capture_error
+        if kl:
+            rates = (float(graphed.actor_lr), float(eager.actor_lr))
+            assert rates[0] == pytest.approx(rates[1], rel=1e-5) and rates[0] != 1e-3, rates
         for p, q in zip(
             list(actor.parameters()) + list(critic.parameters()),
             list(a2.parameters()) + list(c2.parameters()),

@@ -79,8 +79,11 @@ def _final_state(runner: Runner):
     ]
 
 
-def test_resume_reproduces_an_uninterrupted_run(tmp_path, make_env, agent_config):
-    cfg = agent_config(steps_per_iter=8, iters_per_output=2, test_episodes=8)
+@pytest.mark.parametrize("desired_kl", [0.0, 0.002])
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, make_env, agent_config, desired_kl):
+    """Bit for bit; with an adaptive learning rate (desired_kl) the resumed run continues from the adapted
+    rate, which the log shows (Actor_LR)."""
+    cfg = agent_config(steps_per_iter=8, iters_per_output=2, test_episodes=8, desired_kl=desired_kl)
     per_iter = 8 * 8
     full = Runner(make_env(8), cfg, tmp_path / "full", seed=7, tensorboard=False)
     full.train(max_samples=per_iter * 7)  # iterations 0..6
@@ -101,6 +104,12 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, make_env, agent_config
     for col in log_full:
         if col != "Wall_Time":
             assert log_full[col].tolist() == log_part[col].tolist(), col
+    if desired_kl:
+        rates = log_full["Actor_LR"].tolist()
+        assert len(set(rates)) > 1 and rates[-1] == pytest.approx(float(resumed.ppo.actor_lr))
+        assert float(full.ppo.actor_lr) == float(resumed.ppo.actor_lr)
+    else:
+        assert "Actor_LR" not in log_full
 
 
 def test_ctrl_c_writes_a_checkpoint_and_returns(tmp_path, make_env, agent_config):
