@@ -380,6 +380,32 @@ def _solve3(m: Tensor, v: Tensor) -> Tensor:
     return x / det
 
 
+GIMBAL_LOCK_DET = 0.1
+"""Hinge-triple rates are exact where ``|det J| >= GIMBAL_LOCK_DET`` (``det J = cos(middle angle)`` for
+orthogonal axes: more than ~5.7 deg from gimbal lock); closer, damped least squares (`solve_triple_rates`)."""
+GIMBAL_LOCK_DAMPING = 0.1
+"""Damping (rad/s per rad/s) of the least-squares hinge-triple rates at gimbal lock itself (``det J = 0``)."""
+
+
+def solve_triple_rates(m: Tensor, v: Tensor) -> Tensor:
+    """Hinge rates ``dq`` (..., 3) of a hinge triple with Jacobian ``m`` (..., 3, 3) for the angular velocity
+    ``v`` (..., 3): ``m dq = v`` where ``|det m| >= GIMBAL_LOCK_DET``, else variable-damping least squares
+    (Nakamura & Hanafusa 1986) ``dq = m^T (m m^T + lam^2 I)^-1 v`` with ``lam^2 = GIMBAL_LOCK_DAMPING^2 (1 -
+    (det / GIMBAL_LOCK_DET)^2)``, which is the exact solution at the threshold (continuous) and bounds the rates
+    at gimbal lock, where ``m`` is singular: the exact rates of a reference angular velocity there are
+    thousands of rad/s on two hinges that nearly cancel, whose joint armature then holds kilojoules
+    (docs/performance.md, "Stable PD": MimicKit's humanoid blew up at 120 Hz in the first step after such a
+    reset). The component of ``v`` along the locked direction is dropped there; the others stay exact."""
+    a, b, cc = m[..., 0, :], m[..., 1, :], m[..., 2, :]
+    det = (a * torch.linalg.cross(b, cc)).sum(-1, keepdim=True)
+    exact = _solve3(m, v)
+    lam2 = GIMBAL_LOCK_DAMPING**2 * torch.clamp_min(1.0 - torch.square(det / GIMBAL_LOCK_DET), 0.0)
+    mt = m.transpose(-1, -2)
+    eye = torch.eye(3, dtype=m.dtype, device=m.device)
+    damped = (mt @ _solve3(m @ mt + lam2.unsqueeze(-1) * eye, v).unsqueeze(-1)).squeeze(-1)
+    return torch.where(det.abs() >= GIMBAL_LOCK_DET, exact, damped)
+
+
 def qvel_to_dof_vel(char: Character, qpos: Tensor, qvel: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """MuJoCo qvel -> (root_vel world (..., 3), root_ang_vel world (..., 3), dof_vel (..., num_dofs)).
 
@@ -413,8 +439,9 @@ def dof_vel_to_qvel(
 ) -> Tensor:
     """MuJoCo qvel (..., 6 + num_dofs) from world root velocities, DoF positions and DoF velocities.
 
-    Hinge-triple rates solve ``J(q) dq = omega`` (q the hinge angles ``dof_to_qpos`` chooses); at gimbal
-    lock (middle angle +-pi/2) J is singular and the rates are large but finite.
+    Hinge-triple rates solve ``J(q) dq = omega`` (q the hinge angles ``dof_to_qpos`` chooses), exactly except
+    within ~5.7 deg of gimbal lock (middle angle +-pi/2), where J is singular and `solve_triple_rates` bounds
+    them (damped least squares): there ``qvel_to_dof_vel`` does not give ``omega`` back exactly.
     """
     _check_width(char, dof_pos, char.num_dofs, "dof_pos")
     _check_width(char, dof_vel, char.num_dofs, "dof_vel")
@@ -432,7 +459,7 @@ def dof_vel_to_qvel(
         e = dof_pos.index_select(-1, c.triple_dof.reshape(-1)).reshape(dof_pos.shape[:-1] + (-1, 3))
         ang = _triple_euler(c, exp_map_to_quat(e))
         omega = dv.index_select(-1, c.triple_dof_flat).reshape(lead + (-1, 3))
-        rates = _solve3(_triple_jacobian(c, ang).expand(lead + omega.shape[-2:] + (3,)), omega)
+        rates = solve_triple_rates(_triple_jacobian(c, ang).expand(lead + omega.shape[-2:] + (3,)), omega)
         dv = dv.index_copy(-1, c.triple_dof_flat, rates.flatten(-2))
     return torch.cat([root_vel.expand(lead + (3,)), local_ang, dv], dim=-1)
 
