@@ -25,11 +25,9 @@ import torch
 from mimictools.config.schema import EngineConfig, EnvConfig
 from mimictools.rl.action_scale import ActionScale
 from mimictools.tasks.env_api import DoneFlag
+from mimictools.tasks.physics_check import SPEED_LIMIT_RAD_S
 
 __all__ = ["SPEED_LIMIT_RAD_S", "PhysicsWatch", "StabilityProbe", "probe_stability"]
-
-SPEED_LIMIT_RAD_S = 200.0
-"""Above this joint/root angular speed (rad/s) the physics is called unstable (measured: 37 stable, 60,126 not)."""
 
 MAX_RESET_FRACTION = 1e-3
 """More MuJoCo instability resets than this fraction of the probe's env-steps is unstable. MimicKit's humanoid
@@ -171,36 +169,59 @@ def _probe_once(
 
 
 class PhysicsWatch:
-    """MuJoCo's own instability resets during training, read between iterations (never inside the rollout).
+    """Unstable physics during training, read between iterations (never inside the rollout), on every engine.
 
-    The CPU engine counts them (``MuJoCoEngine.unstable_steps``: envs that MuJoCo reset after "Nan, Inf or
-    huge value in QACC"); engines without a counter are not watched. ``wrap(progress)`` returns a progress
-    callback that looks after each iteration; the first time resets appear, ``warn`` gets one line, and
-    `summary` gives the total at the end (None when there were none).
+    Two counters, each read and cleared after an iteration (a host read of a device count: the update has
+    just synchronised anyway): the env's (``DeepMimicEnv.unstable_speed_steps``: env-steps with a joint or
+    root speed above `SPEED_LIMIT_RAD_S` or NaN/inf, counted on the device in ``observe``; MuJoCo Warp has no
+    instability warning of its own), and the CPU engine's (``MuJoCoEngine.unstable_steps``: envs that MuJoCo
+    reset after "Nan, Inf or huge value in QACC"). Counters an env/engine lacks are skipped.
+    ``wrap(progress)`` returns a progress callback that checks after each iteration; the first time either
+    counter is non-zero, ``warn`` gets one line, and `summary` gives the totals at the end (None when both are 0).
     """
 
-    def __init__(self, engine: object, sim_freq: float, warn: Callable[[str], None]) -> None:
-        self._read = getattr(engine, "unstable_steps", None)
+    def __init__(self, env: object, sim_freq: float, warn: Callable[[str], None]) -> None:
+        self._read_speed = getattr(env, "unstable_speed_steps", None)
+        self._read_resets = getattr(getattr(env, "engine", None), "unstable_steps", None)
         self.sim_freq = float(sim_freq)
         self.warn = warn
-        self.total = 0
+        self.total_speed = 0
+        self.total_resets = 0
         self._warned = False
-        if self._read is not None:
-            self._read(reset=True)  # the probe or a previous run's count is not this run's
+        for read in (self._read_speed, self._read_resets):
+            if read is not None:
+                read(reset=True)  # the probe or a previous run's count is not this run's
+
+    @property
+    def total(self) -> int:
+        """Unstable env-steps seen so far, both counters."""
+        return self.total_speed + self.total_resets
 
     def check(self, iteration: int) -> None:
-        """Read (and clear) the engine's count; warn once."""
-        if self._read is None:
-            return
-        n = int(self._read(reset=True))
-        self.total += n
-        if n and not self._warned:
+        """Read (and clear) the counters; warn once."""
+        fast = int(self._read_speed(reset=True)) if self._read_speed is not None else 0
+        resets = int(self._read_resets(reset=True)) if self._read_resets is not None else 0
+        self.total_speed += fast
+        self.total_resets += resets
+        if (fast or resets) and not self._warned:
             self._warned = True
             self.warn(
-                f"MuJoCo reported unstable physics at {self.sim_freq:g} Hz: {n} env-steps with NaN/Inf/huge "
-                f"accelerations in iteration {iteration} (MuJoCo reset those envs to the default pose); "
+                f"unstable physics at {self.sim_freq:g} Hz in iteration {iteration}: {self._found(fast, resets)}; "
                 "`python scripts/sim_stability.py` or the probe at start-up says which rate holds"
             )
+
+    @staticmethod
+    def _found(fast: int, resets: int) -> str:
+        parts = []
+        if fast:
+            parts.append(
+                f"{fast:,} env-steps with joint speeds above {SPEED_LIMIT_RAD_S:.0f} rad/s or NaN/inf"
+            )
+        if resets:
+            parts.append(
+                f"{resets:,} env-steps with NaN/Inf/huge accelerations (MuJoCo reset those envs to the default pose)"
+            )
+        return " and ".join(parts)
 
     def wrap(self, progress: Callable[[Any], None]) -> Callable[[Any], None]:
         """A progress callback (`mimictools.rl.results.IterationReport`) that also checks."""
@@ -214,4 +235,4 @@ class PhysicsWatch:
     def summary(self) -> Optional[str]:
         if not self.total:
             return None
-        return f"MuJoCo reset {self.total:,} env-steps for unstable physics during this session"
+        return f"unstable physics during this session: {self._found(self.total_speed, self.total_resets)}"

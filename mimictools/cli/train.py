@@ -241,7 +241,7 @@ def _train_locked(
     from mimictools.app.stability import PhysicsWatch
     from mimictools.cli.progress import TrainProgress
 
-    watch = PhysicsWatch(env.engine, cfg.engine.sim_freq, lambda m: console.print(f"[yellow]warning:[/] {m}"))
+    watch = PhysicsWatch(env, cfg.engine.sim_freq, lambda m: console.print(f"[yellow]warning:[/] {m}"))
     with TrainProgress(max_samples=max_samples, max_minutes=minutes, live=not no_progress) as progress:
         result = runner.train(
             max_samples=max_samples, max_minutes=minutes, resume=resume, progress=watch.wrap(progress.update)

@@ -51,6 +51,7 @@ from mimictools.errors import CharacterError, ConfigError, NotSupportedError
 from mimictools.tasks.actions import action_bounds
 from mimictools.tasks.env_api import DoneFlag
 from mimictools.tasks.observations import ObsConfig, compute_deepmimic_obs, deepmimic_obs_size, motion_phase
+from mimictools.tasks.physics_check import unstable_envs
 from mimictools.tasks.rewards import (
     RewardWeights,
     compute_deepmimic_reward,
@@ -288,6 +289,7 @@ class DeepMimicEnv:
         n = self.num_envs
         self.timestep = torch.zeros(n, dtype=torch.long, device=dev)
         """Control steps since each env's reset. Shape (n,)."""
+        self._unstable_speed_steps = torch.zeros((), dtype=torch.long, device=dev)  # unstable_speed_steps()
         self.time_s = torch.zeros(n, dtype=torch.float64, device=dev)
         """Episode time (s) = timestep * control_dt. Shape (n,)."""
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=dev)
@@ -485,6 +487,7 @@ class DeepMimicEnv:
             track_root_h=self.track_root_h,
         )
         done = self._done(sim, ref, motion_time)
+        self._unstable_speed_steps.add_(unstable_envs(sim.dof_vel, sim.root_ang_vel).sum())
         # One world whose physics blew up (NaN/inf, e.g. a deep ground contact right after a reset)
         # must not stop the training of thousands: it ends as FAIL with zero reward and a zero
         # observation, and the runner resets it. torch.where keeps this free of host syncs.
@@ -495,6 +498,15 @@ class DeepMimicEnv:
         info = {k: torch.where(bad, torch.zeros_like(v), v) for k, v in info.items()}
         info["Nonfinite_Frac"] = bad.to(reward.dtype)
         return obs, reward, done, info
+
+    def unstable_speed_steps(self, reset: bool = False) -> int:
+        """Env-steps since the last ``reset`` whose joint/root speeds exceeded
+        `mimictools.tasks.physics_check.SPEED_LIMIT_RAD_S` or were NaN/inf, counted on the device inside
+        ``observe`` (no host sync there); reading it is one (call it between iterations)."""
+        n = int(self._unstable_speed_steps)
+        if reset:
+            self._unstable_speed_steps.zero_()
+        return n
 
     def close(self) -> None:
         """Release the engine."""
