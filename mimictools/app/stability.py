@@ -1,8 +1,8 @@
 """Is a run's physics stable? A 5-second probe on the CPU MuJoCo engine, before training.
 
-Why: stiff PD gains at a coarse physics step can blow up. With explicit PD (``engine.implicit_pd=false``)
-MimicKit's humanoid at 120 Hz (its Isaac Gym setting; PhysX is stable there) reaches millions of rad/s within
-0.02 s; stable PD (the default, `mimictools.engines.mjcf_build`) holds it (docs/performance.md, "Stable PD").
+Why: stiff PD gains at a coarse physics step can blow up (both humanoids at 60 Hz reach millions of rad/s), and
+so can a bad reset state (MimicKit's humanoid at 120 Hz did, from hinge-triple rates near gimbal lock, until
+`mimictools.character.kinematics.solve_triple_rates` bounded them; docs/performance.md, "Stable PD").
 Training on such physics learns nothing and reports no error, so `mimic train` runs this probe first and
 warns. MuJoCo itself resets an env whose accelerations turn NaN/Inf/huge ("Nan, Inf or huge value in QACC"),
 which hides the blow-up from a speed check: those resets count as unstable too.

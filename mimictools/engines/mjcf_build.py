@@ -20,9 +20,10 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
   ``force = kp * (ctrl - q') - kd * qdot'``: a backward-Euler PD, what PhysX's joint drives do. An explicit PD needs ``dt < 2 / omega``,
   ``omega = sqrt(kp / I)`` (~1/120 s for the ankles: kp 400 on ~0.01 kg m^2); this one has no such bound.
   The extra damping is ``kp * dt`` (8 % of MimicKit's kd at 120 Hz, 4 % at 240 Hz); it vanishes as
-  ``dt -> 0``, where both laws are the same PD. Off by default: measured with the stability probe it does not
-  by itself make MimicKit's humanoid stable at 120 Hz (the blow-ups start in the first control step after a
-  reference-state reset; docs/performance.md, "Stable PD").
+  ``dt -> 0``, where both laws are the same PD. Off by default: with bounded reset rates near gimbal lock
+  (`mimictools.character.kinematics.solve_triple_rates`, the cause of MimicKit's humanoid blowing up at 120 Hz)
+  both humanoids are stable at 120 Hz with explicit PD as well, and neither law holds 60 Hz (docs/performance.md,
+  "Stable PD").
   ``SimModel.kd`` stays the joint's gain; ``SimModel.kd_implicit`` holds the added ``kp * dt``.
 - **Ball joints** get three such actuators with ``gear`` = the unit axes. MuJoCo's transmission length of
   a ball joint along ``gear`` is that component of the joint rotation's exponential map (child frame) and
