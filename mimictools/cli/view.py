@@ -64,6 +64,10 @@ def view(
             help="Retargeting source (BVH, clip) drawn as a skeleton beside the result given as PATH.",
         ),
     ] = None,
+    fps: Annotated[
+        Optional[float],
+        typer.Option(help="Frame rate of clips whose file stores none (robot CSV: 30 for LAFAN1, 60 for g1-moves)."),
+    ] = None,
     host: Annotated[
         str,
         typer.Option(
@@ -115,7 +119,7 @@ def view(
                 raise MimicToolsError("--compare SRC takes exactly one PATH: the retargeted clip")
             tracks = [sources.compare_track(vc, compare, paths[0])]
         else:
-            tracks = sources.clip_tracks(vc, paths)
+            tracks = sources.clip_tracks(vc, paths, fps)
     for t in tracks[:20]:
         for line in t.info:
             console.print(line, markup=False, highlight=False)
