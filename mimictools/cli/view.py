@@ -66,7 +66,9 @@ def view(
     ] = None,
     fps: Annotated[
         Optional[float],
-        typer.Option(help="Frame rate of clips whose file stores none (robot CSV: 30 for LAFAN1, 60 for g1-moves)."),
+        typer.Option(
+            help="Frame rate of clips whose file stores none (robot CSV: 30 for LAFAN1, 60 for g1-moves)."
+        ),
     ] = None,
     host: Annotated[
         str,

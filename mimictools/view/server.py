@@ -107,6 +107,8 @@ class Player:
         self.server = server
         self.vc = vc
         self.tracks = list(tracks)
+        self.names = _unique([t.name for t in self.tracks])
+        """The clip list's entries (track names; a repeated name gets " (2)", ...)."""
         self.track = self.tracks[0]
         self.frame = 0
         self._lock = threading.Lock()
@@ -134,21 +136,36 @@ class Player:
         g = self.server.gui
         gui = self.gui
         if len(self.tracks) > 1:
-            gui["clip"] = g.add_dropdown(
-                "clip", tuple(t.name for t in self.tracks), initial_value=self.tracks[0].name
-            )
-            gui["clip"].on_update(
-                lambda _: self.select([t.name for t in self.tracks].index(gui["clip"].value))
-            )
+            gui["clip"] = g.add_dropdown("clip", tuple(self.names), initial_value=self.names[0])
+            gui["clip"].on_update(lambda _: self._clip_chosen())
         gui["play"] = g.add_checkbox("play", True)
-        gui["frame"] = g.add_slider("frame", 0, max(self.track.num_frames - 1, 1), 1, 0)
-        gui["frame"].on_update(lambda _: self.show(int(gui["frame"].value)))
+        self._frame_slider(self.track)
         gui["speed"] = g.add_slider("speed", 0.1, 4.0, 0.1, 1.0)
         gui["loop"] = g.add_checkbox("loop", True)
         gui["next_fault"] = g.add_button("next fault")
         gui["next_fault"].on_click(lambda _: self._next_fault())
         gui["now"] = g.add_markdown("")
         gui["info"] = g.add_markdown("")
+
+    def _clip_chosen(self) -> None:
+        index = self.names.index(self.gui["clip"].value)
+        if self.tracks[index] is not self.track:
+            self.select(index)
+
+    def _frame_slider(self, track: Track) -> None:
+        """(Re)make the frame slider for ``track``: its range, and its fault marks (viser draws a slider's
+        marks only as created, so a new track gets a new slider in the old one's place)."""
+        g = self.server.gui
+        old = self.gui.get("frame")
+        order = None
+        if old is not None:
+            order = old.order
+            old.remove()
+        slider = g.add_slider(
+            "frame", 0, max(track.num_frames - 1, 1), 1, 0, marks=self._marks(track), order=order
+        )
+        slider.on_update(lambda _: self.show(int(slider.value)))
+        self.gui["frame"] = slider
 
     def _next_fault(self) -> None:
         marks = self.track.faults
@@ -177,11 +194,10 @@ class Player:
         if self.ghost is not None:
             for node in self.ghost.bodies:
                 node.visible = track.ghost_pos is not None
-        slider = self.gui.get("frame")
-        if slider is not None:
-            slider.max = max(track.num_frames - 1, 1)
-            slider.marks = self._marks(track)
-            slider.value = 0
+        if "clip" in self.gui and self.gui["clip"].value != self.names[index]:
+            self.gui["clip"].value = self.names[index]
+        if "frame" in self.gui:
+            self._frame_slider(track)
             self.gui["info"].content = "  \n".join(_md(s) for s in track.info)
         self.show(0)
 
@@ -269,6 +285,15 @@ class Player:
                     gui["play"].value = False
             if int(pos) != self.frame:
                 gui["frame"].value = int(pos)
+
+
+def _unique(names: List[str]) -> List[str]:
+    seen: Dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n} ({seen[n]})")
+    return out
 
 
 def _md(text: str) -> str:

@@ -42,7 +42,9 @@ def test_every_shared_humanoid_clip_opens(shared_dir, humanoid_view):
 def test_the_shared_dataset_opens_as_a_clip_list(shared_dir, humanoid_view):
     from mimictools.view.sources import clip_tracks
 
-    tracks = clip_tracks(humanoid_view, [shared_dir / "mimickit/data/datasets/dataset_humanoid_locomotion.yaml"])
+    tracks = clip_tracks(
+        humanoid_view, [shared_dir / "mimickit/data/datasets/dataset_humanoid_locomotion.yaml"]
+    )
     assert len(tracks) == 56  # DATA.md: the 56 clips it lists are all present
 
 
