@@ -146,11 +146,34 @@ class Browser:
             shutil.rmtree(self._profile, ignore_errors=True)
 
 
-def render(client: Any, width: int, height: int) -> np.ndarray:
-    """The canvas as the browser draws it now, after the scene messages queued before this call: int32 RGB
-    (height, width, 3) on a white background (as the page shows it). PNG transport (lossless: unchanged pixels
-    compare equal; RGBA with a transparent background)."""
-    img = np.asarray(client.get_render(height, width, transport_format="png", timeout=RENDER_TIMEOUT_S))
+def server_camera(server: Any) -> Dict[str, Any]:
+    """The server's initial camera (position, look-at, up, fov) as ``get_render``'s camera arguments. Every
+    render of a test uses it: the page's own camera may still be moving (it eases into its initial pose, and a
+    resize of the page re-fits it), which would move the ground grid between two renders."""
+    from scipy.spatial.transform import Rotation
+
+    cam = server.initial_camera
+    pos = np.asarray(cam.position, dtype=np.float64)
+    fwd = np.asarray(cam.look_at, dtype=np.float64) - pos
+    fwd /= np.linalg.norm(fwd)
+    up = (
+        np.array([0.0, 0.0, 1.0]) if cam.up is None else np.asarray(cam.up, dtype=np.float64)
+    )  # None: the scene's (+z)
+    right = np.cross(fwd, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(fwd, right)
+    # viser's camera frame is OpenCV's: +x right, +y down, +z forward
+    x, y, z, w = Rotation.from_matrix(np.stack([right, down, fwd], axis=1)).as_quat()
+    return {"wxyz": (w, x, y, z), "position": tuple(pos), "fov": float(cam.fov)}
+
+
+def render(client: Any, width: int, height: int, camera: Dict[str, Any]) -> np.ndarray:
+    """The canvas as the browser draws it from ``camera`` (`server_camera`), after the scene messages queued
+    before this call: int32 RGB (height, width, 3) on a white background (as the page shows it). PNG transport
+    (lossless: unchanged pixels compare equal; RGBA with a transparent background)."""
+    img = np.asarray(
+        client.get_render(height, width, transport_format="png", timeout=RENDER_TIMEOUT_S, **camera)
+    )
     rgb, alpha = img[..., :3].astype(np.float64), img[..., 3:4].astype(np.float64) / 255.0
     return np.round(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.int32)
 
@@ -159,14 +182,15 @@ def render_until(
     client: Any,
     width: int,
     height: int,
+    camera: Dict[str, Any],
     done: Callable[[np.ndarray], bool],
     deadline_s: float = CHANGE_DEADLINE_S,
 ) -> np.ndarray:
     """Render until ``done(image)`` or the deadline passes; returns the last image (the caller asserts on it)."""
     end = time.monotonic() + deadline_s
-    img = render(client, width, height)
+    img = render(client, width, height, camera)
     while not done(img) and time.monotonic() < end:
-        img = render(client, width, height)
+        img = render(client, width, height, camera)
     return img
 
 

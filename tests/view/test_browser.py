@@ -24,6 +24,7 @@ from browser_lib import (  # noqa: E402
     changed_pixels,
     render_until,
     save_png,
+    server_camera,
     shot_dir,
 )
 
@@ -55,7 +56,7 @@ def fault_pixels(img: np.ndarray) -> int:
     return int(((r - g > 70) & (r - b > 70)).sum())
 
 
-def stable(client) -> np.ndarray:
+def stable(client, cam) -> np.ndarray:
     """Render until two renders in a row are the same picture (the scene has settled); bounded."""
     prev = [None]
 
@@ -64,7 +65,7 @@ def stable(client) -> np.ndarray:
         prev[0] = img
         return ok
 
-    return render_until(client, W, H, same)
+    return render_until(client, W, H, cam, same)
 
 
 @pytest.fixture(scope="module")
@@ -115,16 +116,17 @@ def test_character_drawn_timeline_moves_and_nan_marked(browser, shared_dir, huma
         player.show(f0)
         _hide(player, True)
         client = browser.open(f"http://127.0.0.1:{server.get_port()}", server)
-        empty = stable(client)
+        cam = server_camera(server)
+        empty = stable(client, cam)
         _hide(player, False)
         # The character stands where the camera looks: a figure ~1.7 m tall at ~3 m covers thousands of pixels
         # of the centre, where the empty scene has only ground.
-        first = render_until(client, W, H, lambda im: centre(changed_pixels(im, empty)).sum() > 3000)
+        first = render_until(client, W, H, cam, lambda im: centre(changed_pixels(im, empty)).sum() > 3000)
         player.gui["frame"].value = f1
-        later = render_until(client, W, H, lambda im: changed_pixels(im, first).sum() > 1000)
+        later = render_until(client, W, H, cam, lambda im: changed_pixels(im, first).sum() > 1000)
         player.select(1)  # humanoid_walk: NaN neck in every frame
         player.gui["frame"].value = 30
-        nan_img = render_until(client, W, H, lambda im: fault_pixels(im) > 150)
+        nan_img = render_until(client, W, H, cam, lambda im: fault_pixels(im) > 150)
         page = browser.wait_text("NaN")
         browser.screenshot(img_dir / "view_walk_gui.png")
     finally:
@@ -156,10 +158,11 @@ def test_g1_meshes_drawn(browser, g1_view, g1_clip, tmp_path, repo_dir):
         player.show(15)
         _hide(player, True)
         client = browser.open(f"http://127.0.0.1:{server.get_port()}", server)
-        empty = stable(client)
+        cam = server_camera(server)
+        empty = stable(client, cam)
         _hide(player, False)
         # The G1 (1.3 m, slim) covers fewer pixels than the humanoid: ~4000 of the centre at this camera.
-        img = render_until(client, W, H, lambda im: centre(changed_pixels(im, empty)).sum() > 1500)
+        img = render_until(client, W, H, cam, lambda im: centre(changed_pixels(im, empty)).sum() > 1500)
     finally:
         server.stop()
     save_png(img, shot_dir(repo_dir, tmp_path) / "view_g1.png")
