@@ -82,14 +82,14 @@ def humanoid(repo_dir):
     return load_view_character(repo_dir / "data" / "humanoid.xml")
 
 
-def _player(vc, tracks):
+def _player(vc, tracks, ghost=False):
     import viser
 
     from mimictools.view.server import Player, _camera
 
     server = viser.ViserServer(host="127.0.0.1", port=_free_port(), verbose=False)
     _camera(server, tracks, vc)
-    player = Player(server, vc, tracks)
+    player = Player(server, vc, tracks, ghost=ghost)
     player.gui["play"].value = False
     return server, player
 
@@ -174,3 +174,40 @@ def test_g1_meshes_drawn(browser, g1_view, g1_clip, tmp_path, repo_dir):
     assert dark > 200, (
         f"the G1's dark parts are not drawn: {dark} more near-black pixels than the empty scene"
     )
+
+
+def ghost_pixels(img: np.ndarray) -> int:
+    """Pixels of the translucent blue ghost over the light ground (blue well above red; the ground is beige)."""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return int(((b - r > 30) & (b > g)).sum())
+
+
+def test_policy_live_with_ghost_and_error(browser, tiny_checkpoint, tmp_path, repo_dir):
+    """`mimic view --model`: the policy steps the character in the viewer process; the page shows it, the
+    reference ghost beside it, and the live tracking error; more steps change the picture."""
+    from mimictools.view.live import LiveController, open_live_session
+
+    session = open_live_session(tiny_checkpoint, episode_length_s=2.0)
+    server, player = _player(session.vc, session.reference_tracks(), ghost=True)
+    ctl = LiveController(player, session)
+    ctl.gui["repeat"].value = False
+    try:
+        ctl.start()
+        ctl.tick(session.control_dt)
+        client = browser.open(f"http://127.0.0.1:{server.get_port()}", server)
+        cam = server_camera(server)
+        first = render_until(client, W, H, cam, lambda im: ghost_pixels(im) > 500)
+        page = browser.wait_text("body position error")
+        browser.screenshot(shot_dir(repo_dir, tmp_path) / "view_policy_live.png")
+        for _ in range(10):
+            ctl.tick(session.control_dt)
+        later = render_until(client, W, H, cam, lambda im: changed_pixels(im, first).sum() > 200)
+    finally:
+        server.stop()
+        session.close()
+    save_png(first, tmp_path / "view_policy_a.png")
+    save_png(later, tmp_path / "view_policy_b.png")
+    assert ghost_pixels(first) > 500, f"the reference ghost is not drawn ({ghost_pixels(first)} blue pixels)"
+    assert "live: t = " in page and "body position error" in page, "the panel shows no live tracking error"
+    moved = changed_pixels(later, first).sum()
+    assert moved > 200, f"10 more policy steps did not change the picture ({moved} changed pixels)"

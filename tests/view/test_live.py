@@ -21,27 +21,11 @@ EPISODE_S = 0.5
 """Episode length of these tests (s): 15 control steps at 30 Hz."""
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from mimictools.cli.app import app
-
-    run_dir = tmp_path_factory.mktemp("live") / "tiny"
-    res = CliRunner().invoke(
-        app,
-        ["train", "--max-samples", "256", "--num-envs", "4", "--out-dir", str(run_dir), "--no-progress",
-         "--threads", "1", "--set", "test_episodes=4"],
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    return run_dir / "latest.pt"
-
-
 @pytest.fixture()
-def session(checkpoint):
+def session(tiny_checkpoint):
     from mimictools.view.live import open_live_session
 
-    s = open_live_session(checkpoint, episode_length_s=EPISODE_S)
+    s = open_live_session(tiny_checkpoint, episode_length_s=EPISODE_S)
     yield s
     s.close()
 
@@ -67,7 +51,7 @@ def viewer(session):
     server.stop()
 
 
-def test_live_episode_is_mimic_evals_episode(checkpoint, session):
+def test_live_episode_is_mimic_evals_episode(tiny_checkpoint, session):
     """Clip 0 from t = 0, stepped live, gives exactly `mimic eval`'s first episode (one step loop)."""
     from mimictools.app.evaluate import EvalOptions, evaluate
 
@@ -76,7 +60,7 @@ def test_live_episode_is_mimic_evals_episode(checkpoint, session):
     while frames[-1].episode is None:
         frames.append(session.step())
         assert len(frames) < 1000
-    result = evaluate(checkpoint, EvalOptions(episodes=1, episode_length_s=EPISODE_S))
+    result = evaluate(tiny_checkpoint, EvalOptions(episodes=1, episode_length_s=EPISODE_S))
     ep, err = result.episodes[0], result.errors[0]
     assert len(frames) == ep.num_frames
     pos, _ = session.vc.body_poses(ep.sim.qpos(result.char))
