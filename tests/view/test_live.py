@@ -124,3 +124,21 @@ def test_a_person_scrubbing_stops_the_live_policy(viewer, session):
     player._user_took_over(SimpleNamespace(client=object()))  # what a slider move from the page does
     assert not ctl.running and ctl.tick(session.control_dt) == []
     player._user_took_over(SimpleNamespace(client=None))  # our own timeline updates do not
+
+
+def test_model_cli_export_and_bad_input(tiny_checkpoint, tmp_path):
+    """`mimic view --model` without a server: --export writes mimic eval's first episode; bad input is one
+    line and exit 2 (before any server starts)."""
+    from typer.testing import CliRunner
+
+    from mimictools.cli.app import app
+
+    runner = CliRunner()
+    out = tmp_path / "policy.html"
+    res = runner.invoke(app, ["view", "--model", str(tiny_checkpoint), "--export", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "0: demo_squat from 0.00 s" in res.output and out.is_file()
+    res = runner.invoke(app, ["view", "--model", str(tiny_checkpoint), "--motion", str(tmp_path / "no.pkl")])
+    assert res.exit_code == 2 and "no.pkl" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["view", "--model", str(tmp_path / "none.pt")])
+    assert res.exit_code == 2 and "none.pt" in res.output
