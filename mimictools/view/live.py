@@ -165,7 +165,8 @@ def open_live_session(
     episode_length_s: Optional[float] = None,
 ) -> LiveSession:
     """The checkpoint's policy on one env of its run (``motion``: another clip/dataset of the same character),
-    on the CPU with one engine thread (the viewer steps one character in real time)."""
+    on the CPU MuJoCo engine with one thread, whatever engine the run trained on (the viewer steps one character
+    in real time, on any machine: a GPU-trained run plays on a laptop)."""
     from pathlib import Path
 
     from mimictools.app.evaluate import EvalOptions, open_policy_env
@@ -173,7 +174,9 @@ def open_live_session(
 
     pe = open_policy_env(
         checkpoint,
-        EvalOptions(motion=motion, episode_length_s=episode_length_s, device="cpu", num_threads=1),
+        EvalOptions(
+            motion=motion, episode_length_s=episode_length_s, device="cpu", engine="mujoco", num_threads=1
+        ),
         num_envs=1,
     )
     try:
