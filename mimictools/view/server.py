@@ -342,11 +342,17 @@ def _md(text: str) -> str:
     return text.replace("_", "\\_").replace("\\_\\_", "__") if "**" not in text else text
 
 
-def _camera(server: Any, tracks: Sequence[Track], vc: ViewCharacter) -> None:
+def _camera(server: Any, tracks: Sequence[Track], vc: ViewCharacter, ghost: bool = False) -> None:
+    """Look at the first track's first root position from the side (-y); with a ``ghost`` (a policy's
+    reference, 1 m to +y by default) from further round, so that the two stand side by side."""
     root = tracks[0].body_pos[0, vc.body_ids[0]]
     look = np.array([root[0], root[1], max(float(root[2]) * 0.8, 0.5)])
+    away = np.array([0.4, -3.2, 0.6])
+    if ghost or tracks[0].ghost_pos is not None:
+        look[1] += 0.5
+        away = np.array([2.0, -2.8, 0.6])
     server.initial_camera.look_at = look
-    server.initial_camera.position = look + np.array([0.4, -3.2, 0.6])
+    server.initial_camera.position = look + away
 
 
 def serve(
@@ -365,7 +371,7 @@ def serve(
         raise MimicToolsError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from None
-    _camera(server, tracks, vc)
+    _camera(server, tracks, vc, ghost=live is not None)
     player = Player(server, vc, tracks, ghost=live is not None)
     if live is not None:
         from mimictools.view.live import LiveController

@@ -88,7 +88,7 @@ def _player(vc, tracks, ghost=False):
     from mimictools.view.server import Player, _camera
 
     server = viser.ViserServer(host="127.0.0.1", port=_free_port(), verbose=False)
-    _camera(server, tracks, vc)
+    _camera(server, tracks, vc, ghost=ghost)
     player = Player(server, vc, tracks, ghost=ghost)
     player.gui["play"].value = False
     return server, player
