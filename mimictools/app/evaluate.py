@@ -44,9 +44,11 @@ __all__ = [
     "DEFAULT_JOINTS",
     "EvalOptions",
     "EvalResult",
+    "PolicyEnv",
     "check_joint_names",
     "default_joints",
     "evaluate",
+    "open_policy_env",
     "resolve_checkpoint",
     "write_errors",
     "write_plots",
@@ -137,12 +139,30 @@ def check_joint_names(checkpoint: Path, names: Sequence[str]) -> None:
         )
 
 
-def evaluate(
-    checkpoint: Path,
-    options: EvalOptions = EvalOptions(),
-    on_episode: Optional[Callable[[Episode], None]] = None,
-) -> EvalResult:
-    """Run the evaluation episodes of ``checkpoint`` and compute their metrics."""
+@dataclass(frozen=True)
+class PolicyEnv:
+    """A checkpoint's policy and its run's env, rebuilt for evaluation (`open_policy_env`). Close ``env``."""
+
+    checkpoint: Path
+    run_dir: Path
+    cfg: Any
+    """The run's `RunConfig` (with the evaluation's overrides)."""
+    spec: Any
+    """The run's `RunSpec` (with the evaluation's motion/envs/device)."""
+    env: Any
+    """The `DeepMimicEnv`."""
+    policy: Any
+    """The deterministic policy: observations -> env actions (`rl.checkpoint.load_policy`)."""
+    trained_engine: str
+    clip_lengths_s: List[float]
+    """Length of each clip of the env's MotionLib (s)."""
+
+
+def open_policy_env(
+    checkpoint: Path, options: EvalOptions = EvalOptions(), num_envs: Optional[int] = None
+) -> PolicyEnv:
+    """Rebuild ``checkpoint``'s env (``options``' motion, engine, episode length, device) with ``num_envs``
+    envs (default: min(episodes, 16)) and load its policy, checking that the two fit."""
     import torch
 
     from mimictools.app import run as runlib
@@ -163,8 +183,6 @@ def evaluate(
         cfg = apply_overrides(
             cfg, [f"env.episode_length={float(options.episode_length_s)}"], source="--episode-length"
         )
-    if not options.fail_dist_m > 0:
-        raise ConfigError(f"--fail-dist must be > 0 m, got {options.fail_dist_m}")
     motion_file = spec.motion_file
     if options.motion is not None:
         mp = Path(options.motion)
@@ -173,19 +191,12 @@ def evaluate(
         motion_file = str(mp.resolve())
     elif not Path(motion_file).exists():
         raise ConfigError(f"the run's clip {motion_file} no longer exists: pass --motion")
-
-    from mimictools.motion.io import expand_motion_paths
-
-    num_clips = len(expand_motion_paths(Path(motion_file)))
-    episodes = options.episodes
-    if episodes is None:
-        episodes = max(num_clips, 8) if options.rand_start else num_clips
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
-    num_envs = options.num_envs if options.num_envs is not None else min(episodes, 16)
-    if num_envs < 1:
-        raise ConfigError(f"--num-envs must be >= 1, got {num_envs}")
-    num_envs = min(num_envs, episodes)
+    if num_envs is None:
+        episodes = _num_episodes(options, motion_file)
+        num_envs = options.num_envs if options.num_envs is not None else min(episodes, 16)
+        if num_envs < 1:
+            raise ConfigError(f"--num-envs must be >= 1, got {num_envs}")
+        num_envs = min(num_envs, episodes)
 
     spec = replace(
         spec,
@@ -212,9 +223,42 @@ def evaluate(
         lengths = [
             float(x) for x in lib.motion_length(torch.arange(lib.num_motions, device=lib.device)).tolist()
         ]
-        specs = plan_episodes(episodes, lengths, rand_start=options.rand_start, seed=options.seed)
+    except BaseException:
+        env.close()
+        raise
+    return PolicyEnv(ckpt, run_dir, cfg, spec, env, policy, trained_engine, lengths)
+
+
+def _num_episodes(options: EvalOptions, motion_file: str) -> int:
+    from mimictools.motion.io import expand_motion_paths
+
+    num_clips = len(expand_motion_paths(Path(motion_file)))
+    episodes = options.episodes
+    if episodes is None:
+        episodes = max(num_clips, 8) if options.rand_start else num_clips
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    return episodes
+
+
+def evaluate(
+    checkpoint: Path,
+    options: EvalOptions = EvalOptions(),
+    on_episode: Optional[Callable[[Episode], None]] = None,
+) -> EvalResult:
+    """Run the evaluation episodes of ``checkpoint`` and compute their metrics."""
+    import torch
+
+    if not options.fail_dist_m > 0:
+        raise ConfigError(f"--fail-dist must be > 0 m, got {options.fail_dist_m}")
+    pe = open_policy_env(checkpoint, options)
+    cfg, spec, env = pe.cfg, pe.spec, pe.env
+    ckpt, run_dir, motion_file = pe.checkpoint, pe.run_dir, spec.motion_file
+    try:
+        episodes = _num_episodes(options, motion_file)
+        specs = plan_episodes(episodes, pe.clip_lengths_s, rand_start=options.rand_start, seed=options.seed)
         with torch.no_grad():
-            eps = run_episodes(env, policy, specs, on_episode=on_episode)
+            eps = run_episodes(env, pe.policy, specs, on_episode=on_episode)
         char = env.character
         control_dt = float(env.control_dt)
     finally:
@@ -238,7 +282,7 @@ def evaluate(
         "motion_file": motion_file,
         "char_file": spec.char_file,
         "engine": cfg.engine.engine_name,
-        "trained_engine": trained_engine,
+        "trained_engine": pe.trained_engine,
         "deterministic": True,
         "rand_start": bool(options.rand_start),
         "seed": int(options.seed),

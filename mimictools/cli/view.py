@@ -37,14 +37,15 @@ def view(
         typer.Option(
             "--model",
             "-m",
-            help="Policy checkpoint (RUN/best.pt) or run folder: play its evaluation episodes beside the reference ghost.",
+            help="Policy checkpoint (RUN/best.pt) or run folder: the policy drives the character live beside its reference ghost (clip and start time in the panel).",
         ),
     ] = None,
     motion: Annotated[
         Optional[Path], typer.Option(help="With --model: clip / dataset to track (default: the run's).")
     ] = None,
     episodes: Annotated[
-        Optional[int], typer.Option(help="With --model: episodes to run (default: one per clip).")
+        Optional[int],
+        typer.Option(help="With --model: also list mimic eval's episodes (this many) for replay."),
     ] = None,
     rand_start: Annotated[
         bool, typer.Option("--rand-start", help="With --model: start episodes at random clip times (seeded).")
@@ -62,6 +63,12 @@ def view(
         typer.Option(
             "--compare",
             help="Retargeting source (BVH, clip) drawn as a skeleton beside the result given as PATH.",
+        ),
+    ] = None,
+    fps: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Frame rate of clips whose file stores none (robot CSV: 30 for LAFAN1, 60 for g1-moves)."
         ),
     ] = None,
     host: Annotated[
@@ -91,13 +98,22 @@ def view(
     from mimictools.view import sources
 
     srv.import_viser()  # fail before any loading
+    live = None
     paths = list(paths or [])
     offset = _offset(ghost_offset)
     if model is not None:
         if paths or compare is not None:
             raise MimicToolsError("--model plays the run's clips (choose others with --motion); pass no PATH")
-        with console.status("running the policy's evaluation episodes"):
-            vc, tracks = sources.policy_tracks(model, motion, episodes, rand_start, seed, offset)
+        tracks = []
+        if export is not None or episodes is not None or rand_start:
+            with console.status("running the policy's evaluation episodes"):
+                vc, tracks = sources.policy_tracks(model, motion, episodes, rand_start, seed, offset)
+        if export is None:  # the policy live, in this process, beside the reference clips
+            from mimictools.view.live import open_live_session
+
+            live = open_live_session(model, str(motion) if motion else None, offset)
+            vc = live.vc
+            tracks = tracks + live.reference_tracks()
     elif paths and all(p.suffix == ".npz" for p in paths):
         if len(paths) != 1:
             raise MimicToolsError("give one errors.npz at a time")
@@ -115,7 +131,7 @@ def view(
                 raise MimicToolsError("--compare SRC takes exactly one PATH: the retargeted clip")
             tracks = [sources.compare_track(vc, compare, paths[0])]
         else:
-            tracks = sources.clip_tracks(vc, paths)
+            tracks = sources.clip_tracks(vc, paths, fps)
     for t in tracks[:20]:
         for line in t.info:
             console.print(line, markup=False, highlight=False)
@@ -135,7 +151,7 @@ def view(
                 highlight=False,
             )
 
-    srv.serve(vc, tracks, options, on_ready=ready)
+    srv.serve(vc, tracks, options, on_ready=ready, live=live)
 
 
 def register(app: typer.Typer) -> None:

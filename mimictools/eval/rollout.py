@@ -14,7 +14,7 @@ sampled by the env, so the evaluation is repeatable and covers every clip of a d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -24,7 +24,15 @@ from mimictools.errors import MimicToolsError
 from mimictools.tasks.env_api import DoneFlag
 from mimictools.tasks.tracking import TrackState
 
-__all__ = ["Episode", "EpisodeSpec", "Trajectory", "plan_episodes", "run_episodes"]
+__all__ = [
+    "Episode",
+    "EpisodeSpec",
+    "EpisodeStepper",
+    "Trajectory",
+    "clip_names",
+    "plan_episodes",
+    "run_episodes",
+]
 
 _FIELDS = (
     "root_pos",
@@ -154,6 +162,157 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy().copy()
 
 
+class EpisodeStepper:
+    """The planned episodes of `run_episodes`, one control step per `step` call (the viewer drives it live).
+
+    ``start`` puts the env in test mode and resets every env to its first episode; each `step` runs the policy
+    for one control step, records the frame, and returns the episodes that ended in it (in ``specs`` index
+    order); `close` puts the env back in training mode. Envs beyond the number of episodes (and envs whose
+    work is done) keep stepping from a reset and are ignored.
+    """
+
+    def __init__(
+        self,
+        env,
+        policy: Callable[[Tensor], Tensor],
+        specs: Sequence[EpisodeSpec],
+        max_steps_per_episode: int = 100_000,
+    ):
+        if not specs:
+            raise MimicToolsError("no episode to run")
+        self.env, self.policy, self.specs = env, policy, list(specs)
+        self.max_steps_per_episode = int(max_steps_per_episode)
+        n = int(env.num_envs)
+        self.names = clip_names(env)
+        self._queue = list(range(len(self.specs)))
+        self.current: List[Optional[int]] = [None] * n
+        """Index into ``specs`` of the episode each env runs (None: idle)."""
+        self._first_step = [0] * n
+        self.results: Dict[int, Episode] = {}
+        self._steps: Dict[str, List[np.ndarray]] = {k: [] for k in ("time_s", "motion_time_s", "reward")}
+        self._sim: Dict[str, List[np.ndarray]] = {k: [] for k in _FIELDS}
+        self._ref: Dict[str, List[np.ndarray]] = {k: [] for k in _FIELDS}
+        self._obs: Optional[Tensor] = None
+
+    @property
+    def finished(self) -> bool:
+        """Every planned episode has ended."""
+        return len(self.results) == len(self.specs)
+
+    def start(self) -> None:
+        self.env.set_mode(True)
+        self._obs = self._start(list(range(int(self.env.num_envs))))
+
+    def close(self) -> None:
+        self.env.set_mode(False)
+
+    def _start(self, env_ids: List[int]) -> Tensor:
+        picked = []
+        for i in env_ids:
+            if self._queue:
+                k = self._queue.pop(0)
+                self.current[i] = k
+                picked.append(self.specs[k])
+            else:  # idle env: keep it valid, ignore its frames
+                self.current[i] = None
+                picked.append(self.specs[0])
+            self._first_step[i] = len(self._steps["reward"])
+        dev = self.env.device
+        ids = torch.tensor(env_ids, dtype=torch.long, device=dev)
+        return self.env.reset(
+            ids,
+            motion_ids=torch.tensor([s.motion_id for s in picked], dtype=torch.long, device=dev),
+            start_time_s=torch.tensor([s.start_time_s for s in picked], dtype=torch.float64, device=dev),
+        )
+
+    def trajectories(self, i: int, first: int, last: int) -> Tuple[Trajectory, Trajectory]:
+        """Env ``i``'s simulated and reference states over recorded steps ``first``..``last`` (inclusive)."""
+        sl = slice(first, last + 1)
+
+        def traj(store: Dict[str, List[np.ndarray]]) -> Trajectory:
+            return Trajectory(**{k: np.stack([a[i] for a in store[k][sl]]) for k in _FIELDS})
+
+        return traj(self._sim), traj(self._ref)
+
+    def last_frame(self, i: int = 0) -> Tuple[Trajectory, Trajectory]:
+        """Env ``i``'s simulated and reference state after the latest step (one-frame Trajectories)."""
+        last = len(self._steps["reward"]) - 1
+        return self.trajectories(i, last, last)
+
+    def last_time_s(self, i: int = 0) -> Tuple[float, float]:
+        """Env ``i``'s episode time and reference clip time after the latest step (s)."""
+        return float(self._steps["time_s"][-1][i]), float(self._steps["motion_time_s"][-1][i])
+
+    def _finish(self, i: int, last_step: int, flag: int) -> Episode:
+        first = self._first_step[i]
+        sim, ref = self.trajectories(i, first, last_step)
+        spec = self.specs[self.current[i]]  # type: ignore[index]
+
+        def column(key: str) -> np.ndarray:
+            return np.array([a[i] for a in self._steps[key][first : last_step + 1]], dtype=np.float64)
+
+        return Episode(
+            spec=spec,
+            clip=self.names[spec.motion_id] if spec.motion_id < len(self.names) else f"clip{spec.motion_id}",
+            done_flag=int(flag),
+            time_s=column("time_s"),
+            motion_time_s=column("motion_time_s"),
+            rewards=column("reward"),
+            sim=sim,
+            ref=ref,
+        )
+
+    def step(self) -> List[Episode]:
+        """One control step of every env; the episodes that ended in it."""
+        env, lib = self.env, self.env.motion_lib
+        if self._obs is None:
+            raise MimicToolsError("EpisodeStepper.step() before start()")
+        obs, reward, done, _info = env.step(self.policy(self._obs))
+        sim: TrackState = env.sim_state
+        ref: TrackState = env.ref_state
+        ref_frame = lib.calc_motion_frame(env.motion_ids, env.motion_time_s)
+        for k in _FIELDS:
+            if k == "dof_pos":
+                self._sim[k].append(_np(env.engine.get_state().dof_pos))
+                self._ref[k].append(_np(ref_frame.dof_pos))
+            else:
+                self._sim[k].append(_np(getattr(sim, k)))
+                self._ref[k].append(_np(getattr(ref, k)))
+        steps = self._steps
+        steps["time_s"].append(env.time_s.detach().cpu().numpy().astype(np.float64))
+        steps["motion_time_s"].append(env.motion_time_s.detach().cpu().numpy().astype(np.float64))
+        steps["reward"].append(reward.detach().cpu().numpy().astype(np.float64))
+        if not (np.isfinite(steps["reward"][-1]).all() and np.isfinite(self._sim["body_pos"][-1]).all()):
+            raise MimicToolsError(
+                f"the simulation produced NaN/inf at evaluation step {len(steps['reward'])} (diverged policy?)"
+            )
+        flags = done.detach().cpu().numpy()
+        step_idx = len(steps["reward"]) - 1
+        n = len(self.current)
+        ended = [i for i in range(n) if flags[i] != int(DoneFlag.NULL)]
+        for i in range(n):
+            if (
+                self.current[i] is not None
+                and flags[i] == int(DoneFlag.NULL)
+                and step_idx - self._first_step[i] + 1 >= self.max_steps_per_episode
+            ):
+                raise MimicToolsError(
+                    f"episode {self.current[i]} did not end within {self.max_steps_per_episode} steps (episode_length too large?)"
+                )
+        out = []
+        for i in ended:
+            k = self.current[i]
+            if k is not None:
+                ep = self._finish(i, step_idx, int(flags[i]))
+                self.results[k] = ep
+                out.append((k, ep))
+        if ended:
+            obs = obs.clone()
+            obs[torch.tensor(ended, dtype=torch.long, device=env.device)] = self._start(ended)
+        self._obs = obs
+        return [ep for _, ep in sorted(out, key=lambda x: x[0])]
+
+
 def run_episodes(
     env,
     policy: Callable[[Tensor], Tensor],
@@ -161,108 +320,25 @@ def run_episodes(
     max_steps_per_episode: int = 100_000,
     on_episode: Optional[Callable[[Episode], None]] = None,
 ) -> List[Episode]:
-    """Run the planned episodes with ``policy`` (observations -> env actions) on a `DeepMimicEnv`.
-
-    The env is put in test mode for the duration. Envs beyond the number of episodes (and envs whose
-    work is done) keep stepping from a reset and are ignored. Returns the episodes in ``specs`` order.
+    """Run the planned episodes with ``policy`` (observations -> env actions) on a `DeepMimicEnv`
+    (`EpisodeStepper` until every episode ended). Returns the episodes in ``specs`` order.
     ``on_episode`` is called as each episode finishes (progress display).
     """
-    if not specs:
-        raise MimicToolsError("no episode to run")
-    n = int(env.num_envs)
-    lib = env.motion_lib
-    names = [_clip_name(m, i) for i, m in enumerate(getattr(lib, "motions", ()))]
-    dev = env.device
-    queue = list(range(len(specs)))
-    current: List[Optional[int]] = [None] * n  # index into specs per env
-    first_step = [0] * n
-    results: Dict[int, Episode] = {}
-    steps: Dict[str, List[np.ndarray]] = {k: [] for k in ("time_s", "motion_time_s", "reward")}
-    sim_steps: Dict[str, List[np.ndarray]] = {k: [] for k in _FIELDS}
-    ref_steps: Dict[str, List[np.ndarray]] = {k: [] for k in _FIELDS}
-
-    def start(env_ids: List[int]) -> Tensor:
-        picked = []
-        for i in env_ids:
-            if queue:
-                k = queue.pop(0)
-                current[i] = k
-                picked.append(specs[k])
-            else:  # idle env: keep it valid, ignore its frames
-                current[i] = None
-                picked.append(specs[0])
-            first_step[i] = len(steps["reward"])
-        ids = torch.tensor(env_ids, dtype=torch.long, device=dev)
-        return env.reset(
-            ids,
-            motion_ids=torch.tensor([s.motion_id for s in picked], dtype=torch.long, device=dev),
-            start_time_s=torch.tensor([s.start_time_s for s in picked], dtype=torch.float64, device=dev),
-        )
-
-    def finish(i: int, last_step: int, flag: int) -> Episode:
-        sl = slice(first_step[i], last_step + 1)
-
-        def traj(store: Dict[str, List[np.ndarray]]) -> Trajectory:
-            return Trajectory(**{k: np.stack([a[i] for a in store[k][sl]]) for k in _FIELDS})
-
-        spec = specs[current[i]]  # type: ignore[index]
-        return Episode(
-            spec=spec,
-            clip=names[spec.motion_id] if spec.motion_id < len(names) else f"clip{spec.motion_id}",
-            done_flag=int(flag),
-            time_s=np.array([a[i] for a in steps["time_s"][sl]], dtype=np.float64),
-            motion_time_s=np.array([a[i] for a in steps["motion_time_s"][sl]], dtype=np.float64),
-            rewards=np.array([a[i] for a in steps["reward"][sl]], dtype=np.float64),
-            sim=traj(sim_steps),
-            ref=traj(ref_steps),
-        )
-
-    env.set_mode(True)
+    stepper = EpisodeStepper(env, policy, specs, max_steps_per_episode)
+    stepper.start()
     try:
-        obs = start(list(range(n)))
-        while len(results) < len(specs):
-            obs, reward, done, _info = env.step(policy(obs))
-            sim: TrackState = env.sim_state
-            ref: TrackState = env.ref_state
-            ref_frame = lib.calc_motion_frame(env.motion_ids, env.motion_time_s)
-            for k in _FIELDS:
-                if k == "dof_pos":
-                    sim_steps[k].append(_np(env.engine.get_state().dof_pos))
-                    ref_steps[k].append(_np(ref_frame.dof_pos))
-                else:
-                    sim_steps[k].append(_np(getattr(sim, k)))
-                    ref_steps[k].append(_np(getattr(ref, k)))
-            steps["time_s"].append(env.time_s.detach().cpu().numpy().astype(np.float64))
-            steps["motion_time_s"].append(env.motion_time_s.detach().cpu().numpy().astype(np.float64))
-            steps["reward"].append(reward.detach().cpu().numpy().astype(np.float64))
-            if not (np.isfinite(steps["reward"][-1]).all() and np.isfinite(sim_steps["body_pos"][-1]).all()):
-                raise MimicToolsError(
-                    f"the simulation produced NaN/inf at evaluation step {len(steps['reward'])} (diverged policy?)"
-                )
-            flags = done.detach().cpu().numpy()
-            step_idx = len(steps["reward"]) - 1
-            ended = [i for i in range(n) if flags[i] != int(DoneFlag.NULL)]
-            for i in range(n):
-                if (
-                    current[i] is not None
-                    and flags[i] == int(DoneFlag.NULL)
-                    and step_idx - first_step[i] + 1 >= max_steps_per_episode
-                ):
-                    raise MimicToolsError(
-                        f"episode {current[i]} did not end within {max_steps_per_episode} steps (episode_length too large?)"
-                    )
-            for i in ended:
-                if current[i] is not None:
-                    ep = finish(i, step_idx, int(flags[i]))
-                    results[current[i]] = ep  # type: ignore[index]
-                    if on_episode is not None:
-                        on_episode(ep)
-            if ended:
-                obs = obs.clone()
-                obs[torch.tensor(ended, dtype=torch.long, device=dev)] = start(ended)
+        while not stepper.finished:
+            for ep in stepper.step():
+                if on_episode is not None:
+                    on_episode(ep)
     finally:
-        env.set_mode(False)
-    return [results[i] for i in range(len(specs))]
+        stepper.close()
+    return [stepper.results[i] for i in range(len(specs))]
+
+
+def clip_names(env) -> List[str]:
+    """The names (file stems) of the clips of ``env``'s MotionLib, in motion id order."""
+    return [_clip_name(m, i) for i, m in enumerate(getattr(env.motion_lib, "motions", ()))]
 
 
 def _clip_name(motion, index: int) -> str:

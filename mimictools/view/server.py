@@ -101,12 +101,16 @@ class _Figure:
 class Player:
     """Scene + playback state for a list of tracks on one character (see module docstring)."""
 
-    def __init__(self, server: Any, vc: ViewCharacter, tracks: Sequence[Track], gui: bool = True):
+    def __init__(
+        self, server: Any, vc: ViewCharacter, tracks: Sequence[Track], gui: bool = True, ghost: bool = False
+    ):
         if not tracks:
             raise MimicToolsError("nothing to view: no clips")
         self.server = server
         self.vc = vc
         self.tracks = list(tracks)
+        self.names = _unique([t.name for t in self.tracks])
+        """The clip list's entries (track names; a repeated name gets " (2)", ...)."""
         self.track = self.tracks[0]
         self.frame = 0
         self._lock = threading.Lock()
@@ -119,11 +123,13 @@ class Player:
         self.figure = _Figure(scene, vc, "/char")
         self.ghost = (
             _Figure(scene, vc, "/ghost", opacity=GHOST_OPACITY)
-            if any(t.ghost_pos is not None for t in self.tracks)
+            if ghost or any(t.ghost_pos is not None for t in self.tracks)
             else None
         )
         self._skeleton: Any = None
         self._path: Any = None
+        self.live: Any = None
+        """A `view.live.LiveController` while the policy drives the character (the timeline then waits)."""
         self.gui: Dict[str, Any] = {}
         if gui:
             self._build_gui()
@@ -133,22 +139,48 @@ class Player:
     def _build_gui(self) -> None:
         g = self.server.gui
         gui = self.gui
-        if len(self.tracks) > 1:
-            gui["clip"] = g.add_dropdown(
-                "clip", tuple(t.name for t in self.tracks), initial_value=self.tracks[0].name
-            )
-            gui["clip"].on_update(
-                lambda _: self.select([t.name for t in self.tracks].index(gui["clip"].value))
-            )
+        if len(self.tracks) > 1 or self.ghost is not None:  # a policy adds its episodes to the list
+            gui["clip"] = g.add_dropdown("clip", tuple(self.names), initial_value=self.names[0])
+            gui["clip"].on_update(lambda ev: self._clip_chosen(ev))
         gui["play"] = g.add_checkbox("play", True)
-        gui["frame"] = g.add_slider("frame", 0, max(self.track.num_frames - 1, 1), 1, 0)
-        gui["frame"].on_update(lambda _: self.show(int(gui["frame"].value)))
+        self._frame_slider(self.track)
         gui["speed"] = g.add_slider("speed", 0.1, 4.0, 0.1, 1.0)
         gui["loop"] = g.add_checkbox("loop", True)
         gui["next_fault"] = g.add_button("next fault")
         gui["next_fault"].on_click(lambda _: self._next_fault())
         gui["now"] = g.add_markdown("")
         gui["info"] = g.add_markdown("")
+
+    def _user_took_over(self, event: Any) -> None:
+        """A person moved the timeline or picked a clip: the live policy (if running) stops."""
+        if getattr(event, "client", None) is not None and self.live is not None:
+            self.live.stop()
+
+    def _clip_chosen(self, event: Any = None) -> None:
+        self._user_took_over(event)
+        index = self.names.index(self.gui["clip"].value)
+        if self.tracks[index] is not self.track:
+            self.select(index)
+
+    def _frame_slider(self, track: Track) -> None:
+        """(Re)make the frame slider for ``track``: its range, and its fault marks (viser draws a slider's
+        marks only as created, so a new track gets a new slider in the old one's place)."""
+        g = self.server.gui
+        old = self.gui.get("frame")
+        order = None
+        if old is not None:
+            order = old.order
+            old.remove()
+        slider = g.add_slider(
+            "frame", 0, max(track.num_frames - 1, 1), 1, 0, marks=self._marks(track), order=order
+        )
+
+        def moved(event: Any) -> None:
+            self._user_took_over(event)
+            self.show(int(slider.value))
+
+        slider.on_update(moved)
+        self.gui["frame"] = slider
 
     def _next_fault(self) -> None:
         marks = self.track.faults
@@ -177,13 +209,34 @@ class Player:
         if self.ghost is not None:
             for node in self.ghost.bodies:
                 node.visible = track.ghost_pos is not None
-        slider = self.gui.get("frame")
-        if slider is not None:
-            slider.max = max(track.num_frames - 1, 1)
-            slider.marks = self._marks(track)
-            slider.value = 0
+        if "clip" in self.gui and self.gui["clip"].value != self.names[index]:
+            self.gui["clip"].value = self.names[index]
+        if "frame" in self.gui:
+            self._frame_slider(track)
             self.gui["info"].content = "  \n".join(_md(s) for s in track.info)
         self.show(0)
+
+    def add_track(self, track: Track) -> None:
+        """Append ``track`` to the clip list (e.g. a finished live episode, for replay)."""
+        self.tracks.append(track)
+        self.names = _unique([t.name for t in self.tracks])
+        if "clip" in self.gui:
+            self.gui["clip"].options = tuple(self.names)
+
+    def draw_live(
+        self, pos: np.ndarray, quat: np.ndarray, ghost_pos: np.ndarray, ghost_quat: np.ndarray, text: str
+    ) -> None:
+        """Draw a pose that is not on a track (the policy's live step): the character, its reference ghost
+        (MuJoCo body order, Shapes (nbody, 3) and (nbody, 4), wxyz) and ``text`` in the panel."""
+        with self._lock, self.server.atomic():
+            self.figure.pose(pos, quat)
+            self.figure.mark(np.zeros(self.vc.model.nbody, bool))
+            if self.ghost is not None:
+                for node in self.ghost.bodies:
+                    node.visible = True
+                self.ghost.pose(ghost_pos, ghost_quat)
+            if "now" in self.gui:
+                self.gui["now"].content = _md(text)
 
     @staticmethod
     def _marks(track: Track) -> Optional[Tuple[Tuple[int, str], ...]]:
@@ -248,7 +301,8 @@ class Player:
         ]
 
     def run_forever(self, options: ViewOptions) -> None:
-        """Advance the timeline in real time (times ``speed``) while ``play`` is on; returns on Ctrl-C."""
+        """Advance the timeline in real time (times ``speed``) while ``play`` is on, or the live policy while it
+        runs; returns on Ctrl-C."""
         gui = self.gui
         pos = float(self.frame)
         last = time.perf_counter()
@@ -256,6 +310,10 @@ class Player:
             time.sleep(1.0 / 60.0)
             now = time.perf_counter()
             elapsed, last = now - last, now
+            if self.live is not None and self.live.running:
+                self.live.tick(elapsed * float(gui["speed"].value))
+                pos = float(self.frame)
+                continue
             if not gui["play"].value:
                 pos = float(self.frame)
                 continue
@@ -271,21 +329,41 @@ class Player:
                 gui["frame"].value = int(pos)
 
 
+def _unique(names: List[str]) -> List[str]:
+    seen: Dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n} ({seen[n]})")
+    return out
+
+
 def _md(text: str) -> str:
     return text.replace("_", "\\_").replace("\\_\\_", "__") if "**" not in text else text
 
 
-def _camera(server: Any, tracks: Sequence[Track], vc: ViewCharacter) -> None:
+def _camera(server: Any, tracks: Sequence[Track], vc: ViewCharacter, ghost: bool = False) -> None:
+    """Look at the first track's first root position from the side (-y); with a ``ghost`` (a policy's
+    reference, 1 m to +y by default) from further round, so that the two stand side by side."""
     root = tracks[0].body_pos[0, vc.body_ids[0]]
     look = np.array([root[0], root[1], max(float(root[2]) * 0.8, 0.5)])
+    away = np.array([0.4, -3.2, 0.6])
+    if ghost or tracks[0].ghost_pos is not None:
+        look[1] += 0.5
+        away = np.array([2.0, -2.8, 0.6])
     server.initial_camera.look_at = look
-    server.initial_camera.position = look + np.array([0.4, -3.2, 0.6])
+    server.initial_camera.position = look + away
 
 
 def serve(
-    vc: ViewCharacter, tracks: Sequence[Track], options: ViewOptions = ViewOptions(), on_ready: Any = None
+    vc: ViewCharacter,
+    tracks: Sequence[Track],
+    options: ViewOptions = ViewOptions(),
+    on_ready: Any = None,
+    live: Any = None,
 ) -> None:
-    """Serve the player at ``options.host:port`` until interrupted; ``on_ready(url)`` is called once it listens."""
+    """Serve the player at ``options.host:port`` until interrupted; ``on_ready(url)`` is called once it listens.
+    ``live``: a `view.live.LiveSession` whose policy drives the character (its controls join the panel)."""
     viser = import_viser()
     try:
         server = viser.ViserServer(host=options.host, port=options.port, verbose=False)
@@ -293,8 +371,12 @@ def serve(
         raise MimicToolsError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from None
-    _camera(server, tracks, vc)
-    player = Player(server, vc, tracks)
+    _camera(server, tracks, vc, ghost=live is not None)
+    player = Player(server, vc, tracks, ghost=live is not None)
+    if live is not None:
+        from mimictools.view.live import LiveController
+
+        LiveController(player, live).start()
     player.gui["speed"].value = float(options.speed)
     player.gui["loop"].value = bool(options.loop)
     player.gui["play"].value = bool(options.autoplay)
@@ -303,6 +385,8 @@ def serve(
     try:
         player.run_forever(options)
     finally:
+        if live is not None:
+            live.close()
         server.stop()
 
 

@@ -15,14 +15,15 @@ from mimictools.view.tracks import Skeleton, Track, ViewCharacter, clip_track
 __all__ = ["clip_tracks", "compare_track", "eval_replay_tracks", "policy_tracks"]
 
 
-def clip_tracks(vc: ViewCharacter, paths: Sequence[Path]) -> List[Track]:
-    """One Track per clip of ``paths`` (clips, folders, dataset yaml), in order."""
+def clip_tracks(vc: ViewCharacter, paths: Sequence[Path], fps: Optional[float] = None) -> List[Track]:
+    """One Track per clip of ``paths`` (clips, folders, dataset yaml), in order. ``fps``: the frame rate of
+    clips whose files store none (robot CSVs)."""
     from mimictools.motion.io import expand_motion_paths, load_motion
 
     tracks = []
     for p in paths:
         for clip, _weight in expand_motion_paths(p):
-            tracks.append(clip_track(vc, load_motion(clip, char=vc.char, warn=False)))
+            tracks.append(clip_track(vc, load_motion(clip, char=vc.char, warn=False, fps=fps)))
     return tracks
 
 

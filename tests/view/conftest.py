@@ -1,4 +1,4 @@
-"""Fixtures of the viewer tests: the G1 robot and a clip made for it here (a sine on every joint)."""
+"""Fixtures of the viewer tests: the G1 robot, a clip made for it here (a sine on every joint), a tiny policy."""
 
 from __future__ import annotations
 
@@ -32,3 +32,21 @@ def g1_clip(g1_view, tmp_path_factory):
     path = tmp_path_factory.mktemp("g1") / "g1_sine.pkl"
     save_motion(Motion(fps=30.0, loop_mode=0, frames=frames), path)
     return load_motion(path, char=char)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A policy trained for 256 samples on the bundled demo (what matters here is that it runs, not that it
+    tracks): ``RUN/latest.pt``."""
+    from typer.testing import CliRunner
+
+    from mimictools.cli.app import app
+
+    run_dir = tmp_path_factory.mktemp("policy") / "tiny"
+    res = CliRunner().invoke(
+        app,
+        ["train", "--max-samples", "256", "--num-envs", "4", "--out-dir", str(run_dir), "--no-progress",
+         "--threads", "1", "--set", "test_episodes=4"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return run_dir / "latest.pt"
