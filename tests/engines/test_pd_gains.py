@@ -56,7 +56,8 @@ def test_small_model_matches_mujoco_and_is_not_the_m_diagonal(tmp_path: Path):
     ours = _our_kd(resolve_damping_ratios(char))
     theirs = _mujoco_kd(xml)
     assert ours["shoulder"] == pytest.approx(theirs["shoulder"], rel=1e-12)
-    assert ours["elbow"] == 2.0 and theirs["elbow"] == pytest.approx(2.0, rel=1e-12)  # kv given: kept as it is
+    # kv given: kept as it is
+    assert ours["elbow"] == 2.0 and theirs["elbow"] == pytest.approx(2.0, rel=1e-12)
     # the reflected inertia is not the diagonal of M: with M_jj the kd would be visibly larger
     model = mujoco.MjModel.from_xml_path(str(xml))
     m_diag = float(model.dof_M0[6])
