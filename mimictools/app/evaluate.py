@@ -88,6 +88,8 @@ class EvalOptions:
     """Physics engine (default: the run's); another one than the run's is a sim2sim evaluation."""
     num_threads: int = 0
     """CPU engine worker threads (0 = all cores)."""
+    fps: Optional[float] = None
+    """Frame rate of robot .csv clips (``--fps``; default: the one the run recorded)."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,12 @@ def evaluate(
     elif not Path(motion_file).exists():
         raise ConfigError(f"the run's clip {motion_file} no longer exists: pass --motion")
 
-    from mimictools.motion.io import expand_motion_paths
+    from mimictools.motion.io import expand_motion_paths, resolve_clip_fps
 
+    if options.fps is not None:
+        motion_fps = resolve_clip_fps(motion_file, options.fps)
+    else:  # the run's own --fps (a run on a .csv recorded it)
+        motion_fps = resolve_clip_fps(motion_file, spec.motion_fps, given=False)
     num_clips = len(expand_motion_paths(Path(motion_file)))
     episodes = options.episodes
     if episodes is None:
@@ -190,6 +196,7 @@ def evaluate(
     spec = replace(
         spec,
         motion_file=motion_file,
+        motion_fps=motion_fps,
         num_envs=num_envs,
         device=options.device,
         num_threads=options.num_threads,

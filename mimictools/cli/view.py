@@ -9,6 +9,7 @@ import typer
 from typing_extensions import Annotated
 
 from mimictools.cli.console import console
+from mimictools.cli.options import FPS_OPTION
 
 
 def _offset(text: str) -> Tuple[float, float, float]:
@@ -43,6 +44,7 @@ def view(
     motion: Annotated[
         Optional[Path], typer.Option(help="With --model: clip / dataset to track (default: the run's).")
     ] = None,
+    fps: Annotated[Optional[float], FPS_OPTION] = None,
     episodes: Annotated[
         Optional[int], typer.Option(help="With --model: episodes to run (default: one per clip).")
     ] = None,
@@ -97,7 +99,7 @@ def view(
         if paths or compare is not None:
             raise MimicToolsError("--model plays the run's clips (choose others with --motion); pass no PATH")
         with console.status("running the policy's evaluation episodes"):
-            vc, tracks = sources.policy_tracks(model, motion, episodes, rand_start, seed, offset)
+            vc, tracks = sources.policy_tracks(model, motion, episodes, rand_start, seed, offset, fps=fps)
     elif paths and all(p.suffix == ".npz" for p in paths):
         if len(paths) != 1:
             raise MimicToolsError("give one errors.npz at a time")
@@ -115,7 +117,7 @@ def view(
                 raise MimicToolsError("--compare SRC takes exactly one PATH: the retargeted clip")
             tracks = [sources.compare_track(vc, compare, paths[0])]
         else:
-            tracks = sources.clip_tracks(vc, paths)
+            tracks = sources.clip_tracks(vc, paths, fps)
     for t in tracks[:20]:
         for line in t.info:
             console.print(line, markup=False, highlight=False)
