@@ -202,7 +202,7 @@ def retarget_cmd(
     try:
         target_path = to if to is not None else default_char_path()
         char = load_character(target_path)
-        src_fps = None if src.suffix.lower() == ".bvh" else resolve_clip_fps(src, fps, given=False)
+        src_fps = resolve_clip_fps(src, fps, given=False) if src.suffix.lower() == ".csv" else None
         source = load_source(
             src, src_char=src_char, up=src_up, unit=src_unit, skip_first=skip_first, fps=src_fps
         )
