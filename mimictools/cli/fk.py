@@ -155,12 +155,9 @@ def _load_clips(paths: List[Path], character: Any, fps: Optional[float] = None) 
 
     ``fps`` (``--fps``) is checked like every command's; without it a robot .csv is read at 30 fps: the
     per-frame kinematics checked here do not depend on the frame rate."""
-    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clip_fps
+    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clips_fps
 
-    if fps is not None:
-        needed = [resolve_clip_fps(p, fps, given=False) for p in paths]  # checks the value
-        if not any(needed):
-            resolve_clip_fps(paths[0], fps)  # raises: no clip needs --fps (the same error as elsewhere)
+    resolve_clips_fps(paths, fps, required=False)  # checks a given --fps like every command does
     clips = []
     for p in paths:
         for f, _ in expand_motion_paths(p):

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from mimictools.errors import MotionFormatError
 from mimictools.motion.motion import Motion
@@ -203,6 +203,19 @@ def load_motion_set(
 def clips_without_fps(path: PathLike) -> List[Path]:
     """The clips of ``path`` (a clip, folder or dataset yaml) whose files store no frame rate (robot .csv)."""
     return [clip for clip, _ in expand_motion_paths(path) if clip.suffix.lower() == ".csv"]
+
+
+def resolve_clips_fps(
+    paths: Sequence[PathLike], fps: Optional[float], required: bool = True
+) -> List[Optional[float]]:
+    """`resolve_clip_fps` for several paths given together (``mimic fk-check a b``, ``mimic view a b``): per path,
+    the frame rate for its clips that store none (None where there are none). A given ``fps`` that no path needs
+    is the same error; without ``required``, a .csv without ``fps`` gets None instead of the error (for
+    per-frame checks, which do not depend on the frame rate)."""
+    out = [resolve_clip_fps(p, fps, given=False) if fps is not None or required else None for p in paths]
+    if fps is not None and paths and not any(out):
+        resolve_clip_fps(paths[0], fps)  # raises: --fps given where no clip needs it
+    return out
 
 
 def resolve_clip_fps(path: PathLike, fps: Optional[float], given: bool = True) -> Optional[float]:

@@ -18,13 +18,10 @@ __all__ = ["clip_tracks", "compare_track", "eval_replay_tracks", "policy_tracks"
 def clip_tracks(vc: ViewCharacter, paths: Sequence[Path], fps: Optional[float] = None) -> List[Track]:
     """One Track per clip of ``paths`` (clips, folders, dataset yaml), in order. ``fps``: ``--fps``, the frame
     rate of robot .csv clips (`mimictools.motion.io.resolve_clip_fps`)."""
-    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clip_fps
+    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clips_fps
 
-    given = [resolve_clip_fps(p, fps, given=False) for p in paths]  # a .csv without --fps: the one-line error
-    if fps is not None and not any(given):
-        resolve_clip_fps(paths[0], fps)  # raises: no clip needs --fps
     tracks = []
-    for p, p_fps in zip(paths, given):
+    for p, p_fps in zip(paths, resolve_clips_fps(paths, fps)):
         for clip, _weight in expand_motion_paths(p):
             tracks.append(clip_track(vc, load_motion(clip, char=vc.char, warn=False, fps=p_fps)))
     return tracks
