@@ -90,6 +90,8 @@ class EvalOptions:
     """Physics engine (default: the run's); another one than the run's is a sim2sim evaluation."""
     num_threads: int = 0
     """CPU engine worker threads (0 = all cores)."""
+    fps: Optional[float] = None
+    """Frame rate of robot .csv clips (``--fps``; default: the one the run recorded)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,12 @@ def open_policy_env(
         motion_file = str(mp.resolve())
     elif not Path(motion_file).exists():
         raise ConfigError(f"the run's clip {motion_file} no longer exists: pass --motion")
+    from mimictools.motion.io import resolve_clip_fps
+
+    if options.fps is not None:
+        motion_fps = resolve_clip_fps(motion_file, options.fps)
+    else:  # the run's own --fps (a run on a .csv recorded it)
+        motion_fps = resolve_clip_fps(motion_file, spec.motion_fps, given=False)
     if num_envs is None:
         episodes = _num_episodes(options, motion_file)
         num_envs = options.num_envs if options.num_envs is not None else min(episodes, 16)
@@ -201,6 +209,7 @@ def open_policy_env(
     spec = replace(
         spec,
         motion_file=motion_file,
+        motion_fps=motion_fps,
         num_envs=num_envs,
         device=options.device,
         num_threads=options.num_threads,

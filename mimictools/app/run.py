@@ -1,8 +1,8 @@
 """A training run on disk, and how one is resolved from user options.
 
 A run folder holds ``config.yaml`` (the resolved env/agent/engine configs, MimicKit keys),
-``run.json`` (what is not in MimicKit's configs: the clip and character actually used, num_envs,
-device, seed), ``log.txt``, TensorBoard events and checkpoints (``latest.pt``, ``best.pt``,
+``run.json`` (what is not in MimicKit's configs: the clip and character actually used, the frame rate
+of robot .csv clips (``--fps``), num_envs, device, seed), ``log.txt``, TensorBoard events and checkpoints (``latest.pt``, ``best.pt``,
 ``iter_*.pt``). ``mimic train --resume`` and ``mimic eval`` rebuild everything from these files.
 
 Path rule for config files: relative ``motion_file``/``char_file`` resolve against the MimicKit data
@@ -53,6 +53,8 @@ class RunSpec:
     """Seed of python/numpy/torch RNGs (CPU runs with the same seed are repeatable)."""
     num_threads: int = 0
     """CPU engine worker threads (0 = all cores)."""
+    motion_fps: Optional[float] = None
+    """Frame rate (Hz) of the clips whose files store none (robot .csv: ``--fps``); None when no clip needs one."""
 
 
 def demo_config_files() -> tuple:
@@ -75,6 +77,7 @@ def resolve_run(
     data_root: Optional[Path] = None,
     num_threads: int = 0,
     report: Optional[Callable[[str], None]] = None,
+    fps: Optional[float] = None,
 ) -> tuple:
     """Resolve command-line options into ``(RunConfig, RunSpec)``.
 
@@ -83,6 +86,8 @@ def resolve_run(
     Task settings that do not fit the character and that the user did not name (key/contact bodies,
     ``joint_err_w``, ``init_pose``) are derived from it (`mimictools.tasks.defaults`); ``report`` gets one
     line per derived value. The returned config's ``char_file``/``motion_file`` are the files used.
+    ``fps``: ``--fps``, the frame rate of robot .csv clips (`mimictools.motion.io.resolve_clip_fps` checks it
+    and the spec records it).
     """
     demo_env, demo_agent, demo_engine = demo_config_files()
     env_file = Path(env_config) if env_config else demo_env
@@ -108,6 +113,9 @@ def resolve_run(
             raise ConfigError(
                 f"{what} file not found: {p} (resolved against data root {root}; use --data-root or --{what[:4]})"
             )
+    from mimictools.motion.io import resolve_clip_fps
+
+    motion_fps = resolve_clip_fps(motion_file, fps)
     cfg = _fit_to_character(cfg, char_file, motion_file, env_config, overrides, report)
     if num_envs is None:  # a GPU engine on the CPU (Warp's CPU device) is as slow as MuJoCo's: the CPU count
         on_gpu = is_gpu_engine(cfg.engine.engine_name) and not str(device).startswith("cpu")
@@ -123,6 +131,7 @@ def resolve_run(
         device=device,
         seed=int(seed),
         num_threads=int(num_threads),
+        motion_fps=motion_fps,
     )
     return cfg, spec
 
@@ -163,8 +172,14 @@ def load_run_files(run_dir: Path) -> tuple:
     except (ValueError, TypeError, RecursionError) as exc:
         raise MimicToolsError(f"{spec_path}: unreadable run description ({type(exc).__name__})") from None
     for f in fields(RunSpec):  # a hand-edited run.json must not fail later, deep inside training
-        want = (str,) if f.type in ("str", str) else (int,)
         value = getattr(spec, f.name)
+        if f.name == "motion_fps":  # absent in run folders written before it existed: None
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
+            ):
+                raise MimicToolsError(f"{spec_path}: motion_fps must be null or a number > 0, got {value!r}")
+            continue
+        want = (str,) if f.type in ("str", str) else (int,)
         if not isinstance(value, want) or isinstance(value, bool):
             raise MimicToolsError(
                 f"{spec_path}: {f.name} must be {want[0].__name__}, got {type(value).__name__}"
@@ -185,6 +200,7 @@ def build_env(cfg: RunConfig, spec: RunSpec, **overrides):
         motion_path=spec.motion_file,
         char_path=spec.char_file,
         num_threads=spec.num_threads,
+        motion_fps=spec.motion_fps,
     )
 
 

@@ -99,21 +99,31 @@ def probe_stability(
     noise: float = 0.05,
     seed: int = 0,
     try_higher: bool = True,
+    motion_fps: Optional[float] = None,
 ) -> StabilityProbe:
     """Run the probe (module docstring) and return the largest angular speed and MuJoCo resets seen.
 
     When unstable and ``try_higher``, the same probe runs at 2x, 4x, ... the rate (multiples of the control
     rate, up to `MAX_ADVICE_HZ`) until one is stable, so the advice names a rate that was measured.
-    The global torch RNG state is left as it was (the probe draws from its own generator).
+    The global torch RNG state is left as it was (the probe draws from its own generator). ``motion_fps``:
+    frame rate of robot .csv clips (they store none).
     """
-    probe = _probe_once(env_cfg, engine_cfg, motion_path, char_path, num_envs, steps, noise, seed)
+    probe = _probe_once(env_cfg, engine_cfg, motion_path, char_path, num_envs, steps, noise, seed, motion_fps)
     if probe.stable or not try_higher:
         return probe
     higher: List[StabilityProbe] = []
     hz = engine_cfg.sim_freq * 2
     while hz <= MAX_ADVICE_HZ:
         p = _probe_once(
-            env_cfg, replace(engine_cfg, sim_freq=hz), motion_path, char_path, num_envs, steps, noise, seed
+            env_cfg,
+            replace(engine_cfg, sim_freq=hz),
+            motion_path,
+            char_path,
+            num_envs,
+            steps,
+            noise,
+            seed,
+            motion_fps,
         )
         higher.append(p)
         if p.stable:
@@ -131,6 +141,7 @@ def _probe_once(
     steps: int,
     noise: float,
     seed: int,
+    motion_fps: Optional[float] = None,
 ) -> StabilityProbe:
     from mimictools.tasks.deepmimic import build_env
 
@@ -144,6 +155,7 @@ def _probe_once(
         char_path=char_path,
         device="cpu",
         num_threads=1,
+        motion_fps=motion_fps,
         generator=gen,
     )
     worst = 0.0

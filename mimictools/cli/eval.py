@@ -9,6 +9,7 @@ import typer
 from typing_extensions import Annotated
 
 from mimictools.cli.console import console, err_console
+from mimictools.cli.options import FPS_OPTION
 
 
 def plot_log(
@@ -64,6 +65,7 @@ def eval_cmd(
         Optional[Path],
         typer.Option(help="Evaluate on this clip / dataset / folder (same character). Default: the run's."),
     ] = None,
+    fps: Annotated[Optional[float], FPS_OPTION] = None,
     episodes: Annotated[
         Optional[int], typer.Option(help="Episodes to run (default: one per clip; 8 with --rand-start).")
     ] = None,
@@ -171,6 +173,7 @@ def eval_cmd(
         device=device,
         engine=engine,
         num_threads=threads,
+        fps=fps,
     )
     if as_json or not err_console.is_terminal:
         result = ev.evaluate(model, options)

@@ -12,6 +12,7 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from mimictools.cli.console import SafeConsole
+from mimictools.cli.options import FPS_OPTION
 
 
 def fk_check(
@@ -51,6 +52,7 @@ def fk_check(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 1) on clips with NaN/inf frames too.")
     ] = False,
+    fps: Annotated[Optional[float], FPS_OPTION] = None,
 ) -> None:
     """Compare our batched FK (float64) with the engine's kinematics on every frame; exit 1 over tolerance.
 
@@ -78,7 +80,7 @@ def fk_check(
     err = SafeConsole(stderr=True, highlight=False)
     try:
         if motions:
-            clips = _load_clips(motions, character)
+            clips = _load_clips(motions, character, fps)
             with err.status("checking...") if (not as_json and err.is_terminal) else _Null():
                 for source, frames in clips:
                     results.append(fkcheck.check_frames(character, frames, reference, source=source))
@@ -148,15 +150,18 @@ def _num(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
-def _load_clips(paths: List[Path], character: Any) -> List[Tuple[str, Any]]:
-    """(source, frames) for every clip; folders recursively, dataset yamls by their entries."""
-    from mimictools.motion.io import expand_motion_paths, load_motion
+def _load_clips(paths: List[Path], character: Any, fps: Optional[float] = None) -> List[Tuple[str, Any]]:
+    """(source, frames) for every clip; folders recursively, dataset yamls by their entries.
 
+    ``fps`` (``--fps``) is checked like every command's; without it a robot .csv is read at 30 fps: the
+    per-frame kinematics checked here do not depend on the frame rate."""
+    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clips_fps
+
+    resolve_clips_fps(paths, fps, required=False)  # checks a given --fps like every command does
     clips = []
     for p in paths:
         for f, _ in expand_motion_paths(p):
-            # A robot .csv stores no fps; per-frame kinematics do not depend on it (any value gives the same check).
-            motion = load_motion(f, char=character, warn=False, fps=30.0)
+            motion = load_motion(f, char=character, warn=False, fps=fps if fps is not None else 30.0)
             clips.append((str(f), motion.frames))
     return clips
 

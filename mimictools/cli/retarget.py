@@ -121,7 +121,12 @@ def retarget_cmd(
         ),
     ] = "auto",
     fps: Annotated[
-        Optional[float], typer.Option("--fps", help="Output frame rate. Default: the source's.")
+        Optional[float],
+        typer.Option(
+            "--fps",
+            help="Output frame rate (default: the source's). For a robot .csv source, which stores none: its "
+            "frame rate (the output keeps it).",
+        ),
     ] = None,
     report: Annotated[
         Optional[Path],
@@ -177,7 +182,7 @@ def retarget_cmd(
     from mimictools.character.mjcf import load_character
     from mimictools.cli.motion import default_char_path
     from mimictools.errors import ConfigError
-    from mimictools.motion.io import save_motion
+    from mimictools.motion.io import resolve_clip_fps, save_motion
     from mimictools.motion.motion import Motion
     from mimictools.motion.retarget.mapping import load_mapping, select_preset
     from mimictools.motion.retarget.report import plot_report, quality_report
@@ -197,14 +202,17 @@ def retarget_cmd(
     try:
         target_path = to if to is not None else default_char_path()
         char = load_character(target_path)
-        source = load_source(src, src_char=src_char, up=src_up, unit=src_unit, skip_first=skip_first)
+        src_fps = resolve_clip_fps(src, fps, given=False) if src.suffix.lower() == ".csv" else None
+        source = load_source(
+            src, src_char=src_char, up=src_up, unit=src_unit, skip_first=skip_first, fps=src_fps
+        )
         if map_file is not None:
             mapping = load_mapping(map_file)
         else:
             mapping = select_preset(source.names, char.body_names, source.kind)
         options = RetargetOptions(
             scale=scale_value,
-            fps=fps,
+            fps=None if src_fps is not None else fps,  # a .csv's --fps was its own rate, not a resampling
             ground_constraint=ground_clearance,
             respect_limits=not ignore_limits,
             iterations=iterations,

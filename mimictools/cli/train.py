@@ -10,6 +10,7 @@ import typer
 from typing_extensions import Annotated
 
 from mimictools.cli.console import console
+from mimictools.cli.options import FPS_OPTION
 
 
 def train(
@@ -17,9 +18,10 @@ def train(
     motion: Annotated[
         Optional[Path],
         typer.Option(
-            help="Clip (.pkl/.txt) or MimicKit dataset .yaml. Default: the env config's motion_file."
+            help="Clip (.pkl/.txt/.npz/.csv), folder or MimicKit dataset .yaml. Default: the env config's motion_file."
         ),
     ] = None,
+    fps: Annotated[Optional[float], FPS_OPTION] = None,
     char: Annotated[
         Optional[Path], typer.Option(help="Character MJCF. Default: the env config's char_file.")
     ] = None,
@@ -139,7 +141,7 @@ def train(
     try:
         _train(
             ranks, motion, char, engine, num_envs, device, max_samples, minutes, out_dir, seed, resume,
-            env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress,
+            env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress, fps,
         )  # fmt: skip
     finally:
         distributed.teardown()
@@ -147,7 +149,7 @@ def train(
 
 def _train(
     ranks, motion, char, engine, num_envs, device, max_samples, minutes, out_dir, seed, resume,
-    env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress,
+    env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress, fps=None,
 ) -> None:  # fmt: skip
     """The body of `train` on one rank (every rank of a distributed job; rank 0 alone writes and prints)."""
     from rich.markup import escape
@@ -163,9 +165,9 @@ def _train(
         if ranks.distributed:  # every rank trains the run rank 0 found
             run_dir = Path(distributed.broadcast_object(str(run_dir)))
         cfg, spec = runlib.load_run_files(run_dir)
-        if any(x is not None for x in (motion, char, env_config, agent_config, engine_config)) or set_:
+        if any(x is not None for x in (motion, char, env_config, agent_config, engine_config, fps)) or set_:
             raise MimicToolsError(
-                "--resume continues a run with its own config.yaml/run.json; drop --motion/--char/--*-config/--set"
+                "--resume continues a run with its own config.yaml/run.json; drop --motion/--char/--fps/--*-config/--set"
             )
         if num_envs is not None and num_envs != spec.num_envs:
             raise MimicToolsError(
@@ -186,6 +188,7 @@ def _train(
             data_root=data_root,
             num_threads=threads,
             report=lambda line: say(f"[cyan]task default for this character:[/] {escape(line)}"),
+            fps=fps,
         )
         run_dir = out_dir or Path("runs") / f"{Path(spec.motion_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         if ranks.distributed:  # rank 0's clock names the folder
@@ -320,7 +323,7 @@ def _warn_if_unstable(cfg, spec) -> None:
 
     if not is_mujoco_family(cfg.engine.engine_name):
         return  # PhysX (Isaac Gym) integrates differently; the probe would not speak for it
-    probe = probe_stability(cfg.env, cfg.engine, spec.motion_file, spec.char_file)
+    probe = probe_stability(cfg.env, cfg.engine, spec.motion_file, spec.char_file, motion_fps=spec.motion_fps)
     if not probe.stable:
         console.print(f"[yellow]warning:[/] {probe.message()}")
 

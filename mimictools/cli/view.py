@@ -9,6 +9,7 @@ import typer
 from typing_extensions import Annotated
 
 from mimictools.cli.console import console
+from mimictools.cli.options import FPS_OPTION
 
 
 def _offset(text: str) -> Tuple[float, float, float]:
@@ -43,6 +44,7 @@ def view(
     motion: Annotated[
         Optional[Path], typer.Option(help="With --model: clip / dataset to track (default: the run's).")
     ] = None,
+    fps: Annotated[Optional[float], FPS_OPTION] = None,
     episodes: Annotated[
         Optional[int],
         typer.Option(help="With --model: also list mimic eval's episodes (this many) for replay."),
@@ -63,12 +65,6 @@ def view(
         typer.Option(
             "--compare",
             help="Retargeting source (BVH, clip) drawn as a skeleton beside the result given as PATH.",
-        ),
-    ] = None,
-    fps: Annotated[
-        Optional[float],
-        typer.Option(
-            help="Frame rate of clips whose file stores none (robot CSV: 30 for LAFAN1, 60 for g1-moves)."
         ),
     ] = None,
     host: Annotated[
@@ -107,11 +103,11 @@ def view(
         tracks = []
         if export is not None or episodes is not None or rand_start:
             with console.status("running the policy's evaluation episodes"):
-                vc, tracks = sources.policy_tracks(model, motion, episodes, rand_start, seed, offset)
+                vc, tracks = sources.policy_tracks(model, motion, episodes, rand_start, seed, offset, fps=fps)
         if export is None:  # the policy live, in this process, beside the reference clips
             from mimictools.view.live import open_live_session
 
-            live = open_live_session(model, str(motion) if motion else None, offset)
+            live = open_live_session(model, str(motion) if motion else None, offset, fps=fps)
             vc = live.vc
             tracks = tracks + live.reference_tracks()
     elif paths and all(p.suffix == ".npz" for p in paths):

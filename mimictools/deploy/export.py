@@ -200,7 +200,7 @@ def export_policy(checkpoint: Path, out: Path, motion: Optional[Path] = None) ->
     from mimictools.deploy.onnx_graph import build_policy_graph
     from mimictools.engines.base import EngineSpec
     from mimictools.engines.mjcf_build import build_sim_model
-    from mimictools.motion.io import expand_motion_paths, load_motion
+    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clip_fps
     from mimictools.rl.checkpoint import load_checkpoint, load_policy
 
     ckpt = resolve_checkpoint(Path(checkpoint))
@@ -230,7 +230,9 @@ def export_policy(checkpoint: Path, out: Path, motion: Optional[Path] = None) ->
             "pass --motion CLIP"
         )
     char = load_character(spec.char_file)
-    clip = load_motion(clips[0][0], char=char)
+    clip = load_motion(
+        clips[0][0], char=char, fps=resolve_clip_fps(spec.motion_file, spec.motion_fps, given=False)
+    )
     if not np.isfinite(clip.frames).all():
         raise MimicToolsError(f"{clips[0][0]}: the clip has NaN/inf values; a runner cannot track it")
     policy = load_policy(ckpt)

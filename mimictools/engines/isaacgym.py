@@ -13,7 +13,9 @@ How it maps the protocol onto Isaac Gym:
   offset of each env is measured after ``prepare_sim`` (root position minus start pose) and removed from
   every position the engine returns, so positions are per-env world coordinates like the other engines'.
 - **PD control**: every DoF in ``DOF_MODE_POS`` with stiffness/damping = the MJCF joints' ``stiffness`` /
-  ``damping`` (MimicKit's convention: those attributes are PD gains), ``effort`` = ``actuatorfrcrange``,
+  ``damping`` (MimicKit's convention: those attributes are PD gains; Menagerie's ``<position kp kv|dampratio>``
+  actuators otherwise, a ``dampratio`` turned into kd by `mimictools.engines.pd_gains` exactly as for the
+  MuJoCo engines), ``effort`` = ``actuatorfrcrange``,
   ``armature`` and limits from the Character (radians, whatever the MJCF's ``compiler angle`` says).
   PhysX applies the drives implicitly inside each physics step.
 - **State tensors**: actor root state (n, 13), DoF state (n * dofs, 2), rigid body state (n * bodies, 13)
@@ -580,6 +582,9 @@ def dof_properties(character: Character, gym_dof_names: Sequence[str]) -> Dict[s
     Keys: 'stiffness' (N m/rad), 'damping' (N m s/rad), 'effort' (N m; float32 max where unlimited),
     'armature' (kg m^2), 'hasLimits', 'lower', 'upper' (rad; a ball joint: +-its cone angle per axis).
     """
+    from mimictools.engines.pd_gains import resolve_damping_ratios
+
+    character = resolve_damping_ratios(character)  # <position dampratio>: kd as MuJoCo defines it
     names = list(character.dof_names)
     cols: Dict[str, List[float]] = {
         k: [] for k in ("stiffness", "damping", "effort", "armature", "lower", "upper")

@@ -5,7 +5,7 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
 - **PD position control, MimicKit semantics.** The joints' ``stiffness``/``damping`` are read as PD gains
   (``Character`` already holds them as ``Joint.stiffness``/``Joint.damping``; for MJCFs that keep their gains
   on ``<position>`` actuators, as MuJoCo Menagerie does, the parser took them from there, and a
-  ``dampratio`` is turned into kd here by MuJoCo's own compiler, see `resolve_damping_ratios`). A joint
+  ``dampratio`` is turned into kd with MuJoCo's definition, `mimictools.engines.pd_gains`). A joint
   without gains is an ``EngineError`` (never a silent zero-gain PD). The passive MuJoCo springs
   and dampers they would otherwise create are removed (armature and frictionloss stay). Every existing
   actuator (and keyframe, whose ``ctrl`` would no longer fit) is deleted, and each hinge gets one
@@ -53,13 +53,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import mujoco
 import numpy as np
 
 from mimictools.character.model import Character
 from mimictools.engines.base import EngineSpec
+from mimictools.engines.pd_gains import resolve_damping_ratios
 from mimictools.errors import EngineError
 
 __all__ = [
@@ -240,44 +241,6 @@ def implicit_damping(kp: float, spec: EngineSpec) -> float:
     """The damping (N m s / rad) stable PD adds to a PD of gain ``kp`` (N m / rad): ``kp / sim_freq``, or 0
     with ``spec.implicit_pd`` off (module docstring)."""
     return kp / float(spec.sim_freq) if spec.implicit_pd else 0.0
-
-
-def resolve_damping_ratios(character: Character, ms: Optional[mujoco.MjSpec] = None) -> Character:
-    """The character with every ``Joint.damping_ratio`` > 0 turned into ``Joint.damping`` (N m s / rad).
-
-    MuJoCo computes a ``<position dampratio>``'s kv at compile time from the joint's reflected inertia
-    at ``qpos0``; this compiles the character's own MJCF (``ms``, or ``Character.source``) and reads the
-    result (``-actuator_biasprm[2]`` x gear^2), so the gains are exactly the ones MuJoCo would use.
-    """
-    pending = [j for j in character.joints if j.damping_ratio is not None and np.any(j.damping_ratio > 0)]
-    if not pending:
-        return character
-    import dataclasses
-
-    try:
-        model = (ms.copy() if ms is not None else mujoco.MjSpec.from_file(character.source)).compile()
-    except Exception as exc:
-        raise EngineError(f"{character.source}: MuJoCo cannot compile this MJCF: {exc}") from None
-    kd_of = {}
-    for a in range(model.nu):
-        if model.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
-            continue
-        jname = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, int(model.actuator_trnid[a, 0]))
-        gear = float(model.actuator_gear[a, 0])
-        kd_of[jname] = -float(model.actuator_biasprm[a, 2]) * gear * gear
-    joints = []
-    for j in character.joints:
-        if j.damping_ratio is None or not np.any(j.damping_ratio > 0):
-            joints.append(j)
-            continue
-        damping = j.damping.copy()
-        for k, name in enumerate(j.mjcf_joints):
-            if j.damping_ratio[k] > 0:
-                if name not in kd_of:
-                    raise EngineError(f"{character.source}: joint {name!r} has a dampratio but no actuator")
-                damping[k] = kd_of[name]
-        joints.append(dataclasses.replace(j, damping=damping, damping_ratio=np.zeros_like(j.damping_ratio)))
-    return dataclasses.replace(character, joints=tuple(joints))
 
 
 def check_gains(character: Character) -> None:

@@ -5,13 +5,15 @@
 - ``save_motion(motion, path)``: MimicKit's current ``.pkl`` format, atomically; ``.npz`` (mjlab, needs the
   character), ``.csv`` (Unitree) by extension;
 - ``load_motion_set(path)``: a clip, a folder (recursive ``*.pkl``/``*.txt``) or a dataset ``.yaml``
-  -> ``[(Motion, weight), ...]``.
+  -> ``[(Motion, weight), ...]``;
+- ``resolve_clip_fps(path, fps)``: the one place a clip path and a ``--fps`` become the frame rate a command
+  (and a run's ``run.json``) uses for clips whose files store none (robot ``.csv``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from mimictools.errors import MotionFormatError
 from mimictools.motion.motion import Motion
@@ -182,10 +184,11 @@ def expand_motion_paths(path: PathLike) -> List[Tuple[Path, float]]:
 
 
 def load_motion_set(
-    path: PathLike, char: Optional[Any] = None, warn: bool = True
+    path: PathLike, char: Optional[Any] = None, warn: bool = True, fps: Optional[float] = None
 ) -> List[Tuple[Motion, float]]:
     """``[(Motion, weight), ...]`` for a clip, a folder or a dataset yaml (see ``expand_motion_paths``).
 
+    ``fps``: frame rate of the clips whose files store none (robot CSV; `resolve_clip_fps`).
     The first unreadable clip raises ``MotionFormatError`` naming it (and, for a dataset, the yaml).
     """
     entries = expand_motion_paths(path)
@@ -193,5 +196,52 @@ def load_motion_set(
     for clip, weight in entries:
         if not clip.exists():
             raise MotionFormatError(f"{path}: lists {clip}, which does not exist")
-        out.append((load_motion(clip, char=char, warn=warn), weight))
+        out.append((load_motion(clip, char=char, warn=warn, fps=fps), weight))
     return out
+
+
+def clips_without_fps(path: PathLike) -> List[Path]:
+    """The clips of ``path`` (a clip, folder or dataset yaml) whose files store no frame rate (robot .csv)."""
+    return [clip for clip, _ in expand_motion_paths(path) if clip.suffix.lower() == ".csv"]
+
+
+def resolve_clips_fps(
+    paths: Sequence[PathLike], fps: Optional[float], required: bool = True
+) -> List[Optional[float]]:
+    """`resolve_clip_fps` for several paths given together (``mimic fk-check a b``, ``mimic view a b``): per path,
+    the frame rate for its clips that store none (None where there are none). A given ``fps`` that no path needs
+    is the same error; without ``required``, a .csv without ``fps`` gets None instead of the error (for
+    per-frame checks, which do not depend on the frame rate)."""
+    out = [resolve_clip_fps(p, fps, given=False) if fps is not None or required else None for p in paths]
+    if fps is not None and paths and not any(out):
+        resolve_clip_fps(paths[0], fps)  # raises: --fps given where no clip needs it
+    return out
+
+
+def resolve_clip_fps(path: PathLike, fps: Optional[float], given: bool = True) -> Optional[float]:
+    """The frame rate to use (and record) for ``path``'s clips that store none: ``fps`` when ``path`` holds such
+    a clip (robot .csv), else None. ``given``: ``fps`` is the user's ``--fps`` (not a run's recorded value).
+
+    Raises ``MotionFormatError`` (one line): ``fps`` missing while a clip needs it (naming the first such
+    clip); ``fps`` not a finite number in (0, MAX_FPS]; a given ``--fps`` where no clip needs one (it would be
+    silently ignored: it does not resample).
+    """
+    import math
+
+    from mimictools.motion.motion import MAX_FPS
+
+    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise MotionFormatError(f"--fps {fps}: must be a number > 0 and at most {MAX_FPS:g}")
+    need = clips_without_fps(path)
+    if not need:
+        if fps is not None and given:
+            raise MotionFormatError(
+                f"--fps {fps:g}: {path} stores its own frame rate; --fps is for robot .csv clips, which store "
+                "none (to resample a clip: mimic motion convert CLIP --fps N -o out.pkl)"
+            )
+        return None
+    if fps is None:
+        from mimictools.motion.formats.robot_csv import missing_fps_message
+
+        raise MotionFormatError(missing_fps_message(str(need[0])))
+    return float(fps)

@@ -256,11 +256,13 @@ class MotionLib:
         char: Optional[Any] = None,
         device: Union[str, torch.device] = "cpu",
         allow_nonfinite: bool = False,
+        fps: Optional[float] = None,
     ) -> MotionLib:
-        """Load a clip, a folder or a dataset yaml (``load_motion_set``) into a ``MotionLib``."""
+        """Load a clip, a folder or a dataset yaml (``load_motion_set``) into a ``MotionLib``; ``fps``: frame
+        rate of clips whose files store none (robot .csv)."""
         from mimictools.motion.io import load_motion_set
 
-        pairs = load_motion_set(path, char=char)
+        pairs = load_motion_set(path, char=char, fps=fps)
         return cls(pairs, char=char, device=device, allow_nonfinite=allow_nonfinite)
 
     # ---- queries ---------------------------------------------------------------------------------------

@@ -665,13 +665,16 @@ def build_env(
     char_path: Union[str, Path],
     device: Union[str, torch.device] = "cpu",
     num_threads: int = 0,
+    motion_fps: Optional[float] = None,
     **env_kwargs,
 ) -> DeepMimicEnv:
     """Load the character and clips, build the engine and the env.
 
     ``motion_path``/``char_path`` are the files actually used (resolving the config's relative
-    ``motion_file``/``char_file`` is `mimictools.app.run.resolve_run`'s job). ``num_threads``: CPU engine
-    worker threads (0 = all cores). ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``, ``generator``).
+    ``motion_file``/``char_file`` is `mimictools.app.run.resolve_run`'s job). ``motion_fps``: frame rate of
+    clips whose files store none (robot .csv; `mimictools.motion.io.resolve_clip_fps`). ``num_threads``: CPU
+    engine worker threads (0 = all cores). ``env_kwargs`` go to `DeepMimicEnv` (e.g. ``test_rand_reset``,
+    ``generator``).
     """
     from mimictools.character.gains import apply_joint_gains
     from mimictools.character.mjcf import load_character
@@ -680,7 +683,7 @@ def build_env(
     from mimictools.motion.library import MotionLib
 
     char = apply_joint_gains(load_character(Path(char_path)), env_cfg.joint_gains)
-    lib = MotionLib.from_path(Path(motion_path), char=char, device=device)
+    lib = MotionLib.from_path(Path(motion_path), char=char, device=device, fps=motion_fps)
     engine_name = canonical_engine_name(engine_cfg.engine_name)
     spec = EngineSpec(
         num_envs=int(num_envs),

@@ -163,10 +163,12 @@ def open_live_session(
     motion: Optional[str] = None,
     ghost_offset_m: Tuple[float, float, float] = (0.0, 1.0, 0.0),
     episode_length_s: Optional[float] = None,
+    fps: Optional[float] = None,
 ) -> LiveSession:
     """The checkpoint's policy on one env of its run (``motion``: another clip/dataset of the same character),
     on the CPU MuJoCo engine with one thread, whatever engine the run trained on (the viewer steps one character
-    in real time, on any machine: a GPU-trained run plays on a laptop)."""
+    in real time, on any machine: a GPU-trained run plays on a laptop). ``fps``: ``--fps`` of a robot .csv
+    ``motion`` (default: the rate the run recorded)."""
     from pathlib import Path
 
     from mimictools.app.evaluate import EvalOptions, open_policy_env
@@ -175,7 +177,12 @@ def open_live_session(
     pe = open_policy_env(
         checkpoint,
         EvalOptions(
-            motion=motion, episode_length_s=episode_length_s, device="cpu", engine="mujoco", num_threads=1
+            motion=motion,
+            episode_length_s=episode_length_s,
+            device="cpu",
+            engine="mujoco",
+            num_threads=1,
+            fps=fps,
         ),
         num_envs=1,
     )

@@ -16,14 +16,14 @@ __all__ = ["clip_tracks", "compare_track", "eval_replay_tracks", "policy_tracks"
 
 
 def clip_tracks(vc: ViewCharacter, paths: Sequence[Path], fps: Optional[float] = None) -> List[Track]:
-    """One Track per clip of ``paths`` (clips, folders, dataset yaml), in order. ``fps``: the frame rate of
-    clips whose files store none (robot CSVs)."""
-    from mimictools.motion.io import expand_motion_paths, load_motion
+    """One Track per clip of ``paths`` (clips, folders, dataset yaml), in order. ``fps``: ``--fps``, the frame
+    rate of robot .csv clips (`mimictools.motion.io.resolve_clip_fps`)."""
+    from mimictools.motion.io import expand_motion_paths, load_motion, resolve_clips_fps
 
     tracks = []
-    for p in paths:
+    for p, p_fps in zip(paths, resolve_clips_fps(paths, fps)):
         for clip, _weight in expand_motion_paths(p):
-            tracks.append(clip_track(vc, load_motion(clip, char=vc.char, warn=False, fps=fps)))
+            tracks.append(clip_track(vc, load_motion(clip, char=vc.char, warn=False, fps=p_fps)))
     return tracks
 
 
@@ -57,6 +57,7 @@ def policy_tracks(
     rand_start: bool = False,
     seed: int = 0,
     ghost_offset_m: Tuple[float, float, float] = (0.0, 1.0, 0.0),
+    fps: Optional[float] = None,
 ) -> Tuple[ViewCharacter, List[Track]]:
     """Run the checkpoint's deterministic evaluation episodes (``app.evaluate``: the same env, policy and
     episode plan as ``mimic eval``) and return one Track per episode on the run's character."""
@@ -66,7 +67,11 @@ def policy_tracks(
     result = evaluate(
         checkpoint,
         EvalOptions(
-            motion=str(motion) if motion else None, episodes=episodes, rand_start=rand_start, seed=seed
+            motion=str(motion) if motion else None,
+            episodes=episodes,
+            rand_start=rand_start,
+            seed=seed,
+            fps=fps,
         ),
     )
     vc = load_view_character(Path(result.spec.char_file))

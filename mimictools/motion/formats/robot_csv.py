@@ -24,19 +24,24 @@ from mimictools.motion.formats.robot_frames import (
 )
 from mimictools.motion.motion import Motion
 
-__all__ = ["read_robot_csv", "write_robot_csv"]
+__all__ = ["missing_fps_message", "read_robot_csv", "write_robot_csv"]
 
 VARIANT = "robot-csv"
+
+
+def missing_fps_message(source: str) -> str:
+    """The one-line error for a robot CSV read without a frame rate."""
+    return (
+        f"{source}: a robot CSV does not store its frame rate; pass --fps (30 for Unitree's LAFAN1 set, "
+        "60 for g1-moves), or convert it once: mimic motion convert clip.csv --fps 30 -o clip.pkl"
+    )
 
 
 def read_robot_csv(path: Union[str, Path], fps: Optional[float], char: Optional[Any] = None) -> Motion:
     """Read a robot CSV. ``fps`` is required (the file has none): MotionFormatError says so when None."""
     source = str(path)
     if fps is None:
-        raise MotionFormatError(
-            f"{source}: a robot CSV does not store its frame rate; pass --fps (30 for Unitree's LAFAN1 set, "
-            "60 for g1-moves), or convert it once: mimic motion convert clip.csv --fps 30 -o clip.pkl"
-        )
+        raise MotionFormatError(missing_fps_message(source))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

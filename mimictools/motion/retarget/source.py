@@ -121,14 +121,15 @@ def _bvh_source(
     )
 
 
-def _character_source(path: str, src_char_path: Optional[str]) -> SourceMotion:
+def _character_source(path: str, src_char_path: Optional[str], fps: Optional[float] = None) -> SourceMotion:
     from mimictools.character.kinematics import frames_to_body_poses
     from mimictools.character.mjcf import load_character
     from mimictools.motion.io import check_frame_width, load_motion
 
     char_path = Path(src_char_path) if src_char_path else default_humanoid_path()
     char = load_character(char_path)
-    motion = load_motion(path, warn=False)
+    robot = Path(path).suffix.lower() in (".csv", ".npz")  # joint count / body order checked when read
+    motion = load_motion(path, warn=False, fps=fps, char=char if robot else None)
     check_frame_width(motion, char)
     frames = np.asarray(motion.frames, dtype=np.float64)
     bad = ~np.isfinite(frames)
@@ -167,9 +168,11 @@ def load_source(
     up: Optional[str] = None,
     unit: Optional[str] = None,
     skip_first: Optional[bool] = None,
+    fps: Optional[float] = None,
 ) -> SourceMotion:
     """Read a retargeting source: ``.bvh`` (``up``/``unit``/``skip_first`` apply; None = detect), or a
-    MimicKit ``.pkl`` / DeepMimic ``.txt`` clip of character ``src_char`` (default: the bundled humanoid)."""
+    clip (MimicKit/GMR ``.pkl``, DeepMimic ``.txt``, robot ``.csv``/``.npz``) of character ``src_char``
+    (default: the bundled humanoid). ``fps``: the frame rate of a robot .csv source (it stores none)."""
     from mimictools.io_util import check_input_file
 
     p = str(path)
@@ -182,7 +185,7 @@ def load_source(
         return _bvh_source(p, up, unit, skip_first)
     if up is not None or unit is not None or skip_first is not None:
         raise MotionFormatError(f"{p}: --src-up, --src-unit and --skip-first apply to BVH sources only")
-    return _character_source(p, None if src_char is None else str(src_char))
+    return _character_source(p, None if src_char is None else str(src_char), fps)
 
 
 def resample_source(src: SourceMotion, fps: float) -> SourceMotion:
