@@ -199,6 +199,7 @@ def test_nproc_is_checked(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "drop --nproc under torchrun" in _flat(res.output)
 
 
+@pytest.mark.slow
 def test_nproc_2_trains_on_the_cpu_and_sigterm_saves(tmp_path):
     """`mimic train --nproc 2` through torch's real launcher (gloo): one run folder, one log, samples of both ranks;
     SIGTERM to the launcher (what SLURM and `timeout` send) reaches the ranks, which stop together and save."""
