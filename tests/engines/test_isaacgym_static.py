@@ -6,7 +6,7 @@
 - the pure conversions (name maps, quaternion order, DoF order and coordinates, DoF properties) are right;
 - the CLI preload helper recognises ``--engine isaacgym``.
 
-Type check by hand (what ``test_mypy_against_isaacgym_stubs`` runs)::
+Type check by hand (what ``test_mypy_against_isaacgym_stubs`` runs, in the slow suite: ``pytest -m slow``)::
 
     python tests/engines/test_isaacgym_static.py        # prints mypy's output, exits with its code
 
@@ -141,6 +141,7 @@ def _mypy_lines(proc: subprocess.CompletedProcess, path: Path):
     return [ln for ln in proc.stdout.splitlines() if ln.split(":", 1)[0] in names]
 
 
+@pytest.mark.slow  # mypy reads torch's stubs: ~30 CPU-s (the fake-gym tests below run by default)
 def test_mypy_against_isaacgym_stubs(mypy_run):
     proc, bad = mypy_run
     out = proc.stdout + proc.stderr
@@ -150,6 +151,7 @@ def test_mypy_against_isaacgym_stubs(mypy_run):
     assert "Found 2 errors in 1 file (checked 2 source files)" in proc.stdout, out
 
 
+@pytest.mark.slow
 def test_mypy_run_can_fail(mypy_run):
     """The harness is not vacuous: a misuse of the Isaac Gym API is caught through the stubs."""
     proc, bad = mypy_run
