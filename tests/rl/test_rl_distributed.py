@@ -4,8 +4,9 @@ The ranks are `dist_worker.py` subprocesses with RANK/WORLD_SIZE/MASTER_ADDR/MAS
 what torchrun runs (`mimictools.rl.distributed.init_from_env`). One `mimic train --nproc 2` runs through the
 real launcher (torch.distributed.run) in tests/cli/test_train_cli.py.
 
-Default suite: one 2-rank run (the update's gradient all-reduce and merged normalizer). `slow`: 2-rank training and
-resume, a dead rank, SIGTERM on one rank (each starts 2-4 processes that import torch; ~10-20 s each).
+Default suite: the single-process parts (rank variables, seeds, torchrun's 1-process case, the stop signals).
+`slow`: every 2-rank test (the update's gradient all-reduce, training and resume, a dead rank, SIGTERM on one
+rank): each starts 2-4 processes that import torch, ~10-20 s each on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def test_deferred_stop_records_then_raises_on_a_second_signal():
 # ----------------------------------------------------------------------------------------- 2 ranks
 
 
+@pytest.mark.slow
 def test_two_rank_update_equals_the_one_process_update(tmp_path):
     """Same samples split over 2 ranks, minibatch k of the single process = the union of the ranks' minibatch k:
     the averaged-gradient steps give the parameters of one process with all samples (float tolerance), and the
