@@ -51,6 +51,40 @@ def humanoid(humanoid_xml: Path):
     return load_character(humanoid_xml)
 
 
+@pytest.fixture(scope="session")
+def train_no_probe():
+    """``train_no_probe(*args)``: `mimic train --no-progress *args` in-process (CliRunner), without the start-up
+    stability probe; returns the CliRunner result. For runs of the bundled demo whose subject is not the probe:
+    the probe of the demo (16 envs x 150 control steps at 240 Hz, ~3 CPU-s, the same every time) is checked by
+    tests/cli/test_train_cli.py::test_unstable_physics_is_warned_about and tests/app/test_stability.py."""
+    from typer.testing import CliRunner
+
+    import mimictools.cli.train as train_cli
+    from mimictools.cli.app import app
+
+    def run(*args: str):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train_cli, "_warn_if_unstable", lambda cfg, spec: None)
+            return CliRunner().invoke(app, ["train", "--no-progress", *args])
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_run(tmp_path_factory, train_no_probe) -> Path:
+    """The bundled demo (our humanoid, squat clip, CPU MuJoCo) trained for 256 samples on 4 envs: one run folder
+    for the session, shared by the tests that need a trained run. Read-only: a test that writes into a run
+    (``--resume``) copies it first."""
+    run_dir = tmp_path_factory.mktemp("demo_run") / "tiny"
+    res = train_no_probe(
+        "--max-samples", "256", "--num-envs", "4", "--out-dir", str(run_dir), "--threads", "1",
+        "--set", "test_episodes=4",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (run_dir / "latest.pt").is_file()
+    return run_dir
+
+
 def pytest_configure(config):
     """One torch thread: CI has 2 cores and the MuJoCo engine's worker threads; OpenMP spinning
     against them made CPU tests ~10x slower (measured: toy PPO test 97 s with 2 threads vs 2 s)."""

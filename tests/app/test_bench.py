@@ -109,6 +109,7 @@ def test_cli_json_train_ratio(humanoid_xml):
     assert json.loads(no_train.stdout)["results"][0]["train_over_raw_control_rate"] is None
 
 
+@pytest.mark.slow  # starts 2 ranks (processes that import torch) through torch's launcher
 def test_cli_json_train_nproc(humanoid_xml):
     """--train --nproc 2: each rank's samples/s, their total and the scaling efficiency against the single-process
     rate (its arithmetic; the rates themselves are not asserted)."""
@@ -134,5 +135,8 @@ def test_cli_json_train_nproc(humanoid_xml):
     assert all(x > 0 for x in row["rank_samples_per_s"])
     assert row["total_samples_per_s"] == pytest.approx(sum(row["rank_samples_per_s"]))
     assert row["scaling_efficiency"] == pytest.approx(row["total_samples_per_s"] / (2 * row["samples_per_s"]))
+
+
+def test_cli_nproc_needs_train(humanoid_xml):
     res = CliRunner().invoke(app, ["bench", "--num-envs", "2", "--nproc", "2", "--char", str(humanoid_xml)])
     assert res.exit_code == 2 and "add --train" in res.output

@@ -15,18 +15,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run") / "tiny"
-    res = runner.invoke(
-        app,
-        [
-            "train", "--max-samples", "256", "--num-envs", "4", "--out-dir", str(run_dir), "--no-progress",
-            "--threads", "1", "--set", "test_episodes=4",
-        ],
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    assert (run_dir / "latest.pt").is_file()
-    return run_dir
+def tiny_run(tiny_demo_run):
+    """The session's tiny demo run (tests/conftest.py): eval only reads it."""
+    return tiny_demo_run
 
 
 def _finite(x) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -24,43 +25,36 @@ def _rows(log_path):
     return lines[0], [[float(x) for x in r] for r in lines[1:]]
 
 
-def test_demo_trains_and_writes_run_files(tmp_path):
+def test_demo_trains_and_writes_run_files(tiny_demo_run, train_no_probe, tmp_path):
+    """The session's demo run (`tiny_demo_run`: `mimic train --max-samples 256 --num-envs 4`) wrote its files;
+    --resume (on a copy) continues it."""
     out = tmp_path / "run"
-    res = runner.invoke(
-        app, ["train", "--max-samples", "1024", "--num-envs", "4", "--out-dir", str(out), "--no-progress"]
-    )
-    assert res.exit_code == 0, res.output
+    shutil.copytree(tiny_demo_run, out)
     for name in ("config.yaml", "run.json", "log.txt", "latest.pt", "best.pt"):
         assert (out / name).is_file(), name
     spec = json.loads((out / "run.json").read_text())
     assert spec["motion_file"].endswith("demo_squat.pkl") and spec["num_envs"] == 4
     header, rows = _rows(out / "log.txt")
     assert header[:4] == ["Iteration", "Wall_Time", "Samples", "Test_Return"]
-    assert rows[-1][header.index("Samples")] >= 1024
+    assert rows[-1][header.index("Samples")] >= 256
     # the training rollouts skip the tracking errors; the test episodes still log them
     assert "Body_Pos_Err" in header and rows[-1][header.index("Body_Pos_Err")] > 0
     # resume continues the same run: more samples, same folder, no new config needed
-    res = runner.invoke(
-        app, ["train", "--resume", "--out-dir", str(out), "--max-samples", "2048", "--no-progress"]
-    )
+    res = train_no_probe("--resume", "--out-dir", str(out), "--max-samples", "512")
     assert res.exit_code == 0, res.output
     _, rows2 = _rows(out / "log.txt")
-    assert rows2[-1][header.index("Samples")] >= 2048 > rows[-1][header.index("Samples")]
+    assert rows2[-1][header.index("Samples")] >= 512 > rows[-1][header.index("Samples")]
 
 
-def test_refuses_to_overwrite_a_run(tmp_path):
+def test_refuses_to_overwrite_a_run(tiny_demo_run, tmp_path):
     out = tmp_path / "run"
-    assert (
-        runner.invoke(
-            app, ["train", "--max-samples", "256", "--num-envs", "2", "--out-dir", str(out), "--no-progress"]
-        ).exit_code
-        == 0
-    )
+    shutil.copytree(tiny_demo_run, out)
     res = runner.invoke(
         app, ["train", "--max-samples", "256", "--num-envs", "2", "--out-dir", str(out), "--no-progress"]
     )
     assert res.exit_code == 2
     assert "--resume" in _flat(res.output)
+    assert (out / "log.txt").read_text() == (tiny_demo_run / "log.txt").read_text()  # the run is untouched
 
 
 @pytest.mark.parametrize(
@@ -131,7 +125,7 @@ def test_unstable_physics_is_warned_about(tmp_path):
 
     def train(out, *extra):
         args = ["train", "--max-samples", "64", "--num-envs", "2", "--out-dir", str(out), "--no-progress"]
-        return runner.invoke(app, [*args, *extra])
+        return runner.invoke(app, [*args, "--set", "test_episodes=2", *extra])
 
     res = train(tmp_path / "coarse", "--set", "engine.sim_freq=60")
     assert res.exit_code == 0, res.output
@@ -199,6 +193,7 @@ def test_nproc_is_checked(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "drop --nproc under torchrun" in _flat(res.output)
 
 
+@pytest.mark.slow
 def test_nproc_2_trains_on_the_cpu_and_sigterm_saves(tmp_path):
     """`mimic train --nproc 2` through torch's real launcher (gloo): one run folder, one log, samples of both ranks;
     SIGTERM to the launcher (what SLURM and `timeout` send) reaches the ranks, which stop together and save."""

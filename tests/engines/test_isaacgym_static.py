@@ -6,7 +6,7 @@
 - the pure conversions (name maps, quaternion order, DoF order and coordinates, DoF properties) are right;
 - the CLI preload helper recognises ``--engine isaacgym``.
 
-Type check by hand (what ``test_mypy_against_isaacgym_stubs`` runs)::
+Type check by hand (what ``test_mypy_against_isaacgym_stubs`` runs, in the slow suite: ``pytest -m slow``)::
 
     python tests/engines/test_isaacgym_static.py        # prints mypy's output, exits with its code
 
@@ -93,15 +93,16 @@ def build_stub_dir(dest: Path) -> Path:
     return dest
 
 
-def run_mypy(target: Path = MODULE) -> subprocess.CompletedProcess:
-    """mypy on ``target`` against the fixed isaacgym stubs."""
+def run_mypy(*targets: Path) -> subprocess.CompletedProcess:
+    """mypy on ``targets`` (default: the Isaac Gym engine module) against the fixed isaacgym stubs."""
     with tempfile.TemporaryDirectory(prefix="mimic-isaacgym-stubs-") as tmp:
         stubs = build_stub_dir(Path(tmp) / "stubs")
         ini = Path(tmp) / "mypy.ini"
         ini.write_text(MYPY_INI)
         env = dict(os.environ, MYPYPATH=str(stubs))
         return subprocess.run(
-            [sys.executable, "-m", "mypy", "--config-file", str(ini), "--no-incremental", str(target)],
+            [sys.executable, "-m", "mypy", "--config-file", str(ini), "--no-incremental"]
+            + [str(t) for t in (targets or (MODULE,))],
             cwd=str(REPO),
             env=env,
             capture_output=True,
@@ -110,34 +111,54 @@ def run_mypy(target: Path = MODULE) -> subprocess.CompletedProcess:
 
 
 # ---- static checks ----------------------------------------------------------------------------------------
-@pytest.mark.skipif(
-    installed_stubs() is None, reason="isaacgym-stubs not installed (pip install isaacgym-stubs)"
+BAD_GYM_USE = (
+    "from isaacgym import gymapi, gymtorch\n"
+    "def f() -> None:\n"
+    "    opts = gymapi.AssetOptions()\n"
+    "    opts.fix_base_link = 'yes'\n"
+    "    t = gymtorch.wrap_tensor(3)\n"
 )
-@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
-def test_mypy_against_isaacgym_stubs():
-    proc = run_mypy()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Success" in proc.stdout
+"""A misuse of the Isaac Gym API that the stubs must catch (two errors)."""
 
 
-@pytest.mark.skipif(
-    installed_stubs() is None, reason="isaacgym-stubs not installed (pip install isaacgym-stubs)"
-)
-@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
-def test_mypy_run_can_fail(tmp_path):
+@pytest.fixture(scope="module")
+def mypy_run(tmp_path_factory):
+    """One mypy run (mypy reads torch's stubs for ~30 s: one run, not one per test) over the engine module and
+    ``BAD_GYM_USE``; returns (process, path of the bad file). Files are checked independently: errors in one
+    do not hide the other's."""
+    if installed_stubs() is None:
+        pytest.skip("isaacgym-stubs not installed (pip install isaacgym-stubs)")
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy not installed")
+    bad = tmp_path_factory.mktemp("mypy") / "bad_gym_use.py"
+    bad.write_text(BAD_GYM_USE)
+    return run_mypy(MODULE, bad), bad
+
+
+def _mypy_lines(proc: subprocess.CompletedProcess, path: Path):
+    """mypy's error/note lines about ``path`` (mypy prints paths relative to its cwd, the repo, where it can)."""
+    names = {str(path), os.path.relpath(path, REPO)}
+    return [ln for ln in proc.stdout.splitlines() if ln.split(":", 1)[0] in names]
+
+
+@pytest.mark.slow  # mypy reads torch's stubs: ~30 CPU-s (the fake-gym tests below run by default)
+def test_mypy_against_isaacgym_stubs(mypy_run):
+    proc, bad = mypy_run
+    out = proc.stdout + proc.stderr
+    assert _mypy_lines(proc, MODULE) == [], out  # the engine module: not one error or note
+    # the only errors are the planted ones, and mypy checked both files (not a crash, not a skipped module)
+    assert len(_mypy_lines(proc, bad)) == 2, out
+    assert "Found 2 errors in 1 file (checked 2 source files)" in proc.stdout, out
+
+
+@pytest.mark.slow
+def test_mypy_run_can_fail(mypy_run):
     """The harness is not vacuous: a misuse of the Isaac Gym API is caught through the stubs."""
-    bad = tmp_path / "bad_gym_use.py"
-    bad.write_text(
-        "from isaacgym import gymapi, gymtorch\n"
-        "def f() -> None:\n"
-        "    opts = gymapi.AssetOptions()\n"
-        "    opts.fix_base_link = 'yes'\n"
-        "    t = gymtorch.wrap_tensor(3)\n"
-    )
-    proc = run_mypy(bad)
+    proc, bad = mypy_run
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert 'expression has type "str", variable has type "bool"' in proc.stdout, proc.stdout
-    assert 'Argument 1 to "wrap_tensor" has incompatible type "int"' in proc.stdout, proc.stdout
+    errors = "\n".join(_mypy_lines(proc, bad))
+    assert 'expression has type "str", variable has type "bool"' in errors, proc.stdout
+    assert 'Argument 1 to "wrap_tensor" has incompatible type "int"' in errors, proc.stdout
 
 
 def test_module_parses_as_python38():

@@ -3,6 +3,10 @@
 The ranks are `dist_worker.py` subprocesses with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set, so the tests run
 what torchrun runs (`mimictools.rl.distributed.init_from_env`). One `mimic train --nproc 2` runs through the
 real launcher (torch.distributed.run) in tests/cli/test_train_cli.py.
+
+Default suite: the single-process parts (rank variables, seeds, torchrun's 1-process case, the stop signals).
+`slow`: every 2-rank test (the update's gradient all-reduce, training and resume, a dead rank, SIGTERM on one
+rank): each starts 2-4 processes that import torch, ~10-20 s each on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -175,6 +179,7 @@ def test_deferred_stop_records_then_raises_on_a_second_signal():
 # ----------------------------------------------------------------------------------------- 2 ranks
 
 
+@pytest.mark.slow
 def test_two_rank_update_equals_the_one_process_update(tmp_path):
     """Same samples split over 2 ranks, minibatch k of the single process = the union of the ranks' minibatch k:
     the averaged-gradient steps give the parameters of one process with all samples (float tolerance), and the
@@ -222,6 +227,7 @@ def test_two_rank_update_equals_the_one_process_update(tmp_path):
     assert any(moved)
 
 
+@pytest.mark.slow
 def test_two_rank_training_keeps_ranks_identical_writes_once_and_resumes(tmp_path):
     """2 ranks train: rank 1 writes nothing, rank 0 one log and one set of checkpoints; the ranks' parameters,
     optimizer and normalizer state are bit-identical after several updates; a resumed job restores every rank."""
@@ -260,6 +266,7 @@ def test_two_rank_training_keeps_ranks_identical_writes_once_and_resumes(tmp_pat
     assert [int(r[0]) for r in rows] == [0, 3, 4, 6, 7]
 
 
+@pytest.mark.slow
 def test_a_dead_rank_stops_the_other_with_an_error_and_latest_intact(tmp_path):
     """Rank 1 dies after iteration 4: rank 0 exits non-zero within bounded time (gloo sees the closed connection;
     the collective timeout bounds a hang), after saving latest.pt of iteration 4 (its first collective of
@@ -278,6 +285,7 @@ def test_a_dead_rank_stops_the_other_with_an_error_and_latest_intact(tmp_path):
     assert not (tmp_path / "r0.pt").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_on_one_rank_stops_both_with_latest_saved(tmp_path):
     """SIGTERM to rank 1 alone (as `kill` would): the ranks agree at the end of the iteration, both stop with
     "terminated", exit 0, and latest.pt holds that iteration."""

@@ -13,6 +13,7 @@ from mimictools.rl.checkpoint import load_checkpoint
 from mimictools.rl.runner import Runner
 
 
+@pytest.mark.slow  # 50 iterations (~6 CPU-s); the default run trains the same Runner in the tests below
 def test_ppo_learns_the_toy_task(tmp_path, make_env, agent_config):
     """The one learning test: the trained policy's test return clearly beats the untrained one.
 

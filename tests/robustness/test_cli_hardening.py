@@ -172,7 +172,7 @@ def test_disk_full_while_converting_says_so(tmp_path, monkeypatch):
     _one_line_exit_2(res, "the disk is full")
 
 
-def test_disk_full_while_checkpointing_says_so(tmp_path, monkeypatch):
+def test_disk_full_while_checkpointing_says_so(tmp_path, monkeypatch, train_no_probe):
     """A full disk during `mimic train`'s first checkpoint: one line saying so, exit 2, no temp left."""
     import errno
 
@@ -184,9 +184,9 @@ def test_disk_full_while_checkpointing_says_so(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckpt.torch, "save", full)
     run = tmp_path / "run"
-    res = runner.invoke(
-        app, ["train", "--max-samples", "64", "--num-envs", "2", "--out-dir", str(run), "--no-progress"]
-    )
+    res = train_no_probe(
+        "--max-samples", "64", "--num-envs", "2", "--out-dir", str(run), "--set", "test_episodes=2"
+    )  # the first checkpoint follows the first test episodes
     _one_line_exit_2(res, "the disk is full")
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 

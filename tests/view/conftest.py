@@ -35,18 +35,7 @@ def g1_clip(g1_view, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A policy trained for 256 samples on the bundled demo (what matters here is that it runs, not that it
-    tracks): ``RUN/latest.pt``."""
-    from typer.testing import CliRunner
-
-    from mimictools.cli.app import app
-
-    run_dir = tmp_path_factory.mktemp("policy") / "tiny"
-    res = CliRunner().invoke(
-        app,
-        ["train", "--max-samples", "256", "--num-envs", "4", "--out-dir", str(run_dir), "--no-progress",
-         "--threads", "1", "--set", "test_episodes=4"],
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    return run_dir / "latest.pt"
+def tiny_checkpoint(tiny_demo_run):
+    """``RUN/latest.pt`` of the session's tiny demo run (`tests/conftest.py::tiny_demo_run`: what matters here is
+    that the policy runs, not that it tracks). Read-only."""
+    return tiny_demo_run / "latest.pt"

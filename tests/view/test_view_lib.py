@@ -85,7 +85,7 @@ def test_g1_meshes_and_clip(g1_view, g1_clip):
     np.testing.assert_allclose(track.body_pos[:, pelvis, 2], 0.79, atol=1e-6)
 
 
-def test_policy_episode_and_eval_replay_agree(tmp_path, tiny_checkpoint):
+def test_policy_episode_and_eval_replay_agree(tmp_path, tiny_demo_run):
     """A policy's episodes (run through mimic eval's evaluate) and the replay of `mimic eval`'s errors.npz
     give the same poses; the ghost is the reference, beside the character."""
     from typer.testing import CliRunner
@@ -93,7 +93,7 @@ def test_policy_episode_and_eval_replay_agree(tmp_path, tiny_checkpoint):
     from mimictools.cli.app import app
     from mimictools.view.sources import eval_replay_tracks, policy_tracks
 
-    run_dir = tiny_checkpoint.parent
+    run_dir = tiny_demo_run  # read only
     runner = CliRunner()
     vc, tracks = policy_tracks(run_dir / "latest.pt", episodes=1)
     assert len(tracks) == 1 and tracks[0].ghost_pos is not None
