@@ -43,7 +43,7 @@ mkdir -p "$OUT"
 RUN=runs/spinkick_fast_$NENV${RUN_TAG:+_$RUN_TAG}
 [ "$CPU_CHECK" = 1 ] && RUN=runs/spinkick_fast_cpu
 LOG=$OUT/call.txt
-exec > >(tee "$LOG") 2>&1
+main() {
 export PYTHONUNBUFFERED=1 MIMIC_SHARED=/nonexistent WARP_CACHE_PATH=$PWD/.warpcache
 
 if [ "$CPU_CHECK" = 1 ]; then
@@ -162,3 +162,6 @@ if [ "$CACHE_IN" = 0 ] && [ -d .warpcache ] && [ "$CPU_CHECK" != 1 ]; then
 fi
 echo "call done in $(( $(date +%s) - T0 )) s; $DONE of $TOTAL_MIN min trained"
 ls -la "$OUT"
+}
+main 2>&1 | tee "$LOG"  # a pipeline: the script ends after tee has written call.txt
+exit "${PIPESTATUS[0]}"
