@@ -307,6 +307,13 @@ def _require(ok: bool, source: str, key: str, value: Any, what: str) -> None:
         raise ConfigError(f"{source}: {key} = {short_repr(value)}: must be {what}")
 
 
+def _nearest_multiples(value: int, base: int) -> str:
+    """``value``'s nearest multiples of ``base`` (at least ``base``), e.g. ``'90 or 120 Hz'`` for 100 and 30."""
+    low = max(base, value // base * base)
+    high = max(base, -(-value // base) * base)
+    return f"{low} Hz" if low == high else f"{low} or {high} Hz"
+
+
 def _validate(cfg: Any, source: str) -> None:
     if isinstance(cfg, RunConfig):
         _validate(cfg.env, source)
@@ -596,7 +603,8 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
         source,
         "sim_freq",
         e.sim_freq,
-        f"a multiple of control_freq ({e.control_freq} Hz)",
+        f"a multiple of control_freq ({e.control_freq} Hz): the engine runs a whole number of physics steps "
+        f"per control step (nearest valid: {_nearest_multiples(e.sim_freq, e.control_freq)})",
     )
     _require(e.env_spacing >= 0, source, "env_spacing", e.env_spacing, ">= 0 m")
 

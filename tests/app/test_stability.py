@@ -38,6 +38,24 @@ def test_mujoco_resets_make_a_probe_unstable_whatever_the_speed():
     assert "engine.sim_freq=240" not in probe.message()
 
 
+def test_advice_follows_from_the_probes():
+    """Each branch of the advice names only what was measured: a doubled rate that was probed stable, or (when
+    every doubled rate up to `MAX_ADVICE_HZ` blew up too, or none could be probed) no rate at all."""
+    from mimictools.app.stability import MAX_ADVICE_HZ
+
+    blown = dict(max_speed_rad_s=5e6, env_steps=2400)
+    p240, p480 = StabilityProbe(240.0, **blown), StabilityProbe(480.0, **blown)
+    ok960 = StabilityProbe(960.0, 40.0, env_steps=2400)
+    msg = StabilityProbe(120.0, **blown, higher=(p240, p480, ok960)).message()
+    assert "It is stable at 960 Hz" in msg and "--set engine.sim_freq=960" in msg
+    assert "sim_freq=120" not in msg and "sim_freq=240" not in msg and "sim_freq=480" not in msg
+    msg = StabilityProbe(240.0, **blown, higher=(p480, StabilityProbe(960.0, **blown))).message()
+    assert "unstable at 480, 960 Hz too" in msg and "engine.sim_freq=" not in msg and "joint_gains" in msg
+    top = StabilityProbe(MAX_ADVICE_HZ, **blown)  # nothing above it was probed: no rate to advise
+    assert "engine.sim_freq=" not in top.message() and "PD gains" in top.message()
+    assert "stable at 240 Hz" in StabilityProbe(240.0, 40.0, env_steps=2400).message()
+
+
 def test_physics_watch_warns_once_and_sums():
     class FakeEngine:
         counts = [5, 0, 2, 4]  # the first read (at construction) is the probe's, not the run's

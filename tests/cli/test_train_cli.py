@@ -135,6 +135,24 @@ def test_unstable_physics_is_warned_about(tmp_path):
     assert "UNSTABLE" not in res.output
 
 
+@pytest.mark.parametrize(
+    "override, want",
+    [
+        ("engine.sim_freq=100", "sim_freq = 100: must be a multiple of control_freq (30 Hz)"),
+        ("engine.control_freq=45", "sim_freq = 240: must be a multiple of control_freq (45 Hz)"),
+    ],
+)
+def test_physics_rate_not_a_multiple_of_the_control_rate_is_refused(tmp_path, override, want):
+    """A whole number of physics steps per control step, or nothing: one line naming the key and valid rates,
+    exit 2, nothing trained (the MuJoCo engines cannot run 3.33 substeps, and rounding would change the run)."""
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["train", "--max-samples", "64", "--out-dir", str(out), "--set", override])
+    assert res.exit_code == 2, res.output
+    text = _flat(res.output)
+    assert f"--set {override}: {want}" in text and "nearest valid" in text
+    assert "Traceback" not in res.output and not (out / "latest.pt").exists()
+
+
 def test_nproc_launches_torchrun_with_the_same_options(monkeypatch):
     """--nproc N hands this command line (minus --nproc) to torch's launcher for N local ranks."""
     import mimictools.app.launch as launch
