@@ -33,6 +33,16 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def robots(shared_dir: Path) -> Path:
+    """``<shared>/robots`` (the Unitree G1 model and clips, ../shared/robots/ROBOTS.md); skips without it."""
+    d = shared_dir / "robots"
+    for f in ("g1.xml", "scene_mjx.xml"):
+        if not (d / "unitree_g1" / f).is_file():
+            pytest.skip(f"{d} has no unitree_g1/{f} (shared robot data)")
+    return d
+
+
+@pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
 

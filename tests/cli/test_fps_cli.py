@@ -16,14 +16,6 @@ from mimictools.cli.app import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def robots(shared_dir: Path) -> Path:
-    d = shared_dir / "robots"
-    if not (d / "unitree_g1" / "scene_mjx.xml").is_file():
-        pytest.skip(f"{d} has no unitree_g1 (shared robot data)")
-    return d
-
-
 def _flat(text: str) -> str:
     return " ".join(text.split())
 

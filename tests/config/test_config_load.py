@@ -153,7 +153,11 @@ def test_real_mimickit_features_we_do_not_build_are_not_supported_errors(tmp_pat
         (load_agent_config, "min_learning_rate: 1e-3\nmax_learning_rate: 1e-4\n", "max_learning_rate"),
         (load_engine_config, "engine_name: mujuco\n", "did you mean 'mujoco'"),
         (load_engine_config, "control_freq: 30\nsim_freq: 100\n", r"multiple of control_freq .*90 or 120 Hz"),
-        (load_engine_config, "control_freq: 30\nsim_freq: 20\n", r"multiple of control_freq .*valid: 30 Hz\)"),
+        (
+            load_engine_config,
+            "control_freq: 30\nsim_freq: 20\n",
+            r"multiple of control_freq .*valid: 30 Hz\)",
+        ),
         (load_engine_config, "control_mode: position\n", "'pos'"),
         (load_env_config, "a: 1\na: 2\n", "duplicate key 'a'"),
         (load_env_config, "env_name: [deepmimic\n", "invalid YAML at line"),

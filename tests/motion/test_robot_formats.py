@@ -15,14 +15,6 @@ from mimictools.motion.io import load_motion, save_motion
 
 
 @pytest.fixture(scope="module")
-def robots(shared_dir: Path) -> Path:
-    d = shared_dir / "robots"
-    if not (d / "unitree_g1" / "g1.xml").is_file():
-        pytest.skip(f"{d} has no unitree_g1/g1.xml (shared robot data)")
-    return d
-
-
-@pytest.fixture(scope="module")
 def g1(robots: Path):
     return load_character(robots / "unitree_g1" / "g1.xml")
 
