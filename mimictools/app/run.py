@@ -150,6 +150,64 @@ def _fit_to_character(cfg, char_file, motion_file, env_config, overrides, report
     return replace(cfg, env=env)
 
 
+MAX_SEED = 2**32 - 1
+"""Largest seed (numpy's seeds are 32-bit)."""
+MAX_NUM_ENVS = 1 << 20
+RUNS_DIR = Path("runs")
+"""Where `mimic train` puts a run without --out-dir, and where --resume without one looks."""
+
+
+def check_train_options(
+    seed: int, minutes: Optional[float], max_samples: Optional[int], num_envs: Optional[int], threads: int
+) -> None:
+    """Range checks of a training run's options, before anything is loaded (ConfigError, one line)."""
+    import math
+
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed {seed}: must be in [0, {MAX_SEED}] (2**32 - 1)")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"--minutes {minutes}: must be a finite number > 0")
+    if max_samples is not None and max_samples <= 0:
+        raise ConfigError(f"--max-samples {max_samples}: must be > 0")
+    if num_envs is not None and not 1 <= num_envs <= MAX_NUM_ENVS:
+        raise ConfigError(f"--num-envs {num_envs}: must be in [1, {MAX_NUM_ENVS:,}]")
+    if threads < 0:
+        raise ConfigError(f"--threads {threads}: must be >= 0 (0 = all cores)")
+
+
+def latest_run(root: Path = RUNS_DIR) -> Path:
+    """The run folder under ``root`` whose ``latest.pt`` was written last (``--resume`` without --out-dir)."""
+    runs = sorted(
+        (p for p in Path(root).glob("*") if (p / "latest.pt").exists()),
+        key=lambda p: (p / "latest.pt").stat().st_mtime,
+    )
+    if not runs:
+        raise MimicToolsError(f"--resume without --out-dir: no run with latest.pt under ./{root}")
+    return runs[-1]
+
+
+def new_run_dir(spec: RunSpec, out_dir: Optional[Path], stamp: str) -> Path:
+    """The folder of a new run: ``out_dir``, or ``runs/<clip>-<stamp>``; refused when it already holds one."""
+    run_dir = Path(out_dir) if out_dir else RUNS_DIR / f"{Path(spec.motion_file).stem}-{stamp}"
+    if (run_dir / "latest.pt").exists():
+        raise MimicToolsError(
+            f"{run_dir} already holds a run: pass --resume to continue it, or another --out-dir"
+        )
+    return run_dir
+
+
+def check_resume(spec: RunSpec, num_envs: Optional[int], changes_given: bool) -> None:
+    """A resumed run continues with its own files: no new clip/character/configs/overrides, same env count."""
+    if changes_given:
+        raise MimicToolsError(
+            "--resume continues a run with its own config.yaml/run.json; drop --motion/--char/--fps/--*-config/--set"
+        )
+    if num_envs is not None and num_envs != spec.num_envs:
+        raise MimicToolsError(
+            f"--resume: the run used --num-envs {spec.num_envs}; resuming with another count would change the numbers"
+        )
+
+
 def save_run_files(out_dir: Path, cfg: RunConfig, spec: RunSpec) -> None:
     """Write ``config.yaml`` and ``run.json`` into ``out_dir`` (atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -116,6 +116,7 @@ def train(
     ] = 300.0,
 ) -> None:
     """Train a DeepMimic tracking policy. With no options: the bundled demo (our humanoid, squat clip, CPU MuJoCo, 10 min)."""
+    from mimictools.app.run import check_train_options
     from mimictools.errors import ConfigError, MimicToolsError
     from mimictools.rl import distributed
 
@@ -155,24 +156,17 @@ def _train(
     from rich.markup import escape
 
     from mimictools.app import run as runlib
-    from mimictools.errors import MimicToolsError
     from mimictools.rl import distributed
 
     writer = ranks.is_writer
     say = console.print if writer else (lambda *args, **kwargs: None)
     if resume:
-        run_dir = out_dir or _latest_run()
+        run_dir = out_dir or runlib.latest_run()
         if ranks.distributed:  # every rank trains the run rank 0 found
             run_dir = Path(distributed.broadcast_object(str(run_dir)))
         cfg, spec = runlib.load_run_files(run_dir)
-        if any(x is not None for x in (motion, char, env_config, agent_config, engine_config, fps)) or set_:
-            raise MimicToolsError(
-                "--resume continues a run with its own config.yaml/run.json; drop --motion/--char/--fps/--*-config/--set"
-            )
-        if num_envs is not None and num_envs != spec.num_envs:
-            raise MimicToolsError(
-                f"--resume: the run used --num-envs {spec.num_envs}; resuming with another count would change the numbers"
-            )
+        changes = any(x is not None for x in (motion, char, env_config, agent_config, engine_config, fps))
+        runlib.check_resume(spec, num_envs, changes_given=changes or bool(set_))
     else:
         cfg, spec = runlib.resolve_run(
             motion=motion,
@@ -190,13 +184,10 @@ def _train(
             report=lambda line: say(f"[cyan]task default for this character:[/] {escape(line)}"),
             fps=fps,
         )
-        run_dir = out_dir or Path("runs") / f"{Path(spec.motion_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
         if ranks.distributed:  # rank 0's clock names the folder
-            run_dir = Path(distributed.broadcast_object(str(run_dir)))
-        if (run_dir / "latest.pt").exists():
-            raise MimicToolsError(
-                f"{run_dir} already holds a run: pass --resume to continue it, or another --out-dir"
-            )
+            stamp = str(distributed.broadcast_object(stamp))
+        run_dir = runlib.new_run_dir(spec, out_dir, stamp)
     if max_samples is None and minutes is None and env_config is None and not resume:
         minutes = 10.0  # the bundled demo
     if device.startswith("cuda"):
@@ -261,31 +252,6 @@ def _train_locked(
     _summary(result, run_dir)
 
 
-MAX_SEED = 2**32 - 1
-"""Largest --seed (numpy's seeds are 32-bit)."""
-MAX_NUM_ENVS = 1 << 20
-
-
-def check_train_options(
-    seed: int, minutes: Optional[float], max_samples: Optional[int], num_envs: Optional[int], threads: int
-) -> None:
-    """Range checks of `mimic train`'s options, before anything is loaded (ConfigError, one line)."""
-    import math
-
-    from mimictools.errors import ConfigError
-
-    if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"--seed {seed}: must be in [0, {MAX_SEED}] (2**32 - 1)")
-    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
-        raise ConfigError(f"--minutes {minutes}: must be a finite number > 0")
-    if max_samples is not None and max_samples <= 0:
-        raise ConfigError(f"--max-samples {max_samples}: must be > 0")
-    if num_envs is not None and not 1 <= num_envs <= MAX_NUM_ENVS:
-        raise ConfigError(f"--num-envs {num_envs}: must be in [1, {MAX_NUM_ENVS:,}]")
-    if threads < 0:
-        raise ConfigError(f"--threads {threads}: must be >= 0 (0 = all cores)")
-
-
 def _launch(ctx: typer.Context, nproc: int) -> None:
     """``--nproc N``: this command again, without --nproc, as N ranks started by torch's launcher."""
     from mimictools.app.launch import launch_module
@@ -326,18 +292,6 @@ def _warn_if_unstable(cfg, spec) -> None:
     probe = probe_stability(cfg.env, cfg.engine, spec.motion_file, spec.char_file, motion_fps=spec.motion_fps)
     if not probe.stable:
         console.print(f"[yellow]warning:[/] {probe.message()}")
-
-
-def _latest_run() -> Path:
-    from mimictools.errors import MimicToolsError
-
-    runs = sorted(
-        (p for p in Path("runs").glob("*") if (p / "latest.pt").exists()),
-        key=lambda p: (p / "latest.pt").stat().st_mtime,
-    )
-    if not runs:
-        raise MimicToolsError("--resume without --out-dir: no run with latest.pt under ./runs")
-    return runs[-1]
 
 
 def _require_cuda(gpus: int = 1) -> None:
