@@ -43,6 +43,12 @@ def robots(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def g1_xml(robots: Path) -> Path:
+    """The Menagerie G1 MJCF with its meshes (``<shared>/robots/unitree_g1/g1.xml``)."""
+    return robots / "unitree_g1" / "g1.xml"
+
+
+@pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
 

@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from mimictools.cli.app import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def g1_xml(shared_dir: Path) -> Path:
-    p = shared_dir / "robots" / "unitree_g1" / "g1.xml"
-    if not p.is_file():
-        pytest.skip(f"{p} not found (shared robot data)")
-    return p
 
 
 def _retarget(args):

@@ -12,14 +12,6 @@ from mimictools.errors import ConfigError
 from mimictools.tasks.defaults import fit_env_to_character
 
 
-@pytest.fixture(scope="module")
-def g1_xml(shared_dir: Path) -> Path:
-    p = shared_dir / "robots" / "unitree_g1" / "g1.xml"
-    if not p.is_file():
-        pytest.skip(f"{p} not found (shared robot data)")
-    return p
-
-
 def test_g1_gets_feet_hands_torso_and_a_rest_pose(g1_xml: Path):
     g1 = load_character(g1_xml)
     env, notes = fit_env_to_character(EnvConfig(), g1)
