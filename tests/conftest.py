@@ -101,9 +101,18 @@ def tiny_demo_run(tmp_path_factory, train_no_probe) -> Path:
     return run_dir
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): one pytest-xdist worker per core this process may run on (its affinity
+    mask: ``mimictools.system.available_cpus``), not psutil's count of the machine's cores. ``-n 0`` runs serially
+    (a debugger, ``--pdb``); docs/testing.md."""
+    from mimictools.system import available_cpus
+
+    return available_cpus()
+
+
 def pytest_configure(config):
-    """One torch thread: CI has 2 cores and the MuJoCo engine's worker threads; OpenMP spinning
-    against them made CPU tests ~10x slower (measured: toy PPO test 97 s with 2 threads vs 2 s)."""
+    """One torch thread (in each xdist worker too): CI has 2 cores and the MuJoCo engine's worker threads; OpenMP
+    spinning against them made CPU tests ~10x slower (measured: toy PPO test 97 s with 2 threads vs 2 s)."""
     try:
         import torch
     except ImportError:  # pragma: no cover

@@ -548,7 +548,8 @@ def stage_capacity(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
 def stage_pytest(args: argparse.Namespace, run: Run) -> Dict[str, Any]:
     """The GPU-marked tests (MJWarp parity, engine contract, CUDA graphs); those needing ../shared skip
     without it (set MIMIC_SHARED to a copy)."""
-    cmd = py_cmd("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "gpu", "-rs")
+    # -o addopts=: serially, without pyproject's `-n auto` (pytest-xdist need not be on the GPU machine)
+    cmd = py_cmd("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", "-m", "gpu", "-rs")
     cmd += [
         "tests/rl/test_rl_step.py",
         "tests/tasks/test_task_deepmimic_cuda.py",

@@ -13,7 +13,8 @@ source .gpuwheels/small/host.sh finish || exit 1
 export PYTHONUNBUFFERED=1 WARP_CACHE_PATH=$PWD/.warpcache MIMIC_SHARED=/nonexistent
 mkdir -p /tmp/r
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader | tee /tmp/r/gpu.txt
-timeout 260 python3 -m pytest -q -x -p no:cacheprovider -m gpu -rs tests/rl/test_rl_step.py tests/rl/test_rl_ppo.py \
+# -o addopts=: serially, without pyproject's `-n auto` (pytest-xdist need not be on the GPU machine)
+timeout 260 python3 -m pytest -q -x -p no:cacheprovider -o addopts= -m gpu -rs tests/rl/test_rl_step.py tests/rl/test_rl_ppo.py \
   tests/tasks/test_task_deepmimic_cuda.py tests/engines/test_engine_contract.py -k "mjwarp or cuda" > /tmp/r/pytest_gpu.txt 2>&1
 echo "pytest exit $?"; tail -6 /tmp/r/pytest_gpu.txt
 for v in new old; do

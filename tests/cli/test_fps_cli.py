@@ -45,17 +45,21 @@ def _train_args(robots: Path, clip: Path, out: Path):
     ]
 
 
-def test_csv_run_records_fps_and_resume_and_eval_rebuild_it(robots: Path, tmp_path: Path):
+# Runs whose test episodes these tests do not read: `--set test_episodes=2` (the G1's test phase is most of a
+# 128-sample run).
+FEW_TESTS = ["--set", "test_episodes=2"]
+
+
+def test_csv_run_records_fps_and_resume_and_eval_rebuild_it(robots: Path, tmp_path: Path, train_no_probe):
     clip = robots / "motions/g1_moves/B_HandsUp/B_HandsUp.csv"
     out = tmp_path / "run"
-    res = runner.invoke(app, _train_args(robots, clip, out) + ["--fps", "60"])
+    # with the start-up stability probe: it reads the .csv at --fps too
+    res = runner.invoke(app, _train_args(robots, clip, out) + ["--fps", "60"] + FEW_TESTS)
     assert res.exit_code == 0, res.output
     spec = json.loads((out / "run.json").read_text())
     assert spec["motion_fps"] == 60.0 and spec["motion_file"] == str(clip.resolve())
-    # --resume rebuilds the same task from run.json (and refuses a new --fps)
-    res = runner.invoke(
-        app, ["train", "--resume", "--out-dir", str(out), "--max-samples", "256", "--no-progress"]
-    )
+    # --resume rebuilds the same task from run.json (and refuses a new --fps); the probe ran above
+    res = train_no_probe("--resume", "--out-dir", str(out), "--max-samples", "256")
     assert res.exit_code == 0, res.output
     res = runner.invoke(
         app, ["train", "--resume", "--out-dir", str(out), "--max-samples", "512", "--fps", "30"]
@@ -70,11 +74,11 @@ def test_csv_run_records_fps_and_resume_and_eval_rebuild_it(robots: Path, tmp_pa
     _one_line_error(res, "--fps 0", "> 0")
 
 
-def test_eval_on_another_csv_uses_the_given_fps(robots: Path, tmp_path: Path):
+def test_eval_on_another_csv_uses_the_given_fps(robots: Path, tmp_path: Path, train_no_probe):
     """A run trained on an .npz has no fps; evaluating it on a .csv needs --fps, and says so without it."""
     out = tmp_path / "run"
     npz = robots / "motions/g1_moves/B_HandsUp/B_HandsUp.npz"
-    res = runner.invoke(app, _train_args(robots, npz, out))
+    res = train_no_probe(*_train_args(robots, npz, out)[1:], *FEW_TESTS)  # [1:]: without "train"
     assert res.exit_code == 0, res.output
     assert json.loads((out / "run.json").read_text())["motion_fps"] is None
     csv = robots / "motions/g1_moves/M_ShortMove14/M_ShortMove14.csv"

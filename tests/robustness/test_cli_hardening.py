@@ -237,7 +237,8 @@ def test_file_names_that_look_like_markup(tmp_path):
     clip.write_bytes(pickle.dumps({"loop_mode": 0, "fps": 30, "frames": [[0.0] * 34] * 3}, protocol=4))
     res = runner.invoke(app, ["motion", "inspect", str(clip)])
     assert res.exit_code == 0, res.output
-    assert "[b]/[/x].pkl" in res.output
+    # whitespace removed: Rich folds a long path at the terminal width (a longer tmp path under xdist)
+    assert "[b]/[/x].pkl" in re.sub(r"\s+", "", res.output), res.output
     res = runner.invoke(
         app, ["train", "--max-samples", "64", "--out-dir", str(tmp_path / "[/r]"), "--seed", "-3"]
     )
