@@ -38,7 +38,6 @@ and the task's small tensor ops slow down by an order of magnitude.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 
@@ -124,46 +123,53 @@ class _Rows:
         return full.index_copy(0, self.ids, src)
 
 
-@dataclass
 class _RefFrames:
-    """Reference frames of a batch of envs at several query times. Shape (k, s, ...), float32."""
+    """Reference frames of a batch of envs at several query times, packed in one float32 tensor ``data``
+    Shape (k, s, F): each field below is a view of its columns, so a shift, a frame write or a masked reset of
+    all nine fields is one tensor op (each op is a GPU kernel, issue 18)."""
 
-    root_pos: Tensor
-    """(k, s, 3) m."""
-    root_rot: Tensor
-    """(k, s, 4) wxyz."""
-    root_vel: Tensor
-    """(k, s, 3) m/s."""
-    root_ang_vel: Tensor
-    """(k, s, 3) rad/s."""
-    dof_pos: Tensor
-    """(k, s, nd) motion DoF space."""
-    dof_vel: Tensor
-    """(k, s, nd)."""
-    local_rot: Tensor
-    """(k, s, nb, 4): local body rotations (root first)."""
-    body_pos: Tensor
-    """(k, s, nb, 3) m."""
-    body_rot: Tensor
-    """(k, s, nb, 4)."""
+    _FIELDS = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel", "local_rot", "body_pos",
+               "body_rot")
+
+    def __init__(self, data: Tensor, num_bodies: int, num_dofs: int) -> None:
+        self.data = data
+        """Shape (k, s, F) float32: the fields' columns side by side, in ``_FIELDS`` order."""
+        nb, nd = num_bodies, num_dofs
+        shapes = ((3,), (4,), (3,), (3,), (nd,), (nd,), (nb, 4), (nb, 3), (nb, 4))
+        col = 0
+        for name, shape in zip(self._FIELDS, shapes):
+            width = 1
+            for d in shape:
+                width *= d
+            setattr(self, name, data[..., col : col + width].unflatten(-1, shape))
+            col += width
+        if col != data.shape[-1]:
+            raise ValueError(f"packed reference frames have {data.shape[-1]} columns, the layout {col}")
+        # field views (k, s, ...): root_pos (3) m, root_rot (4) wxyz, root_vel (3) m/s, root_ang_vel (3) rad/s,
+        # dof_pos (nd) motion DoF space, dof_vel (nd), local_rot (nb, 4) local body rotations (root first),
+        # body_pos (nb, 3) m, body_rot (nb, 4)
+
+    @classmethod
+    def pack(cls, k: int, m: int, parts: Tuple[Tensor, ...], num_bodies: int, num_dofs: int) -> _RefFrames:
+        """Frames from the fields ``parts`` (``_FIELDS`` order, each Shape (k * m, ...), float32): one cat."""
+        data = torch.cat([x.reshape(k * m, -1) for x in parts], dim=-1).reshape(k, m, -1)
+        return cls(data, num_bodies, num_dofs)
 
     def fields(self) -> Tuple[Tensor, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
+        """The nine field views, in ``_FIELDS`` order."""
+        return tuple(getattr(self, name) for name in self._FIELDS)
 
     def put_rows_(self, rows: _Rows, new: _RefFrames) -> None:
         """In place: the env rows ``rows`` = ``new`` (the rows' batch)."""
-        for dst, src in zip(self.fields(), new.fields()):
-            rows.put_(dst, src)
+        rows.put_(self.data, new.data)
 
     def shift_(self, dst_frames: Tensor, src_frames: Tensor) -> None:
         """In place: frames ``dst_frames`` = frames ``src_frames`` (the selection is copied first)."""
-        for x in self.fields():
-            x.index_copy_(1, dst_frames, x.index_select(1, src_frames))
+        self.data.index_copy_(1, dst_frames, self.data.index_select(1, src_frames))
 
     def put_frames_(self, frame_ids: Tensor, new: _RefFrames) -> None:
         """In place: frames ``frame_ids`` of every row = ``new`` (k, len(frame_ids), ...)."""
-        for dst, src in zip(self.fields(), new.fields()):
-            dst.index_copy_(1, frame_ids, src)
+        self.data.index_copy_(1, frame_ids, new.data)
 
     def split(self, key_body_ids: Tensor) -> Tuple[TrackState, Tensor, Optional[Tuple[Tensor, ...]]]:
         """(TrackState now (k,), dof_pos now (k, nd), targets or None): frame 0 is now, the others
@@ -577,20 +583,9 @@ class DeepMimicEnv:
             self.character, f.root_pos.to(dt), f.root_rot.to(dt), local_rot
         )
 
-        def view(x: Tensor) -> Tensor:
-            return x.to(dt).reshape((k, m) + x.shape[1:])
-
-        return _RefFrames(
-            root_pos=view(f.root_pos),
-            root_rot=view(f.root_rot),
-            root_vel=view(f.root_vel),
-            root_ang_vel=view(f.root_ang_vel),
-            dof_pos=view(f.dof_pos),
-            dof_vel=view(f.dof_vel),
-            local_rot=view(local_rot),
-            body_pos=view(body_pos),
-            body_rot=view(body_rot),
-        )
+        parts = (f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel, local_rot, body_pos, body_rot)
+        c = self.character
+        return _RefFrames.pack(k, m, tuple(x.to(dt) for x in parts), c.num_bodies, c.num_dofs)
 
     def _advance_reference(self):
         """The reference of all envs after ``timestep += 1`` (now and at the target steps): the frames the previous time already had
