@@ -38,11 +38,10 @@ PHASES = (
     ("act.apply_actions", "clip + reference offset -> PD targets (env)"),
     ("observe.reference", "reference frames: MotionLib interpolation + FK of the new frame(s)"),
     ("observe.sim_state", "simulated state: dtype casts, DoF -> local rotations"),
-    ("observe.state_copy", "copy of ref/sim state into the env's buffers"),
     ("observe.obs", "observation"),
     ("observe.reward", "reward"),
     ("observe.done", "termination (contacts, pose, time)"),
-    ("observe.other", "time, unstable-speed count, non-finite guard"),
+    ("observe.other", "time, state copies, unstable-speed count, non-finite guard"),
     ("post.episode_stats", "episode returns/lengths"),
     ("post.reset_where", "masked resets (sampling, reference frames, blends, reset obs)"),
     ("post.other", "done mask, obs copy"),
@@ -131,8 +130,6 @@ def count(num_envs: int, steps: int, index: bool) -> dict:
         _wrap(c, env, "read_sim_state", "observe.sim_state", under="observe")
         _wrap(c, env, "_obs", "observe.obs", under="observe")
         _wrap(c, env, "_done", "observe.done", under="observe")
-        if hasattr(env, "_copy_state"):
-            _wrap(c, env, "_copy_state", "observe.state_copy", under="observe")
         import mimictools.tasks.deepmimic as dm
 
         reward_fn = dm.compute_deepmimic_reward
