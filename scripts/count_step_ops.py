@@ -31,7 +31,15 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINE_METHODS = ("step_physics", "set_targets", "get_state", "body_pos", "body_rot", "contact_forces", "set_state_where")
+ENGINE_METHODS = (
+    "step_physics",
+    "set_targets",
+    "get_state",
+    "body_pos",
+    "body_rot",
+    "contact_forces",
+    "set_state_where",
+)
 # (phase, what it is), in report order; the engine rows are not in the total.
 PHASES = (
     ("act.policy", "normalizer, actor forward, sample, log-prob, action scaling"),
@@ -185,16 +193,20 @@ def main() -> None:
         json.dump(r, sys.stdout, indent=1)
         print()
         return
-    print(f"{r['task']}; {r['num_envs']} envs, {r['steps']} steps, resets: {r['resets']}, "
-          f"done env-steps: {r['env_steps_done']}; torch {r['torch']}")
+    print(
+        f"{r['task']}; {r['num_envs']} envs, {r['steps']} steps, resets: {r['resets']}, "
+        f"done env-steps: {r['env_steps_done']}; torch {r['torch']}"
+    )
     print(f"{'phase':22s} {'aten ops/step':>14s} {'non-view':>9s}  what")
     for p, what in PHASES:
         print(f"{p:22s} {r['per_step'][p]:14.1f} {r['compute_per_step'][p]:9.1f}  {what}")
         if a.top:
             print("    " + ", ".join(f"{k} {v / r['steps']:.0f}" for k, v in r["top_ops"][p]))
     print(f"{'total (task + policy)':22s} {r['total_per_step']:14.1f} {r['compute_total_per_step']:9.1f}")
-    print("engine calls (not in the total): " + ", ".join(
-        f"{k[7:]} {v:.1f}" for k, v in sorted(r["engine_per_step_not_in_total"].items())))
+    print(
+        "engine calls (not in the total): "
+        + ", ".join(f"{k[7:]} {v:.1f}" for k, v in sorted(r["engine_per_step_not_in_total"].items()))
+    )
 
 
 if __name__ == "__main__":

@@ -152,8 +152,17 @@ class _RefFrames:
     Shape (k, s, F): each field below is a view of its columns, so a shift, a frame write or a masked reset of
     all nine fields is one tensor op (each op is a GPU kernel, issue 18)."""
 
-    _FIELDS = ("root_pos", "root_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel", "local_rot", "body_pos",
-               "body_rot")
+    _FIELDS = (
+        "root_pos",
+        "root_rot",
+        "root_vel",
+        "root_ang_vel",
+        "dof_pos",
+        "dof_vel",
+        "local_rot",
+        "body_pos",
+        "body_rot",
+    )
 
     def __init__(self, data: Tensor, num_bodies: int, num_dofs: int) -> None:
         self.data = data
@@ -605,7 +614,17 @@ class DeepMimicEnv:
             self.character, f.root_pos.to(dt), f.root_rot.to(dt), local_rot
         )
 
-        parts = (f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel, local_rot, body_pos, body_rot)
+        parts = (
+            f.root_pos,
+            f.root_rot,
+            f.root_vel,
+            f.root_ang_vel,
+            f.dof_pos,
+            f.dof_vel,
+            local_rot,
+            body_pos,
+            body_rot,
+        )
         c = self.character
         return _RefFrames.pack(k, m, tuple(x.to(dt) for x in parts), c.num_bodies, c.num_dofs)
 

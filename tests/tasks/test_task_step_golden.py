@@ -33,7 +33,9 @@ def _env(shared: Path, kinematic_engine, blend: bool):
 
     char = load_character(shared / "mimickit/data/assets/humanoid/humanoid.xml")
     lib = MotionLib.from_path(shared / "mimickit/data/motions/humanoid/humanoid_spinkick.pkl", char=char)
-    env = DeepMimicEnv(EnvConfig(), kinematic_engine(char, NUM_ENVS), lib, generator=torch.Generator().manual_seed(3))
+    env = DeepMimicEnv(
+        EnvConfig(), kinematic_engine(char, NUM_ENVS), lib, generator=torch.Generator().manual_seed(3)
+    )
     env.reset_by_blend = blend
     return env
 
