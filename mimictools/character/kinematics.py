@@ -81,6 +81,7 @@ class _Consts:
         triple = [j for j in sph if not j.is_ball]
         ball = [j for j in sph if j.is_ball]
         self.num_hinge, self.num_sph = len(hinge), len(sph)
+        self.ident = t([[1.0, 0.0, 0.0, 0.0]])  # (1, 4): the root's joint rotation, expanded (no op per call)
 
         # dof -> local_rot: gather hinge angles / exp maps, build quats, assemble by a body permutation
         self.hinge_dof = idx([j.dof_offset for j in hinge])
@@ -192,8 +193,7 @@ def dof_to_local_rot(char: Character, dof: Tensor) -> Tensor:
     _check_width(char, dof, char.num_dofs, "dof")
     c = _consts(char, dof)
     lead = dof.shape[:-1]
-    parts = [torch.zeros(lead + (1, 4), dtype=dof.dtype, device=dof.device)]
-    parts[0][..., 0] = 1.0
+    parts = [c.ident.expand(lead + (1, 4))]
     if c.num_hinge:
         half = 0.5 * dof.index_select(-1, c.hinge_dof).unsqueeze(-1)  # (..., nh, 1)
         parts.append(torch.cat([torch.cos(half), torch.sin(half) * c.hinge_axis], dim=-1))

@@ -241,6 +241,15 @@ class MotionLib:
         self.motion_loop_modes = loop.to(dev)
         self.motion_wrap_delta = wrap_delta.to(device=dev, dtype=dt)
         """Shape (M, 3), m: root xy advance per cycle for wrap clips (0 for clamp clips)."""
+        # What a frame query needs of each clip, packed so that it gathers all of it with two index_selects
+        # (`calc_frame_blend`; each op is a GPU kernel in the training step): float (length, fps, length or 1
+        # when 0) and long (wraps: loop mode wrap and length > 0, last frame clamped to >= 0, last frame, start).
+        length = self.motion_lengths
+        safe_len = torch.where(length > 0, length, torch.ones_like(length))
+        self._clip_f = torch.stack([length, self.motion_fps, safe_len], 1)
+        n_dev = self.motion_num_frames
+        wraps = ((self.motion_loop_modes == LOOP_WRAP) & (length > 0)).long()
+        self._clip_i = torch.stack([wraps, (n_dev - 1).clamp_min(0), n_dev - 1, self.motion_start], 1)
         w = torch.tensor(weights, dtype=f64)
         self.motion_weights = (w / w.sum()).to(device=dev, dtype=dt)
         cdf = torch.cumsum(w / w.sum(), 0)
@@ -302,20 +311,17 @@ class MotionLib:
     def calc_frame_blend(self, ids: Tensor, times: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(idx0, idx1, blend, cycles)``: flat frame indices (N,), blend in [0, 1] (N,) and the whole
         number of wrap cycles (N,) (0 for clamp clips) for times (s)."""
-        length = self.motion_lengths.index_select(0, ids)
-        n = self.motion_num_frames.index_select(0, ids)
-        fps = self.motion_fps.index_select(0, ids)
+        clip_f, clip_i = self._clip_f.index_select(0, ids), self._clip_i.index_select(0, ids)
+        length, fps, safe_len = clip_f[:, 0], clip_f[:, 1], clip_f[:, 2]
+        wrap, last_clamped, last, start = clip_i[:, 0] > 0, clip_i[:, 1], clip_i[:, 2], clip_i[:, 3]
         times = times.to(dtype=self.dtype)
-        wrap = (self.motion_loop_modes.index_select(0, ids) == LOOP_WRAP) & (length > 0)
-        safe_len = torch.where(length > 0, length, torch.ones_like(length))
         cycles = torch.where(wrap, torch.floor(times / safe_len), torch.zeros_like(times))
         t = times - cycles * length
         t = torch.minimum(t.clamp_min(0.0), length)
         pos = t * fps
-        i0 = torch.minimum(pos.floor().long(), (n - 1).clamp_min(0))
-        i1 = torch.minimum(i0 + 1, n - 1)
+        i0 = torch.minimum(pos.floor().long(), last_clamped)
+        i1 = torch.minimum(i0 + 1, last)
         blend = (pos - i0.to(pos.dtype)).clamp(0.0, 1.0)
-        start = self.motion_start.index_select(0, ids)
         return start + i0, start + i1, blend, cycles
 
     def calc_motion_frame(self, ids: Tensor, times: Tensor, bodies: bool = True) -> MotionFrame:

@@ -38,7 +38,6 @@ and the task's small tensor ops slow down by an order of magnitude.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 
@@ -91,6 +90,11 @@ def _body_ids(char, names, key: str, device) -> Tensor:
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
+def _track_parts(s: TrackState) -> Tuple[Tensor, ...]:
+    """The fields of ``s`` in ``_STATE_FIELDS`` order."""
+    return tuple(getattr(s, name) for name in _STATE_FIELDS)
+
+
 class _Rows:
     """The env rows a reset writes, one API for two implementations with the same results:
 
@@ -124,46 +128,73 @@ class _Rows:
         return full.index_copy(0, self.ids, src)
 
 
-@dataclass
-class _RefFrames:
-    """Reference frames of a batch of envs at several query times. Shape (k, s, ...), float32."""
+def _pack(parts, lead: Tuple[int, ...]) -> Tensor:
+    """The tensors ``parts`` (each Shape lead + (...)) side by side in one tensor Shape lead + (F,): one cat."""
+    return torch.cat([x.reshape(lead + (-1,)) for x in parts], dim=-1)
 
-    root_pos: Tensor
-    """(k, s, 3) m."""
-    root_rot: Tensor
-    """(k, s, 4) wxyz."""
-    root_vel: Tensor
-    """(k, s, 3) m/s."""
-    root_ang_vel: Tensor
-    """(k, s, 3) rad/s."""
-    dof_pos: Tensor
-    """(k, s, nd) motion DoF space."""
-    dof_vel: Tensor
-    """(k, s, nd)."""
-    local_rot: Tensor
-    """(k, s, nb, 4): local body rotations (root first)."""
-    body_pos: Tensor
-    """(k, s, nb, 3) m."""
-    body_rot: Tensor
-    """(k, s, nb, 4)."""
+
+def _unpack(data: Tensor, shapes: Tuple[Tuple[int, ...], ...]) -> Tuple[Tensor, ...]:
+    """Views of ``data`` (..., F)'s consecutive column blocks, block i unflattened to ``shapes[i]``."""
+    views, col = [], 0
+    for shape in shapes:
+        width = 1
+        for d in shape:
+            width *= d
+        views.append(data[..., col : col + width].unflatten(-1, shape))
+        col += width
+    if col != data.shape[-1]:
+        raise ValueError(f"packed tensor has {data.shape[-1]} columns, the layout {col}")
+    return tuple(views)
+
+
+class _RefFrames:
+    """Reference frames of a batch of envs at several query times, packed in one float32 tensor ``data``
+    Shape (k, s, F): each field below is a view of its columns, so a shift, a frame write or a masked reset of
+    all nine fields is one tensor op (each op is a GPU kernel, issue 18)."""
+
+    _FIELDS = (
+        "root_pos",
+        "root_rot",
+        "root_vel",
+        "root_ang_vel",
+        "dof_pos",
+        "dof_vel",
+        "local_rot",
+        "body_pos",
+        "body_rot",
+    )
+
+    def __init__(self, data: Tensor, num_bodies: int, num_dofs: int) -> None:
+        self.data = data
+        """Shape (k, s, F) float32: the fields' columns side by side, in ``_FIELDS`` order."""
+        nb, nd = num_bodies, num_dofs
+        shapes = ((3,), (4,), (3,), (3,), (nd,), (nd,), (nb, 4), (nb, 3), (nb, 4))
+        for name, view in zip(self._FIELDS, _unpack(data, shapes)):
+            setattr(self, name, view)
+        # field views (k, s, ...): root_pos (3) m, root_rot (4) wxyz, root_vel (3) m/s, root_ang_vel (3) rad/s,
+        # dof_pos (nd) motion DoF space, dof_vel (nd), local_rot (nb, 4) local body rotations (root first),
+        # body_pos (nb, 3) m, body_rot (nb, 4)
+
+    @classmethod
+    def pack(cls, k: int, m: int, parts: Tuple[Tensor, ...], num_bodies: int, num_dofs: int) -> _RefFrames:
+        """Frames from the fields ``parts`` (``_FIELDS`` order, each Shape (k * m, ...), float32): one cat."""
+        return cls(_pack(parts, (k * m,)).reshape(k, m, -1), num_bodies, num_dofs)
 
     def fields(self) -> Tuple[Tensor, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
+        """The nine field views, in ``_FIELDS`` order."""
+        return tuple(getattr(self, name) for name in self._FIELDS)
 
     def put_rows_(self, rows: _Rows, new: _RefFrames) -> None:
         """In place: the env rows ``rows`` = ``new`` (the rows' batch)."""
-        for dst, src in zip(self.fields(), new.fields()):
-            rows.put_(dst, src)
+        rows.put_(self.data, new.data)
 
     def shift_(self, dst_frames: Tensor, src_frames: Tensor) -> None:
         """In place: frames ``dst_frames`` = frames ``src_frames`` (the selection is copied first)."""
-        for x in self.fields():
-            x.index_copy_(1, dst_frames, x.index_select(1, src_frames))
+        self.data.index_copy_(1, dst_frames, self.data.index_select(1, src_frames))
 
     def put_frames_(self, frame_ids: Tensor, new: _RefFrames) -> None:
         """In place: frames ``frame_ids`` of every row = ``new`` (k, len(frame_ids), ...)."""
-        for dst, src in zip(self.fields(), new.fields()):
-            dst.index_copy_(1, frame_ids, src)
+        self.data.index_copy_(1, frame_ids, new.data)
 
     def split(self, key_body_ids: Tensor) -> Tuple[TrackState, Tensor, Optional[Tuple[Tensor, ...]]]:
         """(TrackState now (k,), dof_pos now (k, nd), targets or None): frame 0 is now, the others
@@ -296,13 +327,15 @@ class DeepMimicEnv:
         """Clip each env tracks. Shape (n,)."""
         self.motion_time_offset = torch.zeros(n, dtype=torch.float64, device=dev)
         """Clip time (s) at the last reset. Shape (n,)."""
-        self.ref_state = self._empty_state(n)
-        """Reference state at the current time, updated by observe() and reset_where()."""
-        self.sim_state = self._empty_state(n)
-        """Simulated state after the last observe()/reset_where()."""
-        self._reset_state = SimState(
-            *(t.clone() for t in self._ref_sim_state(self.sim_state, self.sim_state.dof_vel).fields())
-        )
+        # Persistent per-env state lives in packed tensors with field views, so that writing a whole state (the
+        # observe copy, a masked reset) is one tensor op, not one per field (each op is a GPU kernel, issue 18).
+        empty = self._empty_state(n)
+        self._sim_data = _pack(_track_parts(empty), (n,))
+        self.sim_state = TrackState(**dict(zip(_STATE_FIELDS, _unpack(self._sim_data, self._track_shapes()))))
+        """Simulated state after the last observe()/reset_where() (views of one packed tensor)."""
+        self._reset_data = _pack(self._ref_sim_state(empty, empty.dof_vel).fields(), (n,))
+        nd = char.num_dofs
+        self._reset_state = SimState(*_unpack(self._reset_data, ((3,), (4,), (3,), (3,), (nd,), (nd,))))
         """The state ``reset_where`` hands to the engine (n rows; only the reset rows are read)."""
         self.reset_by_blend = self.device.type == "cuda"
         """How ``reset_where`` writes the reset rows (same results and draws either way): True = compute every
@@ -311,6 +344,9 @@ class DeepMimicEnv:
         self._frames = self._ref_frames(
             self.motion_ids, self.motion_time_offset, self.timestep, self._ref_steps
         )
+        self.ref_state = self._frames.split(self.key_body_ids)[0]
+        """Reference state at the current time, updated by observe() and reset_where(): views of frame 0 of
+        ``_frames`` (the reference frames)."""
         """Reference frames of each env's current time at the query offsets ``_ref_steps``
         (`_RefFrames`, Shape (n, len(_ref_steps), ...)); kept in step by reset/reset_where/observe."""
 
@@ -381,16 +417,14 @@ class DeepMimicEnv:
         frames = self._ref_frames(motion_ids, start, torch.zeros_like(motion_ids), self._ref_steps)
         self._frames.put_rows_(rows, frames)
         ref, dof_pos, tar = frames.split(self.key_body_ids)
-        reset_state = self._ref_sim_state(ref, dof_pos)
-        for dst, src in zip(self._reset_state.fields(), reset_state.fields()):
-            rows.put_(dst, src)
+        k = (int(motion_ids.shape[0]),)
+        rows.put_(self._reset_data, _pack(self._ref_sim_state(ref, dof_pos).fields(), k))
         self.engine.set_state_where(m, self._reset_state)
         # The character now is exactly in the reference state (engines set it as given), so the reset
         # observation is computed from it without reading the engine back (as MimicKit, whose engines'
         # state buffers hold the values just set).
-        for full in (self.ref_state, self.sim_state):
-            for name in _STATE_FIELDS:
-                rows.put_(getattr(full, name), getattr(ref, name))
+        # (ref_state views the frames, just written)
+        rows.put_(self._sim_data, _pack(_track_parts(ref), k))
         return rows.merge(obs, self._obs(ref, tar, start, motion_ids))
 
     def reset(
@@ -469,9 +503,7 @@ class DeepMimicEnv:
         motion_time = self.motion_time_s
         ref, _, tar = self._advance_reference()
         sim = self.read_sim_state()
-        for full, new in ((self.ref_state, ref), (self.sim_state, sim)):
-            for name in _STATE_FIELDS:
-                getattr(full, name).copy_(getattr(new, name))
+        self._sim_data.copy_(_pack(_track_parts(sim), (self.num_envs,)))  # (ref_state views the frames)
 
         obs = self._obs(sim, tar, motion_time, self.motion_ids)
         track = self._test or self.tracking_errors_in_training
@@ -513,6 +545,11 @@ class DeepMimicEnv:
         self.engine.close()
 
     # ------------------------------------------------------------------------------ internals
+    def _track_shapes(self) -> Tuple[Tuple[int, ...], ...]:
+        """Trailing shapes of the `TrackState` fields, in ``_STATE_FIELDS`` order."""
+        nb, nd = self.character.num_bodies, self.character.num_dofs
+        return ((3,), (4,), (3,), (3,), (nb - 1, 4), (nd,), (nb, 3), (nb, 4))
+
     def _empty_state(self, n: int) -> TrackState:
         nb, nd, dev, dt = self.character.num_bodies, self.character.num_dofs, self.device, self.dtype
         quat = torch.zeros(n, 4, dtype=dt, device=dev)
@@ -577,20 +614,19 @@ class DeepMimicEnv:
             self.character, f.root_pos.to(dt), f.root_rot.to(dt), local_rot
         )
 
-        def view(x: Tensor) -> Tensor:
-            return x.to(dt).reshape((k, m) + x.shape[1:])
-
-        return _RefFrames(
-            root_pos=view(f.root_pos),
-            root_rot=view(f.root_rot),
-            root_vel=view(f.root_vel),
-            root_ang_vel=view(f.root_ang_vel),
-            dof_pos=view(f.dof_pos),
-            dof_vel=view(f.dof_vel),
-            local_rot=view(local_rot),
-            body_pos=view(body_pos),
-            body_rot=view(body_rot),
+        parts = (
+            f.root_pos,
+            f.root_rot,
+            f.root_vel,
+            f.root_ang_vel,
+            f.dof_pos,
+            f.dof_vel,
+            local_rot,
+            body_pos,
+            body_rot,
         )
+        c = self.character
+        return _RefFrames.pack(k, m, tuple(x.to(dt) for x in parts), c.num_bodies, c.num_dofs)
 
     def _advance_reference(self):
         """The reference of all envs after ``timestep += 1`` (now and at the target steps): the frames the previous time already had

@@ -305,3 +305,36 @@ def test_batched_leading_dims_and_float32():
     assert R.quat_to_euler_xyz(q).shape == (2, 5, 3)
     assert R.quat_to_matrix(q).shape == (2, 5, 3, 3)
     assert R.quat_slerp(q, q.flip(0), torch.full((2, 5), 0.5)).shape == (2, 5, 4)
+
+
+def _textbook_quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The Hamilton product written out per component (quat_mul's form before issue 18's op count work)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        dim=-1,
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quat_mul_is_bitwise_the_textbook_product(dtype):
+    # quat_mul sums sign-folded terms in the textbook order: the same IEEE operations, so equal bit for bit
+    # (not just close), broadcasting, non-unit and non-finite inputs included
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(257, 5, 4, generator=g, dtype=dtype) * 3.0
+    b = torch.randn(257, 1, 4, generator=g, dtype=dtype)
+    a[0, 0] = torch.tensor([float("nan"), 0.0, -0.0, float("inf")], dtype=dtype)
+    b[1, 0] = torch.tensor([-0.0, float("-inf"), 1.0, 0.0], dtype=dtype)
+    for x, y in ((a, b), (b, a), (a[:, 0], b[:, 0]), (a[:, :1], b[0, 0])):
+        got, want = R.quat_mul(x, y), _textbook_quat_mul(x, y)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert torch.equal(got.isnan(), want.isnan())
+        fin = ~want.isnan()
+        assert torch.equal(got[fin], want[fin])
+        assert torch.equal(torch.signbit(got[fin]), torch.signbit(want[fin]))
