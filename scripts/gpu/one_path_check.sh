@@ -7,6 +7,10 @@
 # Carry .gpuwheels/small, .gpudata (MimicKit's humanoid.xml as mk_humanoid.xml, humanoid_spinkick.pkl and the
 # three configs, copied from ../shared/mimickit: git-ignored, never committed) and .basecode.
 # Results: $OUT/r.tgz.
+# Also the check of a later change to the step path against the tree before it (issue 18's fewer ops per step):
+# `git archive 7843a02 mimictools data | tar -x -C .basecode`, then SIM_FREQ=120 SPINKICK=0 bash this script.
+# Options (environment): SIM_FREQ (bench physics rate, default: the bundled config's 240), NENV (4096),
+# SPINKICK (1 = the spinkick run after the benches, 0 = none).
 set -u
 T0=$(date +%s)
 source .gpuwheels/small/host.sh finish || exit 1
@@ -19,10 +23,11 @@ timeout 260 python3 -m pytest -q -x -p no:cacheprovider -o addopts= -m gpu -rs t
 echo "pytest exit $?"; tail -6 /tmp/r/pytest_gpu.txt
 for v in new old; do
   if [ $v = old ]; then export PYTHONPATH=/tmp/site:$PWD/.basecode; else export PYTHONPATH=/tmp/site:$PWD; fi
-  timeout 100 python3 -m mimictools bench --engine mjwarp --device cuda --num-envs 4096 --seconds 6 --train --json > /tmp/r/bench_gpu_$v.json 2> /tmp/r/bench_gpu_$v.err
+  timeout 100 python3 -m mimictools bench --engine mjwarp --device cuda --num-envs ${NENV:-4096} --seconds 6 --train ${SIM_FREQ:+--sim-freq $SIM_FREQ} --json > /tmp/r/bench_gpu_$v.json 2> /tmp/r/bench_gpu_$v.err
   python3 -c "import json; r=json.load(open('/tmp/r/bench_gpu_$v.json'))['results'][0]; print('$v', 'raw_ctrl', round(r['raw_physics_steps_per_s']/r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'],4))" || tail -3 /tmp/r/bench_gpu_$v.err
 done
 export PYTHONPATH=/tmp/site:$PWD
+if [ "${SPINKICK:-1}" = 1 ]; then
 LEFT=$(( 560 - ($(date +%s) - T0) - 45 ))
 MIN=$(python3 -c "print(max(0.5, $LEFT/60 - 0.5))")
 echo "spinkick for $MIN min"
@@ -32,4 +37,5 @@ timeout $LEFT python3 -m mimictools train --out-dir /tmp/r/spinkick --engine mjw
   --minutes $MIN --no-progress > /tmp/r/train_spinkick.txt 2>&1
 tail -4 /tmp/r/train_spinkick.txt
 rm -f /tmp/r/spinkick/*.pt; rm -rf /tmp/r/spinkick/tensorboard
+fi
 tar czf $OUT/r.tgz -C /tmp r; ls -la $OUT
