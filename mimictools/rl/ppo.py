@@ -26,6 +26,8 @@ As in xbpeng/MimicKit ``mimickit/learning/ppo_agent.py`` (``_build_train_data``,
   (no host sync: the CUDA graph of the update replays the schedule); fused Adam reads it on the device. The
   stats gain ``Actor_KL`` (mean over the minibatches) and ``Actor_LR`` (the rate after the update); the
   adapted rate is saved in the checkpoint and a resumed run continues from it. The critic keeps its rate.
+  ``Actor_KL`` is logged without ``desired_kl`` too (one more actor forward pass over the batch per update), so
+  a fixed-rate run shows the per-minibatch KL its steps make: what ``desired_kl`` would have to allow.
 
 A non-finite value raises `TrainingDivergedError` naming the quantity; values are checked once per
 update (one device sync), before anything is saved.
@@ -225,7 +227,7 @@ class PPO:
         self._graph_perms: Optional[Tensor] = None
         self._graph_report: Optional[Tensor] = None
         self._graph_storage: Optional[RolloutStorage] = None
-        self._actor_keys = ["Actor_Loss", "Clip_Frac", "Imp_Ratio", "Action_Bound_Loss"]
+        self._actor_keys = ["Actor_Loss", "Clip_Frac", "Imp_Ratio", "Action_Bound_Loss", "Actor_KL"]
         if cfg.action_entropy_weight != 0:
             self._actor_keys.append("Action_Entropy")
         if cfg.action_reg_weight != 0:
@@ -234,7 +236,6 @@ class PPO:
         self.actor_lr: Optional[Tensor] = None
         """The adaptive actor learning rate, a 0-d float32 tensor on the actor's device (None when off)."""
         if self.adaptive_lr:
-            self._actor_keys.append("Actor_KL")
             device = next(actor.parameters()).device
             self.actor_lr = torch.tensor(float(cfg.actor_optimizer.learning_rate), device=device)
         self.actor_optimizer = build_optimizer(actor.parameters(), cfg.actor_optimizer, lr=self.actor_lr)
@@ -271,8 +272,8 @@ class PPO:
         minibatch permutations (see `capture` in the class docstring).
 
         Returns:
-            Scalar stats: Loss, Critic_Loss, Actor_Loss, Clip_Frac, Imp_Ratio, Action_Bound_Loss,
-            (Action_Entropy, Action_Reg_Loss when their weights are non-zero; Actor_KL with ``desired_kl``),
+            Scalar stats: Loss, Critic_Loss, Actor_Loss, Clip_Frac, Imp_Ratio, Action_Bound_Loss, Actor_KL,
+            (Action_Entropy, Action_Reg_Loss when their weights are non-zero),
             Adv_Mean, Adv_Std (and Actor_LR, the adapted rate after the update, with ``desired_kl``).
 
         Raises:
@@ -329,10 +330,8 @@ class PPO:
         checks = [values.sum(), next_values.sum(), returns.sum(), adv_std]
         critic_epochs = cfg.critic_epochs
         critic_loss = self._update_critic(norm_obs, returns.reshape(-1), perms[:critic_epochs])
-        old_mean = None
-        if self.adaptive_lr:  # the rollout policy's means: same weights and normalizer as the rollout
-            with torch.no_grad():
-                old_mean = self._chunked(self.actor, norm_obs)
+        with torch.no_grad():  # the rollout policy's means: same weights and normalizer as the rollout
+            old_mean = self._chunked(self.actor, norm_obs)
         actor_stats = self._update_actor(
             norm_obs,
             storage.flat("actions"),
@@ -402,18 +401,17 @@ class PPO:
         old_log_probs: Tensor,
         norm_adv: Tensor,
         perms: Tensor,
-        old_mean: Optional[Tensor] = None,
+        old_mean: Tensor,
     ) -> Dict[str, Tensor]:
-        """Actor epochs; with ``old_mean`` (the rollout policy's means, Shape like ``actions``) the adaptive
-        learning rate is set on every minibatch before its step (module docstring)."""
+        """Actor epochs. ``old_mean``: the rollout policy's means, Shape like ``actions``: every minibatch's
+        KL(rollout || current) before its step is logged (``Actor_KL``) and, with ``desired_kl``, sets the adaptive
+        learning rate (module docstring)."""
         cfg = self.cfg
         params = [p for p in self.actor.parameters() if p.requires_grad]
         keys = self._actor_keys
         sums = {k: torch.zeros((), device=norm_obs.device) for k in keys}
         steps = 0
-        data = {"obs": norm_obs, "a": actions, "logp": old_log_probs, "adv": norm_adv}
-        if old_mean is not None:
-            data["mu"] = old_mean
+        data = {"obs": norm_obs, "a": actions, "logp": old_log_probs, "adv": norm_adv, "mu": old_mean}
         for perm in perms:
             for mb in minibatches_of(data, perm, self.actor_batch):
                 mean = self.actor(mb["obs"])
@@ -434,20 +432,21 @@ class PPO:
                     loss = loss + cfg.action_reg_weight * reg
                     parts["Action_Reg_Loss"] = reg.detach()
                 parts["Actor_Loss"] = loss.detach()
-                if old_mean is not None:
-                    parts["Actor_KL"] = self._adapt_lr(mb["mu"], mean.detach())
+                parts["Actor_KL"] = self._minibatch_kl(mb["mu"], mean.detach())
                 self._step(self.actor_optimizer, loss, params, cfg.actor_optimizer.grad_clip)
                 for k in keys:
                     sums[k] = sums[k] + parts[k]
                 steps += 1
         return {k: v / max(steps, 1) for k, v in sums.items()}
 
-    def _adapt_lr(self, old_mean: Tensor, new_mean: Tensor) -> Tensor:
-        """Mean KL(rollout || current) of one minibatch (averaged over ranks when distributed, so every rank
-        keeps the same rate); sets the adaptive actor rate from it in place. Returns the KL (0-d)."""
-        assert self.actor_lr is not None
+    def _minibatch_kl(self, old_mean: Tensor, new_mean: Tensor) -> Tensor:
+        """Mean KL(rollout || current) of one minibatch. With ``desired_kl`` it is averaged over ranks when
+        distributed (so every rank keeps the same rate) and sets the adaptive actor rate in place; without, it is
+        only logged (this rank's). Returns the KL (0-d)."""
         with torch.no_grad():
             kl = gaussian_kl(old_mean, new_mean, self.actor.log_std).mean()
+            if self.actor_lr is None:
+                return kl
             if self.across_ranks:
                 kl = distributed.sum_across(kl) / torch.distributed.get_world_size()
             cfg = self.cfg

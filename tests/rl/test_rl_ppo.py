@@ -114,6 +114,7 @@ def test_update_stats_and_batch_size_check(agent_config):
         "Clip_Frac",
         "Imp_Ratio",
         "Action_Bound_Loss",
+        "Actor_KL",
         "Adv_Mean",
         "Adv_Std",
     ]
@@ -180,8 +181,10 @@ def test_update_body_makes_no_host_syncs(agent_config, host_sync_spy, optimizer)
     with host_sync_spy() as spy:
         report = ppo._update_tensors(st, perms)
     assert spy.bad == [], f"ops that a CUDA graph cannot capture: {sorted(set(spy.bad))}"
-    # checks, critic loss, 5 actor stats (+ Actor_KL), adv mean/std, param sums (+ actor lr)
-    assert report.shape == (4 + 1 + 5 + 4 + (2 if adaptive else 0),)
+    # checks, critic loss, 6 actor stats (Action_Entropy; Actor_KL with or without desired_kl), adv mean/std,
+    # param sums (+ actor lr)
+    assert "Actor_KL" in ppo._actor_keys
+    assert report.shape == (4 + 1 + 6 + 4 + (1 if adaptive else 0),)
     if adaptive:
         assert float(report[-1]) == float(ppo.actor_lr) != float(lr_before)  # the rate moved, in place
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, actor.parameters()))

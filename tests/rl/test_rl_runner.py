@@ -53,6 +53,7 @@ def test_log_columns_tensorboard_and_checkpoints(tmp_path, make_env, agent_confi
         "Clip_Frac",
         "Imp_Ratio",
         "Action_Bound_Loss",
+        "Actor_KL",  # logged without desired_kl too
         "Adv_Mean",
         "Adv_Std",
         "Pos_Err",  # from env.observe info["pos_err"]
