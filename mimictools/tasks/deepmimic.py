@@ -133,6 +133,12 @@ def _pack(parts, lead: Tuple[int, ...]) -> Tensor:
     return torch.cat([x.reshape(lead + (-1,)) for x in parts], dim=-1)
 
 
+def _packed(parts, lead: Tuple[int, ...]) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+    """``parts`` packed (`_pack`) and a view of the packed tensor per part, with the part's shape."""
+    data = _pack(parts, lead)
+    return data, _unpack(data, tuple(tuple(x.shape[len(lead) :]) for x in parts))
+
+
 def _unpack(data: Tensor, shapes: Tuple[Tuple[int, ...], ...]) -> Tuple[Tensor, ...]:
     """Views of ``data`` (..., F)'s consecutive column blocks, block i unflattened to ``shapes[i]``."""
     views, col = [], 0
@@ -330,12 +336,11 @@ class DeepMimicEnv:
         # Persistent per-env state lives in packed tensors with field views, so that writing a whole state (the
         # observe copy, a masked reset) is one tensor op, not one per field (each op is a GPU kernel, issue 18).
         empty = self._empty_state(n)
-        self._sim_data = _pack(_track_parts(empty), (n,))
-        self.sim_state = TrackState(**dict(zip(_STATE_FIELDS, _unpack(self._sim_data, self._track_shapes()))))
+        self._sim_data, views = _packed(_track_parts(empty), (n,))
+        self.sim_state = TrackState(**dict(zip(_STATE_FIELDS, views)))
         """Simulated state after the last observe()/reset_where() (views of one packed tensor)."""
-        self._reset_data = _pack(self._ref_sim_state(empty, empty.dof_vel).fields(), (n,))
-        nd = char.num_dofs
-        self._reset_state = SimState(*_unpack(self._reset_data, ((3,), (4,), (3,), (3,), (nd,), (nd,))))
+        self._reset_data, views = _packed(self._ref_sim_state(empty, empty.dof_vel).fields(), (n,))
+        self._reset_state = SimState(*views)
         """The state ``reset_where`` hands to the engine (n rows; only the reset rows are read)."""
         self.reset_by_blend = self.device.type == "cuda"
         """How ``reset_where`` writes the reset rows (same results and draws either way): True = compute every
@@ -545,11 +550,6 @@ class DeepMimicEnv:
         self.engine.close()
 
     # ------------------------------------------------------------------------------ internals
-    def _track_shapes(self) -> Tuple[Tuple[int, ...], ...]:
-        """Trailing shapes of the `TrackState` fields, in ``_STATE_FIELDS`` order."""
-        nb, nd = self.character.num_bodies, self.character.num_dofs
-        return ((3,), (4,), (3,), (3,), (nb - 1, 4), (nd,), (nb, 3), (nb, 4))
-
     def _empty_state(self, n: int) -> TrackState:
         nb, nd, dev, dt = self.character.num_bodies, self.character.num_dofs, self.device, self.dtype
         quat = torch.zeros(n, 4, dtype=dt, device=dev)
