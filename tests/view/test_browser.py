@@ -100,6 +100,18 @@ def _hide(player, hidden: bool) -> None:
             node.visible = not hidden
 
 
+def _open_on_empty_scene(browser, server, player, frame: int):
+    """The page opened at clip frame ``frame`` with the character hidden: (client, camera, the settled image of
+    the empty scene); the character is shown again before returning."""
+    player.show(frame)
+    _hide(player, True)
+    client = browser.open(f"http://127.0.0.1:{server.get_port()}", server)
+    cam = server_camera(server)
+    empty = stable(client, cam)
+    _hide(player, False)
+    return client, cam, empty
+
+
 def test_character_drawn_timeline_moves_and_nan_marked(browser, shared_dir, humanoid, repo_dir, tmp_path):
     from mimictools.motion.io import load_motion
     from mimictools.view.tracks import clip_track
@@ -113,12 +125,7 @@ def test_character_drawn_timeline_moves_and_nan_marked(browser, shared_dir, huma
     f1 = int(clean[clean >= f0 + 30][0])
     server, player = _player(humanoid, [kick, walk])
     try:
-        player.show(f0)
-        _hide(player, True)
-        client = browser.open(f"http://127.0.0.1:{server.get_port()}", server)
-        cam = server_camera(server)
-        empty = stable(client, cam)
-        _hide(player, False)
+        client, cam, empty = _open_on_empty_scene(browser, server, player, f0)
         # The character stands where the camera looks: a figure ~1.7 m tall at ~3 m covers thousands of pixels
         # of the centre, where the empty scene has only ground.
         first = render_until(client, W, H, cam, lambda im: centre(changed_pixels(im, empty)).sum() > 3000)
@@ -155,12 +162,7 @@ def test_g1_meshes_drawn(browser, g1_view, g1_clip, tmp_path, repo_dir):
     track = clip_track(g1_view, g1_clip)
     server, player = _player(g1_view, [track])
     try:
-        player.show(15)
-        _hide(player, True)
-        client = browser.open(f"http://127.0.0.1:{server.get_port()}", server)
-        cam = server_camera(server)
-        empty = stable(client, cam)
-        _hide(player, False)
+        client, cam, empty = _open_on_empty_scene(browser, server, player, 15)
         # The G1 (1.3 m, slim) covers fewer pixels than the humanoid: ~4000 of the centre at this camera.
         img = render_until(client, W, H, cam, lambda im: centre(changed_pixels(im, empty)).sum() > 1500)
     finally:
