@@ -438,8 +438,11 @@ class _DofMap:
             [root_vel, rnp.quat_rotate(rnp.quat_conj(root_rot), root_ang_vel), dof_vel], axis=-1
         )
         if self.triple_dof.size:
-            m = self._triple_jacobian(qpos[:, self.triple_q])
-            qvel[:, 6 + self.triple_dof] = _solve_triple_rates(m, dof_vel[:, self.triple_dof])
+            # the rates of the one solver (exact away from gimbal lock, damped least squares near it)
+            m = np.ascontiguousarray(self._triple_jacobian(qpos[:, self.triple_q]), dtype=np.float64)
+            v = np.ascontiguousarray(dof_vel[:, self.triple_dof], dtype=np.float64)
+            rates = kinematics.solve_triple_rates(torch.from_numpy(m), torch.from_numpy(v))
+            qvel[:, 6 + self.triple_dof] = rates.numpy()
         return qpos, qvel
 
     def from_qpos_qvel(self, qpos: np.ndarray, qvel: np.ndarray) -> Tuple[np.ndarray, ...]:
@@ -458,27 +461,6 @@ class _DofMap:
             dof[:, self.ball_dof] = rnp.quat_to_exp_map(qpos[:, self.ball_q])
         root_ang_vel = rnp.quat_rotate(root_rot, qvel[:, 3:6])
         return qpos[:, 0:3], root_rot, qvel[:, 0:3], root_ang_vel, dof, dof_vel
-
-
-def _solve3(m: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``kinematics._solve3``: m x = v for batched 3x3 m (..., 3, 3), v (..., 3), det clamped away from 0."""
-    a, b, c = m[..., 0, :], m[..., 1, :], m[..., 2, :]
-    r0, r1, r2 = rnp.cross(b, c), rnp.cross(c, a), rnp.cross(a, b)
-    det = (a * r0).sum(-1, keepdims=True)
-    det = np.where(np.abs(det) < 1e-9, np.where(det < 0, -1e-9, 1e-9), det)
-    return (r0 * v[..., 0:1] + r1 * v[..., 1:2] + r2 * v[..., 2:3]) / det
-
-
-def _solve_triple_rates(m: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``kinematics.solve_triple_rates`` in numpy: exact hinge rates away from gimbal lock, damped least
-    squares within it (the same constants)."""
-    det = (m[..., 0, :] * rnp.cross(m[..., 1, :], m[..., 2, :])).sum(-1, keepdims=True)
-    lam2 = kinematics.GIMBAL_LOCK_DAMPING**2 * np.maximum(
-        1.0 - np.square(det / kinematics.GIMBAL_LOCK_DET), 0.0
-    )
-    mt = np.swapaxes(m, -1, -2)
-    damped = (mt @ _solve3(m @ mt + lam2[..., None] * np.eye(3), v)[..., None])[..., 0]
-    return np.where(np.abs(det) >= kinematics.GIMBAL_LOCK_DET, _solve3(m, v), damped)
 
 
 def mujoco_body_poses(
