@@ -232,10 +232,9 @@ class PPO:
             self._actor_keys.append("Action_Entropy")
         if cfg.action_reg_weight != 0:
             self._actor_keys.append("Action_Reg_Loss")
-        self.adaptive_lr = cfg.desired_kl > 0
         self.actor_lr: Optional[Tensor] = None
         """The adaptive actor learning rate, a 0-d float32 tensor on the actor's device (None when off)."""
-        if self.adaptive_lr:
+        if cfg.desired_kl > 0:
             device = next(actor.parameters()).device
             self.actor_lr = torch.tensor(float(cfg.actor_optimizer.learning_rate), device=device)
         self.actor_optimizer = build_optimizer(actor.parameters(), cfg.actor_optimizer, lr=self.actor_lr)
