@@ -116,13 +116,13 @@ class LiveSession:
 
     def _episode_track(self, ep: Any) -> Track:
         from mimictools.eval.metrics import compute_frame_errors
-        from mimictools.view.sources import _episode_track
+        from mimictools.view.sources import episode_track
 
         self.episodes += 1
         err = compute_frame_errors(self.char, ep.sim.track_state(), ep.ref.track_state())
         name = f"live {self.episodes}: {ep.clip} from {ep.spec.start_time_s:.2f} s ({ep.end})"
         info = [f"{self.pe.checkpoint}: live episode {self.episodes} on {ep.clip}, ended {ep.end}"]
-        return _episode_track(
+        return episode_track(
             self.vc,
             name,
             self.control_dt,

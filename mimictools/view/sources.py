@@ -12,7 +12,7 @@ import numpy as np
 from mimictools.errors import MimicToolsError
 from mimictools.view.tracks import Skeleton, Track, ViewCharacter, clip_track
 
-__all__ = ["clip_tracks", "compare_track", "eval_replay_tracks", "policy_tracks"]
+__all__ = ["clip_tracks", "compare_track", "episode_track", "eval_replay_tracks", "policy_tracks"]
 
 
 def clip_tracks(vc: ViewCharacter, paths: Sequence[Path], fps: Optional[float] = None) -> List[Track]:
@@ -27,7 +27,7 @@ def clip_tracks(vc: ViewCharacter, paths: Sequence[Path], fps: Optional[float] =
     return tracks
 
 
-def _episode_track(
+def episode_track(
     vc: ViewCharacter,
     name: str,
     dt_s: float,
@@ -82,7 +82,7 @@ def policy_tracks(
             f"{result.checkpoint}: episode {i} on {e.clip}, start {e.spec.start_time_s:.2f} s, ended {e.end}"
         ]
         tracks.append(
-            _episode_track(
+            episode_track(
                 vc,
                 name,
                 result.control_dt,
@@ -128,7 +128,7 @@ def eval_replay_tracks(
         sel = arrays["episode"] == ep
         clip = str(arrays["clips"][int(arrays["clip_index"][sel][0])])
         tracks.append(
-            _episode_track(
+            episode_track(
                 vc,
                 f"{int(ep)}: {clip}",
                 dt,
