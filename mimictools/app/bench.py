@@ -260,14 +260,17 @@ def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
 
 
 def measure_training(
-    engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0, agent: Any = None
-) -> TrainingRate:
+    engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0, agent: Any = None,
+    agent_config: Optional[Path] = None,
+) -> TrainingRate:  # fmt: skip
     """Samples / s of the training iteration (`Runner.iterate`: rollout with resets, checks, PPO update), set up
     exactly as ``mimic train`` does (`mimictools.app.run.make_runner`: one torch thread on the CPU), on the
     bundled demo clip and env config with ``agent``. Default agent: on a GPU, MimicKit's humanoid PPO agent
     (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the bundled demo agent
     (``data/configs/demo_agent.yaml``), which is what ``mimic train`` uses there. Warm-up iterations (one;
-    two on a GPU, where the PPO update's graph is captured at the second) are not timed.
+    two on a GPU, where the PPO update's graph is captured at the second) are not timed. ``agent_config``: an
+    agent YAML file (``mimic bench --agent-config``) instead of that default; ``agent`` (an ``AgentConfig``)
+    overrides both.
     """
     import tempfile
 
@@ -284,11 +287,12 @@ def measure_training(
         engine=engine_name,
         num_envs=spec.num_envs,
         device=spec.device,
+        agent_config=agent_config,
         overrides=[f"engine.control_freq={int(spec.control_freq)}", f"engine.sim_freq={int(spec.sim_freq)}"],
         num_threads=spec.num_threads,
     )
     cuda = torch.device(spec.device).type == "cuda"
-    if agent is None and cuda:
+    if agent is None and agent_config is None and cuda:
         agent = AgentConfig()
     if agent is not None:
         cfg = replace(cfg, agent=agent)
@@ -326,29 +330,33 @@ class RanksRate:
 
 
 def _training_rank(
-    engine_name: str, char_file: str, spec: EngineSpec, seconds: float, timeout_s: float
-) -> float:
+    engine_name: str, char_file: str, spec: EngineSpec, seconds: float, timeout_s: float,
+    agent_config: Optional[Path] = None,
+) -> float:  # fmt: skip
     """One rank of `measure_training_ranks` (a module-level function: the launcher spawns it)."""
     from mimictools.character.mjcf import load_character
     from mimictools.rl import distributed
 
     distributed.init_from_env(spec.device, timeout_s)
     try:
-        return measure_training(engine_name, load_character(char_file), spec, seconds=seconds).samples_per_s
+        rate = measure_training(
+            engine_name, load_character(char_file), spec, seconds=seconds, agent_config=agent_config
+        )
+        return rate.samples_per_s
     finally:
         distributed.teardown()
 
 
 def measure_training_ranks(
     nproc: int, engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0,
-    timeout_s: float = 300.0,
+    timeout_s: float = 300.0, agent_config: Optional[Path] = None,
 ) -> RanksRate:  # fmt: skip
     """`measure_training` on ``nproc`` local ranks at once (torch's launcher, `mimictools.app.launch`), each with
     ``spec.num_envs`` envs on its own device (``cuda`` -> ``cuda:<local rank>``)."""
     from mimictools.app.launch import launch_function
 
     rates = launch_function(
-        nproc, _training_rank, engine_name, str(character.source), spec, seconds, timeout_s
+        nproc, _training_rank, engine_name, str(character.source), spec, seconds, timeout_s, agent_config
     )
     return RanksRate([float(rates[r]) for r in sorted(rates)])
 
@@ -362,15 +370,16 @@ def run_bench(
     train: bool = False,
     on_result: Optional[Callable[[BenchResult], None]] = None,
     nproc: int = 1,
+    agent_config: Optional[Path] = None,
 ) -> List[BenchResult]:
     """``measure_engine`` (and ``measure_training`` when ``train``; then ``measure_training_ranks`` when ``nproc``
-    > 1) for each env count; ``on_result`` sees each row."""
+    > 1) for each env count; ``on_result`` sees each row; ``agent_config`` is the training loop's agent file."""
     results = []
     for n in env_counts:
         spec = replace(base_spec, num_envs=int(n))
         row = measure_engine(engine_name, character, spec, seconds=seconds)
         if train:
-            rate = measure_training(engine_name, character, spec, seconds=seconds)
+            rate = measure_training(engine_name, character, spec, seconds=seconds, agent_config=agent_config)
             row = replace(
                 row,
                 samples_per_s=rate.samples_per_s,
@@ -378,7 +387,9 @@ def run_bench(
                 update_s_per_iter=rate.update_s_per_iter,
             )
             if nproc > 1:
-                ranks = measure_training_ranks(nproc, engine_name, character, spec, seconds=seconds)
+                ranks = measure_training_ranks(
+                    nproc, engine_name, character, spec, seconds=seconds, agent_config=agent_config
+                )
                 row = replace(
                     row,
                     nproc=nproc,

@@ -76,6 +76,14 @@ def bench(
         typer.Option("--train", help="Also measure the training loop (env + task + PPO update) samples/s."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (no table).")] = False,
+    agent_config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--agent-config",
+            help="With --train: the agent YAML of the training loop (default: MimicKit's humanoid PPO agent on a "
+            "GPU, the bundled demo agent on the CPU), e.g. data/configs/spinkick_16k_agent.yaml.",
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -102,6 +110,10 @@ def bench(
     counts = _parse_counts(num_envs)
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    if agent_config is not None and not train:
+        raise ConfigError("--agent-config sets the training loop's agent: add --train")
+    if agent_config is not None and not Path(agent_config).is_file():
+        raise ConfigError(f"--agent-config {agent_config}: no such file")
     if nproc > 1 and not train:
         raise ConfigError("--nproc measures the training loop: add --train")
     if seconds <= 0:
@@ -146,7 +158,8 @@ def bench(
             )
 
     rows = run_bench(
-        engine, character, counts, spec, seconds=seconds, train=train, on_result=progress, nproc=nproc
+        engine, character, counts, spec, seconds=seconds, train=train, on_result=progress, nproc=nproc,
+        agent_config=agent_config,
     )
 
     if as_json:
@@ -156,6 +169,7 @@ def bench(
             "sim_freq": sim_freq,
             "control_freq": control_freq,
             "seconds": seconds,
+            "agent_config": None if agent_config is None else str(agent_config),
             "machine": {
                 "processor": platform.processor() or platform.machine(),
                 "cpu_count": os.cpu_count(),

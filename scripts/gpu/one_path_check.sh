@@ -10,11 +10,14 @@
 # Also the check of a later change to the step path against the tree before it (issue 18's fewer ops per step):
 # `git archive 7843a02 mimictools data | tar -x -C .basecode`, then SIM_FREQ=120 SPINKICK=0 bash this script.
 # Options (environment): SIM_FREQ (bench physics rate, default: the bundled config's 240), NENV (4096),
-# SPINKICK (1 = the spinkick run after the benches, 0 = none).
+# SPINKICK (1 = the spinkick run after the benches, 0 = none); TRAIN_BENCH="HZ,HZ NENV AGENT_YAML" adds, after the
+# before/after pair, this tree's `mimic bench --train --agent-config AGENT_YAML` at NENV envs at each rate (issue
+# 18: the throughput of the configuration that trains), e.g. TRAIN_BENCH="240,120 16384 data/configs/spinkick_16k_agent.yaml".
 set -u
 T0=$(date +%s)
 source .gpuwheels/small/host.sh finish || exit 1
-export PYTHONUNBUFFERED=1 WARP_CACHE_PATH=$PWD/.warpcache MIMIC_SHARED=/nonexistent
+# the Warp kernel cache in /tmp: the host keeps /tmp between calls on a warm machine, not the repo's ignored folders
+export PYTHONUNBUFFERED=1 WARP_CACHE_PATH=${WARP_CACHE_PATH:-/tmp/mimic_warpcache} MIMIC_SHARED=/nonexistent
 mkdir -p /tmp/r
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader | tee /tmp/r/gpu.txt
 # -o addopts=: serially, without pyproject's `-n auto` (pytest-xdist need not be on the GPU machine)
@@ -27,6 +30,14 @@ for v in new old; do
   python3 -c "import json; r=json.load(open('/tmp/r/bench_gpu_$v.json'))['results'][0]; print('$v', 'raw_ctrl', round(r['raw_physics_steps_per_s']/r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'],4))" || tail -3 /tmp/r/bench_gpu_$v.err
 done
 export PYTHONPATH=/tmp/site:$PWD
+if [ -n "${TRAIN_BENCH:-}" ]; then
+  read -r TB_FREQS TB_NENV TB_AGENT <<< "$TRAIN_BENCH"
+  for hz in ${TB_FREQS//,/ }; do
+    timeout 150 python3 -m mimictools bench --engine mjwarp --device cuda --num-envs "$TB_NENV" --seconds 6 --train \
+      --sim-freq "$hz" --agent-config "$TB_AGENT" --json > /tmp/r/bench_train_${hz}hz_${TB_NENV}.json 2> /tmp/r/bench_train_${hz}hz_${TB_NENV}.err
+    python3 -c "import json; r=json.load(open('/tmp/r/bench_train_${hz}hz_${TB_NENV}.json'))['results'][0]; print('$hz Hz $TB_NENV envs', 'raw_ctrl', round(r['raw_physics_steps_per_s']/r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'],4), 'train/raw', round(r['train_over_raw_control_rate'],3))" || tail -3 /tmp/r/bench_train_${hz}hz_${TB_NENV}.err
+  done
+fi
 if [ "${SPINKICK:-1}" = 1 ]; then
 LEFT=$(( 560 - ($(date +%s) - T0) - 45 ))
 MIN=$(python3 -c "print(max(0.5, $LEFT/60 - 0.5))")

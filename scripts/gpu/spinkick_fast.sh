@@ -10,8 +10,9 @@
 #        ../shared/mimickit, git-ignored), .gpuwheels/small, and .warpcache_in (warpcache.tgz* an earlier call
 #        brought back: saves ~100 s of kernel compilation).
 #
-# Call 1 starts the run in runs/spinkick_fast_NENV/ (runs/ is git-ignored, so the run folder stays on the warm host
-# between calls); every later call resumes it from latest.pt. Each call trains min(what is left of TOTAL_MIN, what
+# Call 1 starts the run in $RUN_ROOT/spinkick_fast_NENV/ (RUN_ROOT default /tmp/mimic_runs: the device host keeps
+# /tmp between calls on a warm machine, but not the repository's ignored folders); every later call resumes it
+# from latest.pt. Each call trains min(what is left of TOTAL_MIN, what
 # fits in this call) minutes; `mimic train --minutes` counts this session's training time, log.txt's Wall_Time
 # (hours) the run's total, which decides what is left. A `timeout -s TERM` backstop stops training in time if
 # start-up was slow (SIGTERM saves latest.pt; the next call resumes). The call that completes TOTAL_MIN also runs
@@ -24,8 +25,8 @@
 #
 # CPU check of the command lines (no GPU; tiny settings, writes runs/spinkick_fast_cpu/ and runs/spinkick_fast_cpu_out/):
 #   CPU_CHECK=1 EVAL_EPISODES=2 bash scripts/gpu/spinkick_fast.sh 4       (twice: the second call resumes)
-# SIM_FREQ=240 (default 120) and EXTRA="--set engine.implicit_pd=true" change call 1's train command (a --resume
-# call keeps the run's config). On the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md,
+# SIM_FREQ=240 (default 120), AGENT (default data/configs/spinkick_fast_agent.yaml) and EXTRA="--set
+# engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md,
 # "120 Hz on MuJoCo"): compare both on the GPU (RUN_TAG names a second run folder) before relying on 120.
 set -u
 T0=$(date +%s)
@@ -37,14 +38,16 @@ PACK_S=${PACK_S:-25}           # kept free on every call for packing
 CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}
 SIM_FREQ=${SIM_FREQ:-120}
+AGENT=${AGENT:-data/configs/spinkick_fast_agent.yaml}
+RUN_ROOT=${RUN_ROOT:-/tmp/mimic_runs}
 OUT=${OUT:-$PWD/out}
 [ "$CPU_CHECK" = 1 ] && OUT=$PWD/runs/spinkick_fast_cpu_out
 mkdir -p "$OUT"
-RUN=runs/spinkick_fast_$NENV${RUN_TAG:+_$RUN_TAG}
+RUN=$RUN_ROOT/spinkick_fast_$NENV${RUN_TAG:+_$RUN_TAG}
 [ "$CPU_CHECK" = 1 ] && RUN=runs/spinkick_fast_cpu
 LOG=$OUT/call.txt
 main() {
-export PYTHONUNBUFFERED=1 MIMIC_SHARED=/nonexistent WARP_CACHE_PATH=$PWD/.warpcache
+export PYTHONUNBUFFERED=1 MIMIC_SHARED=/nonexistent WARP_CACHE_PATH=${WARP_CACHE_PATH:-/tmp/mimic_warpcache}
 
 if [ "$CPU_CHECK" = 1 ]; then
   DEV="--engine mujoco --device cpu"
@@ -62,8 +65,9 @@ fi
 CACHE_IN=0
 if ls .warpcache_in/warpcache.tgz* >/dev/null 2>&1; then
   CACHE_IN=1
-  if [ ! -d .warpcache ]; then
-    cat $(ls .warpcache_in/warpcache.tgz* | sort) | tar xzf - && echo "restored Warp kernel cache: $(du -sh .warpcache | cut -f1)"
+  if [ ! -d "$WARP_CACHE_PATH" ]; then
+    mkdir -p "$WARP_CACHE_PATH"
+    cat $(ls .warpcache_in/warpcache.tgz* | sort) | tar xzf - -C "$WARP_CACHE_PATH" && echo "restored Warp kernel cache: $(du -sh "$WARP_CACHE_PATH" | cut -f1)"
   fi
 fi
 for f in mk_humanoid.xml humanoid_spinkick.pkl deepmimic_humanoid_env.yaml newton_engine.yaml; do
@@ -102,7 +106,7 @@ else
   [ "$DONE" != 0 ] && echo "note: log.txt shows $DONE min but no checkpoint: starting over"
   # shellcheck disable=SC2206
   ARGS=(train --out-dir "$RUN" $DEV --num-envs "$NENV"
-    --env-config .gpudata/deepmimic_humanoid_env.yaml --agent-config data/configs/spinkick_fast_agent.yaml
+    --env-config .gpudata/deepmimic_humanoid_env.yaml --agent-config "$AGENT"
     --engine-config .gpudata/newton_engine.yaml --motion .gpudata/humanoid_spinkick.pkl --char .gpudata/mk_humanoid.xml
     --set engine.sim_freq="$SIM_FREQ" --no-progress $EXTRA)
   STOP=$STOP_FIRST
@@ -148,8 +152,8 @@ torch.save(s, sys.argv[2])
 PY
   NFILES=6
 fi
-if [ "$CACHE_IN" = 0 ] && [ -d .warpcache ] && [ "$CPU_CHECK" != 1 ]; then
-  tar czf /tmp/warpcache.tgz --exclude='*.cu' --exclude='*.cpp' .warpcache
+if [ "$CACHE_IN" = 0 ] && [ -d "$WARP_CACHE_PATH" ] && [ "$CPU_CHECK" != 1 ]; then
+  tar czf /tmp/warpcache.tgz --exclude='*.cu' --exclude='*.cpp' -C "$WARP_CACHE_PATH" .
   LIMIT_B=$(( 15 * 1024 * 1024 ))
   SIZE=$(stat -c %s /tmp/warpcache.tgz)
   NPARTS=$(( (SIZE + LIMIT_B - 1) / LIMIT_B ))
