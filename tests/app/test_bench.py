@@ -57,6 +57,27 @@ def test_training_loop_runs_the_runner_iteration(humanoid):
         assert math.isfinite(v)
 
 
+def test_training_loop_takes_the_agent_file(humanoid, tmp_path, monkeypatch):
+    """--agent-config: the runner is built with that file's agent, not the default one."""
+    from mimictools.app import run as runlib
+    from mimictools.paths import bundled_data_dir
+
+    agent = tmp_path / "agent.yaml"
+    text = (bundled_data_dir() / "configs" / "demo_agent.yaml").read_text()
+    text = text.replace("steps_per_iter: 32", "steps_per_iter: 3").replace("actor_batch_size: 4", "actor_batch_size: 0.5")
+    agent.write_text(text)
+    built = []
+    make_runner = runlib.make_runner
+
+    def spy(cfg, *args, **kw):
+        built.append(cfg.agent)
+        return make_runner(cfg, *args, **kw)
+
+    monkeypatch.setattr(runlib, "make_runner", spy)
+    measure_training("mujoco", humanoid, EngineSpec(num_envs=2), seconds=0.05, agent_config=agent)
+    assert [(a.steps_per_iter, a.actor_batch_size) for a in built] == [(3, 0.5)]
+
+
 def test_cli_json(humanoid_xml):
     res = CliRunner().invoke(
         app,
@@ -140,3 +161,11 @@ def test_cli_json_train_nproc(humanoid_xml):
 def test_cli_nproc_needs_train(humanoid_xml):
     res = CliRunner().invoke(app, ["bench", "--num-envs", "2", "--nproc", "2", "--char", str(humanoid_xml)])
     assert res.exit_code == 2 and "add --train" in res.output
+
+
+def test_cli_agent_config_errors(humanoid_xml, tmp_path):
+    base = ["bench", "--num-envs", "2", "--seconds", "0.05", "--char", str(humanoid_xml)]
+    res = CliRunner().invoke(app, base + ["--agent-config", str(tmp_path / "a.yaml")])
+    assert res.exit_code == 2 and "add --train" in res.output
+    res = CliRunner().invoke(app, base + ["--train", "--agent-config", str(tmp_path / "missing.yaml")])
+    assert res.exit_code == 2 and "missing.yaml: no such file" in res.output
