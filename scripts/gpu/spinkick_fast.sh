@@ -33,7 +33,9 @@ T0=$(date +%s)
 NENV=${1:?usage: bash scripts/gpu/spinkick_fast.sh NENV [TOTAL_MIN]   (NENV: 4096 or 8192)}
 TOTAL_MIN=${2:-10}
 CALL_S=${CALL_S:-570}          # this call's own budget (s): the device run's limit is 600 s
+EVAL=${EVAL:-1}                # 0: no `mimic eval` on the GPU host (run it where the policy comes back to)
 EVAL_S=${EVAL_S:-100}          # kept free on the last call for eval + plots + packing
+[ "$EVAL" = 0 ] && EVAL_S=${EVAL_S_NOEVAL:-30}
 PACK_S=${PACK_S:-25}           # kept free on every call for packing
 CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}
@@ -133,7 +135,7 @@ NFILES=4  # log.txt, config.yaml, run.json, call.txt
 if [ "$FINAL" = 1 ] && [ -f "$RUN/best.pt" ]; then
   echo "run complete ($DONE min): eval of best.pt"
   E=$RUN/eval; mkdir -p "$E"
-  timeout 150 python3 -m mimictools eval --model "$RUN/best.pt" --episodes "${EVAL_EPISODES:-32}" --plot "$E" --out "$E" --json \
+  [ "$EVAL" = 0 ] || timeout 150 python3 -m mimictools eval --model "$RUN/best.pt" --episodes "${EVAL_EPISODES:-32}" --plot "$E" --out "$E" --json \
     > "$E/metrics_stdout.json" 2> "$E/eval_stderr.txt"
   echo "eval exit $?"; tail -3 "$E/eval_stderr.txt"
   logs=("$RUN/log.txt"); labels="ours $(grep -m1 'sim_freq' "$RUN/config.yaml" | tr -dc '0-9') Hz $NENV envs"
