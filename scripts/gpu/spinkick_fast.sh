@@ -135,9 +135,11 @@ NFILES=4  # log.txt, config.yaml, run.json, call.txt
 if [ "$FINAL" = 1 ] && [ -f "$RUN/best.pt" ]; then
   echo "run complete ($DONE min): eval of best.pt"
   E=$RUN/eval; mkdir -p "$E"
-  [ "$EVAL" = 0 ] || timeout 150 python3 -m mimictools eval --model "$RUN/best.pt" --episodes "${EVAL_EPISODES:-32}" --plot "$E" --out "$E" --json \
-    > "$E/metrics_stdout.json" 2> "$E/eval_stderr.txt"
-  echo "eval exit $?"; tail -3 "$E/eval_stderr.txt"
+  if [ "$EVAL" = 1 ]; then
+    timeout 150 python3 -m mimictools eval --model "$RUN/best.pt" --episodes "${EVAL_EPISODES:-32}" --plot "$E" --out "$E" --json \
+      > "$E/metrics_stdout.json" 2> "$E/eval_stderr.txt"
+    echo "eval exit $?"; tail -3 "$E/eval_stderr.txt"
+  fi
   logs=("$RUN/log.txt"); labels="ours $(grep -m1 'sim_freq' "$RUN/config.yaml" | tr -dc '0-9') Hz $NENV envs"
   if [ -f .gpudata/deepmimic_humanoid_spinkick_log.txt ]; then
     logs+=(.gpudata/deepmimic_humanoid_spinkick_log.txt); labels="$labels,MimicKit 120 Hz Isaac Gym"
