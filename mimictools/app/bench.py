@@ -20,7 +20,7 @@ holds it with PD targets = that pose; all envs are reset to it every ``reset_eve
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -81,6 +81,9 @@ class BenchResult:
     """``--nproc`` > 1: the ranks' training samples / s summed."""
     scaling_efficiency: Optional[float] = None
     """``--nproc`` > 1: ``total_samples_per_s / (nproc * samples_per_s)`` (1.0 = perfect scaling)."""
+    step_ms: Optional[Dict[str, float]] = None
+    """``--train``: mean milliseconds per rollout step of act / physics / post / storage (one rollout timed by
+    phase after the timed iterations, `mimictools.rl.step_clock`; GPU time between CUDA events on a GPU)."""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -241,6 +244,8 @@ class TrainingRate:
     graphed: bool
     """The rollout ran as CUDA-graph replays (`mimictools.rl.step`) and the PPO update as one graph
     (`mimictools.rl.ppo.PPO` ``capture``), with no capture failure."""
+    step_ms: Dict[str, float] = field(default_factory=dict)
+    """Mean milliseconds per rollout step by phase (`mimictools.rl.runner.Runner.time_rollout_phases`)."""
 
 
 def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
@@ -311,6 +316,7 @@ def measure_training(
                 if done:
                     break
             rate = training_rate(stats, graphed=runner.capture and not runner.capture_errors)
+            rate = replace(rate, step_ms=runner.time_rollout_phases())
             runner.release_graphs()
             return rate
         finally:
@@ -385,6 +391,7 @@ def run_bench(
                 samples_per_s=rate.samples_per_s,
                 rollout_samples_per_s=rate.rollout_samples_per_s,
                 update_s_per_iter=rate.update_s_per_iter,
+                step_ms=rate.step_ms,
             )
             if nproc > 1:
                 ranks = measure_training_ranks(

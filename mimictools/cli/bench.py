@@ -105,6 +105,7 @@ def bench(
     from mimictools.engines.base import EngineSpec
     from mimictools.errors import ConfigError
     from mimictools.paths import bundled_humanoid_xml
+    from mimictools.rl.step_clock import PHASES
     from mimictools.system import available_cpus
 
     counts = _parse_counts(num_envs)
@@ -132,6 +133,8 @@ def bench(
         "Summed over envs. raw: physics steps/s of the engine alone (the ceiling); per CPU-s: the same per "
         "second of this process's CPU time (a per-core rate); control: control steps/s with target conversion "
         "and state reads."
+        + (" step ms: one training rollout's mean time per control step by phase (policy + PD targets, engine "
+           "physics, task observe/reward/resets, runner storage)." if train else "")
     )
     columns = [
         "envs",
@@ -143,7 +146,13 @@ def bench(
         "physics/s via control",
     ]
     if train:
-        columns += ["samples/s (rollout)", "samples/s (train)", "update s/iter", "train / raw ctrl"]
+        columns += [
+            "samples/s (rollout)",
+            "samples/s (train)",
+            "update s/iter",
+            "train / raw ctrl",
+            "step ms: act / physics / post / storage",
+        ]
     if nproc > 1:
         columns += [f"{nproc} ranks: samples/s per rank", "total", "scaling"]
     show_mem = engine != "mujoco"
@@ -197,6 +206,7 @@ def bench(
             cells.append("-" if r.update_s_per_iter is None else f"{r.update_s_per_iter:.3f}")
             ratio = _train_ratio(r)
             cells.append("-" if ratio is None else f"{ratio:.2f}")
+            cells.append(" / ".join(f"{r.step_ms[k]:.2f}" for k in PHASES) if r.step_ms else "-")
         if nproc > 1:
             cells.append(" / ".join(_rate(x) for x in r.rank_samples_per_s or []))
             cells.append(_rate(r.total_samples_per_s))

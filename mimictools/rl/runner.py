@@ -49,6 +49,7 @@ from mimictools.rl.results import IterationReport, IterationStats, TestResult, T
 from mimictools.rl.returns import terminal_value
 from mimictools.rl.signals import Terminated, deferred_stop, sigterm_raises
 from mimictools.rl.step import PolicyStep
+from mimictools.rl.step_clock import StepClock
 from mimictools.rl.storage import RolloutStorage
 from mimictools.tasks.env_api import SUCCESS_ERR_KEY, VecEnv, check_env
 
@@ -174,11 +175,7 @@ class Runner:
         """One training iteration: rollout -> checks -> PPO update -> normalizer update; counts the iteration
         and its samples (of all ranks). The first call (and the first after test episodes) resets every env.
         The returned stats are this rank's."""
-        if not self._started:
-            self.env.set_mode(False)
-            self._reset_all(self._steps[False])
-            self._train_tracker.reset()
-            self._started = True
+        self._start_training_steps()
         t0 = time.perf_counter()
         self._rollout()
         self.storage.check_finite(self.iteration + 1)  # ends with a host sync: the rollout time is real
@@ -190,17 +187,38 @@ class Runner:
         self.iteration += 1
         return IterationStats(self.storage.num_samples, t1 - t0, t2 - t1, update)
 
+    def time_rollout_phases(self) -> Dict[str, float]:
+        """One rollout of training steps, timed by phase (`mimictools.rl.step_clock`): mean milliseconds per step
+        of act / physics / post / storage. A real rollout (the envs advance, the normalizer records it, the
+        episode statistics count it) whose samples no update uses: for benchmarks, not counted as an iteration."""
+        self._start_training_steps()
+        clock = StepClock(self.device)
+        self._rollout(clock)
+        return clock.phase_ms()
+
+    def _start_training_steps(self) -> None:
+        """The first training step (and the first after test episodes) starts from a reset of every env."""
+        if not self._started:
+            self.env.set_mode(False)
+            self._reset_all(self._steps[False])
+            self._train_tracker.reset()
+            self._started = True
+
     @torch.no_grad()
-    def _rollout(self) -> None:
+    def _rollout(self, clock: Optional[StepClock] = None) -> None:
         self.storage.clear()
         self.actor.eval()
         step = self._steps[False]
         step.prepare()
         for _ in range(self.cfg.steps_per_iter):
+            if clock is not None:
+                clock.start_step()
             self.obs_normalizer.record(step.obs)
             obs = step.obs.clone()
-            norm_a, logp, next_obs, reward, done, _info = step.step()  # the tracker is updated inside
+            norm_a, logp, next_obs, reward, done, _info = step.step(clock)  # the tracker is updated inside
             self.storage.add(obs, norm_a, logp, reward, next_obs, done)
+            if clock is not None:
+                clock.mark()
         self.actor.train()
 
     def _update(self) -> Dict[str, float]:

@@ -31,11 +31,17 @@ import torch
 from torch import Tensor
 
 from mimictools.rl.action_scale import ActionScale
+from mimictools.rl.step_clock import StepClock
 from mimictools.tasks.env_api import DoneFlag
 
 __all__ = ["PolicyStep"]
 
 WARMUP_STEPS = 2  # eager steps on a side stream before capture (torch's recipe: lazy init, allocator)
+
+
+def _mark(clock: Optional[StepClock]) -> None:
+    if clock is not None:
+        clock.mark()
 
 
 class PolicyStep:
@@ -121,21 +127,29 @@ class PolicyStep:
             self.capture = False
             self.capture_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
 
-    def step(self) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+    def step(
+        self, clock: Optional[StepClock] = None
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Dict[str, Tensor]]:
         """One control step from ``obs``. Returns (norm_actions, log_probs, next_obs (before resets),
         reward, done, info); ``obs`` then holds the next observation with done envs reset.
-        Call ``prepare`` first: a capture inside ``step`` would advance the env before this step."""
+        Call ``prepare`` first: a capture inside ``step`` would advance the env before this step.
+        ``clock``: marks the ends of act, physics and post (`mimictools.rl.step_clock`; benchmarks only)."""
         if self._graphs is not None:
             graph_act, graph_post = self._graphs
             graph_act.replay()
+            _mark(clock)
             self.env.step_physics()
+            _mark(clock)
             graph_post.replay()
             norm_a, logp = self._out_act  # type: ignore[misc]
             out = self._out_post
         else:
             norm_a, logp = self._act()
+            _mark(clock)
             self.env.step_physics()
+            _mark(clock)
             out = self._post()
+        _mark(clock)
         assert out is not None
         next_obs, reward, done, info = out
         return norm_a, logp, next_obs, reward, done, info

@@ -1,0 +1,64 @@
+"""`mimictools.rl.step_clock`: the per-phase breakdown of rollout steps behind ``mimic bench --train``.
+
+Only the arithmetic and the marking are checked: how long a phase takes is never asserted."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mimictools.rl import step_clock
+from mimictools.rl.step_clock import PHASES, StepClock
+
+
+def test_phase_ms_is_the_mean_gap_between_marks(monkeypatch):
+    """Two complete steps with known CPU times (s) -> each phase's mean in ms; an unfinished step is left out."""
+    times = iter([0.0, 0.001, 0.004, 0.010, 0.011] + [1.0, 1.003, 1.004, 1.008, 1.011] + [2.0, 2.5])
+    monkeypatch.setattr(step_clock.time, "perf_counter", lambda: next(times))
+    clock = StepClock("cpu")
+    for _ in range(2):
+        clock.start_step()
+        for _ in PHASES:
+            clock.mark()
+    clock.start_step()
+    clock.mark()  # a step cut short: two marks only
+    got = clock.phase_ms()
+    assert list(got) == list(PHASES)
+    want = {"act": (1 + 3) / 2, "physics": (3 + 1) / 2, "post": (6 + 4) / 2, "storage": (1 + 3) / 2}
+    assert got == pytest.approx(want)
+
+
+def test_no_complete_step_gives_no_phases():
+    assert StepClock("cpu").phase_ms() == {}
+
+
+def test_runner_times_one_rollout_by_phase(tmp_path, monkeypatch):
+    """Runner.time_rollout_phases marks every step of one real rollout (4 phases, finite, >= 0) and leaves the
+    iteration and sample counts alone."""
+    pytest.importorskip("mujoco")
+    from mimictools.app.run import build_env, resolve_run
+    from mimictools.rl.runner import Runner
+
+    cfg, spec = resolve_run(engine="mujoco", num_envs=2, device="cpu", num_threads=1)
+    env = build_env(cfg, spec)
+    try:
+        agent = cfg.agent.__class__(**{**cfg.agent.__dict__, "steps_per_iter": 5})
+        runner = Runner(env, agent, tmp_path, seed=0, tensorboard=False)
+        marks = []
+        original = StepClock.mark
+
+        def counting_mark(self):
+            marks.append(1)
+            original(self)
+
+        monkeypatch.setattr(StepClock, "mark", counting_mark)
+        got = runner.time_rollout_phases()
+        assert len(marks) == 5 * (len(PHASES) + 1)  # start_step marks too
+        assert list(got) == list(PHASES)
+        assert all(math.isfinite(v) and v >= 0 for v in got.values())
+        assert runner.iteration == -1 and runner.samples == 0
+        runner.iterate()  # the loop goes on as usual afterwards
+        assert runner.iteration == 0 and runner.samples == 10
+    finally:
+        env.close()
