@@ -82,7 +82,7 @@ class BenchResult:
     scaling_efficiency: Optional[float] = None
     """``--nproc`` > 1: ``total_samples_per_s / (nproc * samples_per_s)`` (1.0 = perfect scaling)."""
     step_ms: Optional[Dict[str, float]] = None
-    """``--train``: mean milliseconds per rollout step of act / physics / post / storage (one rollout timed by
+    """``--train``: mean milliseconds per rollout step of record / act / physics / post / storage (one rollout timed by
     phase after the timed iterations, `mimictools.rl.step_clock`; GPU time between CUDA events on a GPU)."""
 
     def to_dict(self) -> Dict[str, Any]:

@@ -133,8 +133,8 @@ def bench(
         "Summed over envs. raw: physics steps/s of the engine alone (the ceiling); per CPU-s: the same per "
         "second of this process's CPU time (a per-core rate); control: control steps/s with target conversion "
         "and state reads."
-        + (" step ms: one training rollout's mean time per control step by phase (policy + PD targets, engine "
-           "physics, task observe/reward/resets, runner storage)." if train else "")
+        + (" step ms: one training rollout's mean time per control step by phase (normalizer record + obs copy, "
+           "policy + PD targets, engine physics, task observe/reward/resets, rollout storage writes)." if train else "")
     )
     columns = [
         "envs",
@@ -151,7 +151,7 @@ def bench(
             "samples/s (train)",
             "update s/iter",
             "train / raw ctrl",
-            "step ms: act / physics / post / storage",
+            "step ms: record / act / physics / post / storage",
         ]
     if nproc > 1:
         columns += [f"{nproc} ranks: samples/s per rank", "total", "scaling"]

@@ -189,7 +189,7 @@ class Runner:
 
     def time_rollout_phases(self) -> Dict[str, float]:
         """One rollout of training steps, timed by phase (`mimictools.rl.step_clock`): mean milliseconds per step
-        of act / physics / post / storage. A real rollout (the envs advance, the normalizer records it, the
+        of record / act / physics / post / storage. A real rollout (the envs advance, the normalizer records it, the
         episode statistics count it) whose samples no update uses: for benchmarks, not counted as an iteration."""
         self._start_training_steps()
         clock = StepClock(self.device)
@@ -215,6 +215,8 @@ class Runner:
                 clock.start_step()
             self.obs_normalizer.record(step.obs)
             obs = step.obs.clone()
+            if clock is not None:
+                clock.mark()
             norm_a, logp, next_obs, reward, done, _info = step.step(clock)  # the tracker is updated inside
             self.storage.add(obs, norm_a, logp, reward, next_obs, done)
             if clock is not None:

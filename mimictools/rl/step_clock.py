@@ -1,10 +1,12 @@
-"""Where a rollout step's time goes: act / physics / post / storage (``mimic bench --train``'s breakdown).
+"""Where a rollout step's time goes: record / act / physics / post / storage (``mimic bench --train``'s breakdown).
 
 A `StepClock` is handed to `mimictools.rl.runner.Runner.time_rollout_phases`, which runs one rollout and marks
-the boundaries of each step's phases (`mimictools.rl.step.PolicyStep.step` marks the first four)::
+the boundaries of each step's phases (`mimictools.rl.step.PolicyStep.step` marks the ends of act, physics and
+post; the runner the rest)::
 
-    mark -> act (policy, PD targets) -> mark -> physics (engine) -> mark -> post (observe, episode statistics,
-    resets) -> mark -> storage (normalizer record, obs copy, rollout storage writes) -> mark
+    mark -> record (normalizer statistics, copy of the observation) -> mark -> act (policy, PD targets) -> mark
+    -> physics (engine) -> mark -> post (observe, episode statistics, resets) -> mark -> storage (rollout
+    storage writes) -> mark
 
 On a GPU the marks are CUDA events on the current stream: recording one costs no host sync, the GPU time between
 two events is what the stream spent on that phase (graph replays included), and the host syncs once, in
@@ -20,7 +22,7 @@ import torch
 
 __all__ = ["PHASES", "StepClock"]
 
-PHASES: Tuple[str, ...] = ("act", "physics", "post", "storage")
+PHASES: Tuple[str, ...] = ("record", "act", "physics", "post", "storage")
 """The phases of one rollout step, in order."""
 
 

@@ -124,7 +124,7 @@ def test_cli_json_train_ratio(humanoid_xml):
     (row,) = json.loads(res.stdout)["results"]
     want = row["samples_per_s"] / (row["raw_physics_steps_per_s"] / row["substeps"])
     assert row["train_over_raw_control_rate"] == pytest.approx(want)
-    assert list(row["step_ms"]) == ["act", "physics", "post", "storage"]  # the rollout step by phase
+    assert list(row["step_ms"]) == ["record", "act", "physics", "post", "storage"]  # the rollout step by phase
     assert all(v >= 0 for v in row["step_ms"].values())
     no_train = CliRunner().invoke(
         app, ["bench", "--num-envs", "2", "--seconds", "0.05", "--char", str(humanoid_xml), "--json"]

@@ -14,7 +14,7 @@ from mimictools.rl.step_clock import PHASES, StepClock
 
 def test_phase_ms_is_the_mean_gap_between_marks(monkeypatch):
     """Two complete steps with known CPU times (s) -> each phase's mean in ms; an unfinished step is left out."""
-    times = iter([0.0, 0.001, 0.004, 0.010, 0.011] + [1.0, 1.003, 1.004, 1.008, 1.011] + [2.0, 2.5])
+    times = iter([0.0, 0.002, 0.003, 0.006, 0.012, 0.013] + [1.0, 1.0, 1.003, 1.004, 1.008, 1.011] + [2.0, 2.5])
     monkeypatch.setattr(step_clock.time, "perf_counter", lambda: next(times))
     clock = StepClock("cpu")
     for _ in range(2):
@@ -25,7 +25,7 @@ def test_phase_ms_is_the_mean_gap_between_marks(monkeypatch):
     clock.mark()  # a step cut short: two marks only
     got = clock.phase_ms()
     assert list(got) == list(PHASES)
-    want = {"act": (1 + 3) / 2, "physics": (3 + 1) / 2, "post": (6 + 4) / 2, "storage": (1 + 3) / 2}
+    want = {"record": (2 + 0) / 2, "act": (1 + 3) / 2, "physics": (3 + 1) / 2, "post": (6 + 4) / 2, "storage": (1 + 3) / 2}
     assert got == pytest.approx(want)
 
 
@@ -34,7 +34,7 @@ def test_no_complete_step_gives_no_phases():
 
 
 def test_runner_times_one_rollout_by_phase(tmp_path, monkeypatch):
-    """Runner.time_rollout_phases marks every step of one real rollout (4 phases, finite, >= 0) and leaves the
+    """Runner.time_rollout_phases marks every step of one real rollout (5 phases, finite, >= 0) and leaves the
     iteration and sample counts alone."""
     pytest.importorskip("mujoco")
     from mimictools.app.run import build_env, resolve_run
