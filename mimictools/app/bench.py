@@ -265,17 +265,16 @@ def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
 
 
 def measure_training(
-    engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0, agent: Any = None,
+    engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0,
     agent_config: Optional[Path] = None,
 ) -> TrainingRate:  # fmt: skip
     """Samples / s of the training iteration (`Runner.iterate`: rollout with resets, checks, PPO update), set up
     exactly as ``mimic train`` does (`mimictools.app.run.make_runner`: one torch thread on the CPU), on the
-    bundled demo clip and env config with ``agent``. Default agent: on a GPU, MimicKit's humanoid PPO agent
+    bundled demo clip and env config with the agent of ``agent_config`` (an agent YAML file, ``mimic bench
+    --agent-config``). Default agent: on a GPU, MimicKit's humanoid PPO agent
     (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the bundled demo agent
     (``data/configs/demo_agent.yaml``), which is what ``mimic train`` uses there. Warm-up iterations (one;
-    two on a GPU, where the PPO update's graph is captured at the second) are not timed. ``agent_config``: an
-    agent YAML file (``mimic bench --agent-config``) instead of that default; ``agent`` (an ``AgentConfig``)
-    overrides both.
+    two on a GPU, where the PPO update's graph is captured at the second) are not timed.
     """
     import tempfile
 
@@ -297,10 +296,8 @@ def measure_training(
         num_threads=spec.num_threads,
     )
     cuda = torch.device(spec.device).type == "cuda"
-    if agent is None and agent_config is None and cuda:
-        agent = AgentConfig()
-    if agent is not None:
-        cfg = replace(cfg, agent=agent)
+    if agent_config is None and cuda:
+        cfg = replace(cfg, agent=AgentConfig())
     with tempfile.TemporaryDirectory() as tmp:
         env, runner = make_runner(cfg, run_spec, Path(tmp), tensorboard=False, save_iter_checkpoints=False)
         try:

@@ -49,7 +49,7 @@ from mimictools.rl.results import IterationReport, IterationStats, TestResult, T
 from mimictools.rl.returns import terminal_value
 from mimictools.rl.signals import Terminated, deferred_stop, sigterm_raises
 from mimictools.rl.step import PolicyStep
-from mimictools.rl.step_clock import StepClock
+from mimictools.rl.step_clock import StepClock, mark
 from mimictools.rl.storage import RolloutStorage
 from mimictools.tasks.env_api import SUCCESS_ERR_KEY, VecEnv, check_env
 
@@ -210,17 +210,14 @@ class Runner:
         self.actor.eval()
         step = self._steps[False]
         step.prepare()
+        mark(clock)
         for _ in range(self.cfg.steps_per_iter):
-            if clock is not None:
-                clock.start_step()
             self.obs_normalizer.record(step.obs)
             obs = step.obs.clone()
-            if clock is not None:
-                clock.mark()
+            mark(clock)
             norm_a, logp, next_obs, reward, done, _info = step.step(clock)  # the tracker is updated inside
             self.storage.add(obs, norm_a, logp, reward, next_obs, done)
-            if clock is not None:
-                clock.mark()
+            mark(clock)
         self.actor.train()
 
     def _update(self) -> Dict[str, float]:

@@ -31,17 +31,12 @@ import torch
 from torch import Tensor
 
 from mimictools.rl.action_scale import ActionScale
-from mimictools.rl.step_clock import StepClock
+from mimictools.rl.step_clock import StepClock, mark
 from mimictools.tasks.env_api import DoneFlag
 
 __all__ = ["PolicyStep"]
 
 WARMUP_STEPS = 2  # eager steps on a side stream before capture (torch's recipe: lazy init, allocator)
-
-
-def _mark(clock: Optional[StepClock]) -> None:
-    if clock is not None:
-        clock.mark()
 
 
 class PolicyStep:
@@ -137,19 +132,19 @@ class PolicyStep:
         if self._graphs is not None:
             graph_act, graph_post = self._graphs
             graph_act.replay()
-            _mark(clock)
+            mark(clock)
             self.env.step_physics()
-            _mark(clock)
+            mark(clock)
             graph_post.replay()
             norm_a, logp = self._out_act  # type: ignore[misc]
             out = self._out_post
         else:
             norm_a, logp = self._act()
-            _mark(clock)
+            mark(clock)
             self.env.step_physics()
-            _mark(clock)
+            mark(clock)
             out = self._post()
-        _mark(clock)
+        mark(clock)
         assert out is not None
         next_obs, reward, done, info = out
         return norm_a, logp, next_obs, reward, done, info

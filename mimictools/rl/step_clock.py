@@ -1,12 +1,12 @@
 """Where a rollout step's time goes: record / act / physics / post / storage (``mimic bench --train``'s breakdown).
 
-A `StepClock` is handed to `mimictools.rl.runner.Runner.time_rollout_phases`, which runs one rollout and marks
-the boundaries of each step's phases (`mimictools.rl.step.PolicyStep.step` marks the ends of act, physics and
-post; the runner the rest)::
+A `StepClock` is handed to `mimictools.rl.runner.Runner.time_rollout_phases`, which runs one rollout; a mark
+before the first step, then one at the end of each phase of every step (`mimictools.rl.step.PolicyStep.step`
+marks the ends of act, physics and post, the runner the ends of record and storage)::
 
-    mark -> record (normalizer statistics, copy of the observation) -> mark -> act (policy, PD targets) -> mark
-    -> physics (engine) -> mark -> post (observe, episode statistics, resets) -> mark -> storage (rollout
-    storage writes) -> mark
+    mark | record (normalizer statistics, copy of the observation) | mark | act (policy, PD targets) | mark |
+    physics (engine) | mark | post (observe, episode statistics, resets) | mark | storage (rollout storage writes)
+    | mark | record of the next step | ...
 
 On a GPU the marks are CUDA events on the current stream: recording one costs no host sync, the GPU time between
 two events is what the stream spent on that phase (graph replays included), and the host syncs once, in
@@ -16,11 +16,11 @@ two events is what the stream spent on that phase (graph replays included), and 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-__all__ = ["PHASES", "StepClock"]
+__all__ = ["PHASES", "StepClock", "mark"]
 
 PHASES: Tuple[str, ...] = ("record", "act", "physics", "post", "storage")
 """The phases of one rollout step, in order."""
@@ -32,31 +32,32 @@ class StepClock:
     def __init__(self, device: Any) -> None:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
-        self._steps: List[List[Any]] = []
-
-    def start_step(self) -> None:
-        """Begin a step (its first mark)."""
-        self._steps.append([])
-        self.mark()
+        self._marks: List[Any] = []
 
     def mark(self) -> None:
-        """The end of the current phase (and the start of the next)."""
+        """The end of the current phase (and the start of the next); the first mark starts the first step."""
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
             event.record(torch.cuda.current_stream(self.device))
-            self._steps[-1].append(event)
+            self._marks.append(event)
         else:
-            self._steps[-1].append(time.perf_counter())
+            self._marks.append(time.perf_counter())
 
     def phase_ms(self) -> Dict[str, float]:
-        """Mean milliseconds per step of each phase in `PHASES`, over the complete steps marked (a step needs
-        ``len(PHASES) + 1`` marks); empty when none is complete. Syncs with the GPU once."""
-        steps = [s for s in self._steps if len(s) == len(PHASES) + 1]
-        if not steps:
-            return {}
-        if self.cuda:
+        """Mean milliseconds per step of each phase in `PHASES`, over the complete steps marked (the gaps between
+        consecutive marks, ``len(PHASES)`` to a step; the gaps of an unfinished last step are left out); empty
+        when no step is complete. Syncs with the GPU once."""
+        if self.cuda and self._marks:
             torch.cuda.synchronize(self.device)
-            spans = [[a.elapsed_time(b) for a, b in zip(s, s[1:])] for s in steps]
-        else:
-            spans = [[1e3 * (b - a) for a, b in zip(s, s[1:])] for s in steps]
-        return {name: sum(span[i] for span in spans) / len(spans) for i, name in enumerate(PHASES)}
+        pairs = zip(self._marks, self._marks[1:])
+        gaps = [a.elapsed_time(b) if self.cuda else 1e3 * (b - a) for a, b in pairs]
+        n = len(gaps) // len(PHASES)
+        if n == 0:
+            return {}
+        return {name: sum(gaps[s * len(PHASES) + i] for s in range(n)) / n for i, name in enumerate(PHASES)}
+
+
+def mark(clock: Optional[StepClock]) -> None:
+    """``clock.mark()`` when a clock is given (the step path is timed only by benchmarks)."""
+    if clock is not None:
+        clock.mark()

@@ -24,10 +24,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv
 timeout 260 python3 -m pytest -q -x -p no:cacheprovider -o addopts= -m gpu -rs tests/rl/test_rl_step.py tests/rl/test_rl_ppo.py \
   tests/tasks/test_task_deepmimic_cuda.py tests/engines/test_engine_contract.py -k "mjwarp or cuda" > /tmp/r/pytest_gpu.txt 2>&1
 echo "pytest exit $?"; tail -6 /tmp/r/pytest_gpu.txt
+# one line from a `mimic bench --train --json` file: summary FILE LABEL
+summary() {
+  python3 -c "import json, sys; r = json.load(open(sys.argv[1]))['results'][0]; print(sys.argv[2], 'raw_ctrl', round(r['raw_physics_steps_per_s'] / r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'], 4), 'train/raw', round(r['train_over_raw_control_rate'], 3), 'step_ms', r.get('step_ms'))" "$1" "$2"
+}
 for v in new old; do
   if [ $v = old ]; then export PYTHONPATH=/tmp/site:$PWD/.basecode; else export PYTHONPATH=/tmp/site:$PWD; fi
   timeout 100 python3 -m mimictools bench --engine mjwarp --device cuda --num-envs ${NENV:-4096} --seconds 6 --train ${SIM_FREQ:+--sim-freq $SIM_FREQ} --json > /tmp/r/bench_gpu_$v.json 2> /tmp/r/bench_gpu_$v.err
-  python3 -c "import json; r=json.load(open('/tmp/r/bench_gpu_$v.json'))['results'][0]; print('$v', 'raw_ctrl', round(r['raw_physics_steps_per_s']/r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'],4))" || tail -3 /tmp/r/bench_gpu_$v.err
+  summary /tmp/r/bench_gpu_$v.json $v || tail -3 /tmp/r/bench_gpu_$v.err
 done
 export PYTHONPATH=/tmp/site:$PWD
 if [ -n "${TRAIN_BENCH:-}" ]; then
@@ -35,7 +39,7 @@ if [ -n "${TRAIN_BENCH:-}" ]; then
   for hz in ${TB_FREQS//,/ }; do
     timeout 150 python3 -m mimictools bench --engine mjwarp --device cuda --num-envs "$TB_NENV" --seconds 6 --train \
       --sim-freq "$hz" --agent-config "$TB_AGENT" --json > /tmp/r/bench_train_${hz}hz_${TB_NENV}.json 2> /tmp/r/bench_train_${hz}hz_${TB_NENV}.err
-    python3 -c "import json; r=json.load(open('/tmp/r/bench_train_${hz}hz_${TB_NENV}.json'))['results'][0]; print('$hz Hz $TB_NENV envs', 'raw_ctrl', round(r['raw_physics_steps_per_s']/r['substeps']), 'train', round(r['samples_per_s']), 'rollout', round(r['rollout_samples_per_s']), 'update_s', round(r['update_s_per_iter'],4), 'train/raw', round(r['train_over_raw_control_rate'],3))" || tail -3 /tmp/r/bench_train_${hz}hz_${TB_NENV}.err
+    summary /tmp/r/bench_train_${hz}hz_${TB_NENV}.json "${hz}Hz_${TB_NENV}envs" || tail -3 /tmp/r/bench_train_${hz}hz_${TB_NENV}.err
   done
 fi
 if [ "${SPINKICK:-1}" = 1 ]; then

@@ -12,8 +12,7 @@
 #
 # Call 1 starts the run in $RUN_ROOT/spinkick_fast_NENV/ (RUN_ROOT default /tmp/mimic_runs: the device host keeps
 # /tmp between calls on a warm machine, but not the repository's ignored folders); every later call resumes it
-# from latest.pt. Each call trains min(what is left of TOTAL_MIN, what
-# fits in this call) minutes; `mimic train --minutes` counts this session's training time, log.txt's Wall_Time
+# from latest.pt. Each call trains min(what is left of TOTAL_MIN, what fits in this call) minutes; `mimic train --minutes` counts this session's training time, log.txt's Wall_Time
 # (hours) the run's total, which decides what is left. A `timeout -s TERM` backstop stops training in time if
 # start-up was slow (SIGTERM saves latest.pt; the next call resumes). The call that completes TOTAL_MIN also runs
 # `mimic eval --plot` on best.pt and `mimic plot-log`. If the host went back between calls (the run folder is
@@ -26,16 +25,16 @@
 # CPU check of the command lines (no GPU; tiny settings, writes runs/spinkick_fast_cpu/ and runs/spinkick_fast_cpu_out/):
 #   CPU_CHECK=1 EVAL_EPISODES=2 bash scripts/gpu/spinkick_fast.sh 4       (twice: the second call resumes)
 # SIM_FREQ=240 (default 120), AGENT (default data/configs/spinkick_fast_agent.yaml) and EXTRA="--set
-# engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md,
-# "120 Hz on MuJoCo"): compare both on the GPU (RUN_TAG names a second run folder) before relying on 120.
+# engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On the CPU
+# MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare both
+# on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
 set -u
 T0=$(date +%s)
 NENV=${1:?usage: bash scripts/gpu/spinkick_fast.sh NENV [TOTAL_MIN]   (NENV: 4096 or 8192)}
 TOTAL_MIN=${2:-10}
 CALL_S=${CALL_S:-570}          # this call's own budget (s): the device run's limit is 600 s
 EVAL=${EVAL:-1}                # 0: no `mimic eval` on the GPU host (run it where the policy comes back to)
-EVAL_S=${EVAL_S:-100}          # kept free on the last call for eval + plots + packing
-[ "$EVAL" = 0 ] && EVAL_S=${EVAL_S_NOEVAL:-30}
+EVAL_S=${EVAL_S:-$([ "$EVAL" = 1 ] && echo 100 || echo 30)}  # kept free on the last call for eval + plots + packing
 PACK_S=${PACK_S:-25}           # kept free on every call for packing
 CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}

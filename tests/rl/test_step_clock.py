@@ -14,15 +14,13 @@ from mimictools.rl.step_clock import PHASES, StepClock
 
 def test_phase_ms_is_the_mean_gap_between_marks(monkeypatch):
     """Two complete steps with known CPU times (s) -> each phase's mean in ms; an unfinished step is left out."""
-    times = iter([0.0, 0.002, 0.003, 0.006, 0.012, 0.013] + [1.0, 1.0, 1.003, 1.004, 1.008, 1.011] + [2.0, 2.5])
+    times = iter([0.0, 0.002, 0.003, 0.006, 0.012, 0.013] + [0.013, 0.016, 0.017, 0.021, 0.024] + [2.0, 2.5])
     monkeypatch.setattr(step_clock.time, "perf_counter", lambda: next(times))
     clock = StepClock("cpu")
-    for _ in range(2):
-        clock.start_step()
-        for _ in PHASES:
-            clock.mark()
-    clock.start_step()
-    clock.mark()  # a step cut short: two marks only
+    for _ in range(1 + 2 * len(PHASES)):  # the first mark, then one at the end of each phase of two steps
+        clock.mark()
+    clock.mark()
+    clock.mark()  # a third step cut short: two phases only
     got = clock.phase_ms()
     assert list(got) == list(PHASES)
     want = {"record": (2 + 0) / 2, "act": (1 + 3) / 2, "physics": (3 + 1) / 2, "post": (6 + 4) / 2, "storage": (1 + 3) / 2}
@@ -54,7 +52,7 @@ def test_runner_times_one_rollout_by_phase(tmp_path, monkeypatch):
 
         monkeypatch.setattr(StepClock, "mark", counting_mark)
         got = runner.time_rollout_phases()
-        assert len(marks) == 5 * (len(PHASES) + 1)  # start_step marks too
+        assert len(marks) == 1 + 5 * len(PHASES)  # one before the first step, then one per phase
         assert list(got) == list(PHASES)
         assert all(math.isfinite(v) and v >= 0 for v in got.values())
         assert runner.iteration == -1 and runner.samples == 0
