@@ -36,6 +36,7 @@ CALL_S=${CALL_S:-570}          # this call's own budget (s): the device run's li
 EVAL=${EVAL:-1}                # 0: no `mimic eval` on the GPU host (run it where the policy comes back to)
 EVAL_S=${EVAL_S:-$([ "$EVAL" = 1 ] && echo 100 || echo 30)}  # kept free on the last call for eval + plots + packing
 PACK_S=${PACK_S:-25}           # kept free on every call for packing
+STARTUP_S=${STARTUP_S:-90}     # mimic train's start-up before --minutes counts (~220 with a cold Warp kernel cache)
 CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}
 SIM_FREQ=${SIM_FREQ:-120}
@@ -89,9 +90,9 @@ PY
 DONE=$(done_min)
 LEFT_MIN=$(python3 -c "print(max(0.0, $TOTAL_MIN - $DONE))")
 ELAPSED=$(( $(date +%s) - T0 ))
-# This call's training minutes: what is left of the run, or what fits in the call (start-up ~60-120 s is inside
-# the timeout below, not here: --minutes counts from the first iteration).
-FIT_S=$(( CALL_S - ELAPSED - PACK_S - 90 ))
+# This call's training minutes: what is left of the run, or what fits in the call after STARTUP_S of start-up
+# (--minutes counts from the first iteration).
+FIT_S=$(( CALL_S - ELAPSED - PACK_S - STARTUP_S ))
 THIS_MIN=$(python3 -c "
 left, fit, ev = $LEFT_MIN * 60, $FIT_S, $EVAL_S
 # finish the run in this call when it fits with the eval; else train what fits, leaving >= 30 s for a last call
