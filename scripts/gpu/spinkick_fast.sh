@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 18's time-to-quality run: spinkick with MimicKit's env config and humanoid at 120 Hz physics
-# (--set engine.sim_freq=120) and data/configs/spinkick_fast_agent.yaml (Adam + adaptive learning rate), trained
-# for TOTAL_MIN minutes of training wall-clock in calls of under 10 minutes, each one `--resume`d on the warm host.
+# Issue 18's time-to-quality run: spinkick with MimicKit's env config, humanoid and engine config (240 Hz physics)
+# and data/configs/spinkick_lr3x_agent.yaml (MimicKit's agent with both learning rates at 3e-4: Test_Return 238 and
+# 5.1 cm in 10 minutes on one H100, docs/training.md), trained for TOTAL_MIN minutes of training wall-clock in
+# calls of under 10 minutes, each one `--resume`d on the warm host.
 #
 # One GPU call, from the repo root (the same command every call):
 #   bash scripts/gpu/spinkick_fast.sh NENV [TOTAL_MIN]        # NENV: 4096 or 8192; TOTAL_MIN default 10
@@ -24,10 +25,11 @@
 #
 # CPU check of the command lines (no GPU; tiny settings, writes runs/spinkick_fast_cpu/ and runs/spinkick_fast_cpu_out/):
 #   CPU_CHECK=1 EVAL_EPISODES=2 bash scripts/gpu/spinkick_fast.sh 4       (twice: the second call resumes)
-# SIM_FREQ=240 (default 120), AGENT (default data/configs/spinkick_fast_agent.yaml) and EXTRA="--set
-# engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On the CPU
-# MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare both
-# on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
+# SIM_FREQ (default 240), AGENT (default data/configs/spinkick_lr3x_agent.yaml; e.g. MimicKit's own
+# .gpudata/deepmimic_humanoid_ppo_agent.yaml, or data/configs/spinkick_fast_agent.yaml: Adam + adaptive rate) and
+# EXTRA="--set engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On
+# the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare
+# both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
 set -u
 T0=$(date +%s)
 NENV=${1:?usage: bash scripts/gpu/spinkick_fast.sh NENV [TOTAL_MIN]   (NENV: 4096 or 8192)}
@@ -39,8 +41,8 @@ PACK_S=${PACK_S:-25}           # kept free on every call for packing
 STARTUP_S=${STARTUP_S:-90}     # mimic train's start-up before --minutes counts (~220 with a cold Warp kernel cache)
 CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}
-SIM_FREQ=${SIM_FREQ:-120}
-AGENT=${AGENT:-data/configs/spinkick_fast_agent.yaml}
+SIM_FREQ=${SIM_FREQ:-240}
+AGENT=${AGENT:-data/configs/spinkick_lr3x_agent.yaml}
 RUN_ROOT=${RUN_ROOT:-/tmp/mimic_runs}
 OUT=${OUT:-$PWD/out}
 [ "$CPU_CHECK" = 1 ] && OUT=$PWD/runs/spinkick_fast_cpu_out
