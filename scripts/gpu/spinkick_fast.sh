@@ -30,6 +30,9 @@
 # EXTRA="--set engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On
 # the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare
 # both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
+# MOTION (default humanoid_spinkick.pkl): another of MimicKit's humanoid clips, copied into .gpudata, trains the same
+# way (issue 18's "two more clips"); the run folder is then named after it, and the curve adds MimicKit's log only
+# where .gpudata has one for that clip (deepmimic_<clip>_log.txt).
 set -u
 T0=$(date +%s)
 NENV=${1:?usage: bash scripts/gpu/spinkick_fast.sh NENV [TOTAL_MIN]   (NENV: 4096 or 8192)}
@@ -43,11 +46,14 @@ CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}
 SIM_FREQ=${SIM_FREQ:-240}
 AGENT=${AGENT:-data/configs/spinkick_lr3x_agent.yaml}
+MOTION=${MOTION:-humanoid_spinkick.pkl}
+CLIP=$(basename "$MOTION" .pkl)
 RUN_ROOT=${RUN_ROOT:-/tmp/mimic_runs}
 OUT=${OUT:-$PWD/out}
 [ "$CPU_CHECK" = 1 ] && OUT=$PWD/runs/spinkick_fast_cpu_out
 mkdir -p "$OUT"
 RUN=$RUN_ROOT/spinkick_fast_$NENV${RUN_TAG:+_$RUN_TAG}
+[ "$CLIP" != humanoid_spinkick ] && RUN=$RUN_ROOT/${CLIP}_$NENV${RUN_TAG:+_$RUN_TAG}
 [ "$CPU_CHECK" = 1 ] && RUN=runs/spinkick_fast_cpu
 LOG=$OUT/call.txt
 main() {
@@ -74,7 +80,7 @@ if ls .warpcache_in/warpcache.tgz* >/dev/null 2>&1; then
     cat $(ls .warpcache_in/warpcache.tgz* | sort) | tar xzf - -C "$WARP_CACHE_PATH" && echo "restored Warp kernel cache: $(du -sh "$WARP_CACHE_PATH" | cut -f1)"
   fi
 fi
-for f in mk_humanoid.xml humanoid_spinkick.pkl deepmimic_humanoid_env.yaml newton_engine.yaml; do
+for f in mk_humanoid.xml "$MOTION" deepmimic_humanoid_env.yaml newton_engine.yaml; do
   [ -f ".gpudata/$f" ] || { echo "missing .gpudata/$f (copy it from ../shared/mimickit and carry .gpudata)"; exit 2; }
 done
 
@@ -111,7 +117,7 @@ else
   # shellcheck disable=SC2206
   ARGS=(train --out-dir "$RUN" $DEV --num-envs "$NENV"
     --env-config .gpudata/deepmimic_humanoid_env.yaml --agent-config "$AGENT"
-    --engine-config .gpudata/newton_engine.yaml --motion .gpudata/humanoid_spinkick.pkl --char .gpudata/mk_humanoid.xml
+    --engine-config .gpudata/newton_engine.yaml --motion ".gpudata/$MOTION" --char .gpudata/mk_humanoid.xml
     --set engine.sim_freq="$SIM_FREQ" --no-progress $EXTRA)
   STOP=$STOP_FIRST
 fi
@@ -143,8 +149,8 @@ if [ "$FINAL" = 1 ] && [ -f "$RUN/best.pt" ]; then
     echo "eval exit $?"; tail -3 "$E/eval_stderr.txt"
   fi
   logs=("$RUN/log.txt"); labels="ours $(grep -m1 'sim_freq' "$RUN/config.yaml" | tr -dc '0-9') Hz $NENV envs"
-  if [ -f .gpudata/deepmimic_humanoid_spinkick_log.txt ]; then
-    logs+=(.gpudata/deepmimic_humanoid_spinkick_log.txt); labels="$labels,MimicKit 120 Hz Isaac Gym"
+  if [ -f ".gpudata/deepmimic_${CLIP}_log.txt" ]; then
+    logs+=(".gpudata/deepmimic_${CLIP}_log.txt"); labels="$labels,MimicKit 120 Hz Isaac Gym"
   fi
   python3 -m mimictools plot-log "${logs[@]}" --x minutes --labels "$labels" -o "$E/curve_minutes.png" >/dev/null
   python3 -m mimictools plot-log "${logs[@]}" --x samples --labels "$labels" -o "$E/curve_samples.png" >/dev/null
