@@ -11,10 +11,11 @@
 #        ../shared/mimickit, git-ignored), .gpuwheels/small, and .warpcache_in (warpcache.tgz* an earlier call
 #        brought back: saves ~100 s of kernel compilation).
 #
-# Call 1 starts the run in $RUN_ROOT/spinkick_fast_NENV/ (RUN_ROOT default /tmp/mimic_runs: the device host keeps
-# /tmp between calls on a warm machine, but not the repository's ignored folders); every later call resumes it
-# from latest.pt. Each call trains min(what is left of TOTAL_MIN, what fits in this call) minutes; `mimic train --minutes` counts this session's training time, log.txt's Wall_Time
-# (hours) the run's total, which decides what is left. A `timeout -s TERM` backstop stops training in time if
+# Call 1 starts the run in $RUN_ROOT/CLIP_NENV/, e.g. humanoid_spinkick_4096/ (RUN_ROOT default /tmp/mimic_runs:
+# the device host keeps /tmp between calls on a warm machine, but not the repository's ignored folders); every
+# later call resumes it from latest.pt. Each call trains min(what is left of TOTAL_MIN, what fits in this call)
+# minutes; `mimic train --minutes` counts this session's training time, log.txt's Wall_Time (hours) the run's
+# total, which decides what is left. A `timeout -s TERM` backstop stops training in time if
 # start-up was slow (SIGTERM saves latest.pt; the next call resumes). The call that completes TOTAL_MIN also runs
 # `mimic eval --plot` on best.pt and `mimic plot-log`. If the host went back between calls (the run folder is
 # gone), call 1's logic starts a new run: the script says so.
@@ -31,8 +32,8 @@
 # the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare
 # both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
 # MOTION (default humanoid_spinkick.pkl): another of MimicKit's humanoid clips, copied into .gpudata, trains the same
-# way (issue 18's "two more clips"); the run folder is then named after it, and the curve adds MimicKit's log only
-# where .gpudata has one for that clip (deepmimic_<clip>_log.txt).
+# way (issue 18's "two more clips"); the curve adds MimicKit's log only where .gpudata has one for that clip
+# (deepmimic_<clip>_log.txt).
 set -u
 T0=$(date +%s)
 NENV=${1:?usage: bash scripts/gpu/spinkick_fast.sh NENV [TOTAL_MIN]   (NENV: 4096 or 8192)}
@@ -52,8 +53,7 @@ RUN_ROOT=${RUN_ROOT:-/tmp/mimic_runs}
 OUT=${OUT:-$PWD/out}
 [ "$CPU_CHECK" = 1 ] && OUT=$PWD/runs/spinkick_fast_cpu_out
 mkdir -p "$OUT"
-RUN=$RUN_ROOT/spinkick_fast_$NENV${RUN_TAG:+_$RUN_TAG}
-[ "$CLIP" != humanoid_spinkick ] && RUN=$RUN_ROOT/${CLIP}_$NENV${RUN_TAG:+_$RUN_TAG}
+RUN=$RUN_ROOT/${CLIP}_$NENV${RUN_TAG:+_$RUN_TAG}
 [ "$CPU_CHECK" = 1 ] && RUN=runs/spinkick_fast_cpu
 LOG=$OUT/call.txt
 main() {
