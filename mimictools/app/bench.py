@@ -292,7 +292,12 @@ def measure_training(
         num_envs=spec.num_envs,
         device=spec.device,
         agent_config=agent_config,
-        overrides=[f"engine.control_freq={int(spec.control_freq)}", f"engine.sim_freq={int(spec.sim_freq)}"],
+        overrides=[
+            f"engine.control_freq={int(spec.control_freq)}",
+            f"engine.sim_freq={int(spec.sim_freq)}",
+            f"engine.solver_iterations={int(spec.solver_iterations)}",
+            f"engine.ls_iterations={int(spec.ls_iterations)}",
+        ],
         num_threads=spec.num_threads,
     )
     cuda = torch.device(spec.device).type == "cuda"

@@ -65,6 +65,21 @@ def bench(
     ] = 0,
     sim_freq: Annotated[float, typer.Option("--sim-freq", help="Physics rate (Hz).")] = 240.0,
     control_freq: Annotated[float, typer.Option("--control-freq", help="Control rate (Hz).")] = 30.0,
+    solver_iterations: Annotated[
+        int,
+        typer.Option(
+            "--solver-iterations",
+            help="MuJoCo engines: cap on solver iterations per physics step (engine.solver_iterations; 0 = the "
+            "MJCF's value, MuJoCo's default 100).",
+        ),
+    ] = 0,
+    ls_iterations: Annotated[
+        int,
+        typer.Option(
+            "--ls-iterations",
+            help="MuJoCo engines: cap on line-search iterations (engine.ls_iterations; 0 = the MJCF's, 50).",
+        ),
+    ] = 0,
     device: Annotated[
         Optional[str],
         typer.Option(
@@ -122,8 +137,19 @@ def bench(
     char_path = char if char is not None else bundled_humanoid_xml()
     character = load_character(char_path)
     dev = device if device is not None else ("cuda:0" if engine == "mjwarp" else "cpu")
+    if solver_iterations < 0 or ls_iterations < 0:
+        raise ConfigError(
+            f"--solver-iterations / --ls-iterations must be >= 0 (0 = the MJCF's value), got "
+            f"{solver_iterations} / {ls_iterations}"
+        )
     spec = EngineSpec(
-        num_envs=counts[0], control_freq=control_freq, sim_freq=sim_freq, device=dev, num_threads=threads
+        num_envs=counts[0],
+        control_freq=control_freq,
+        sim_freq=sim_freq,
+        device=dev,
+        num_threads=threads,
+        solver_iterations=solver_iterations,
+        ls_iterations=ls_iterations,
     )
 
     out = Console(highlight=False)
@@ -177,6 +203,8 @@ def bench(
             "character": str(char_path),
             "sim_freq": sim_freq,
             "control_freq": control_freq,
+            "solver_iterations": solver_iterations,
+            "ls_iterations": ls_iterations,
             "seconds": seconds,
             "agent_config": None if agent_config is None else str(agent_config),
             "machine": {

@@ -347,6 +347,7 @@ LIMITS = {
     "critic_eval_batch_size": 1_000_000_000,
     "control_freq": 1000,
     "sim_freq": 10_000,
+    "solver_iterations": 10_000,
     "distance_m": 1e4,
 }  # type: Dict[str, Any]
 
@@ -607,6 +608,15 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
         f"per control step (nearest valid: {_nearest_multiples(e.sim_freq, e.control_freq)})",
     )
     _require(e.env_spacing >= 0, source, "env_spacing", e.env_spacing, ">= 0 m")
+    for name in ("solver_iterations", "ls_iterations"):
+        v = getattr(e, name)
+        _require(
+            0 <= v <= LIMITS["solver_iterations"],
+            source,
+            name,
+            v,
+            f">= 0 (0 = the MJCF's value) and <= {LIMITS['solver_iterations']:,}",
+        )
 
 
 # ------------------------------------------------------------------------------- loading

@@ -247,6 +247,16 @@ class EngineConfig:
         "MuJoCo engines: stable PD (the position term at the next step's angle, integrated implicitly); "
         "False (default): explicit PD. Isaac Gym ignores it (PhysX drives are implicit).",
     )
+    solver_iterations: int = _f(
+        0,
+        "MuJoCo engines: most constraint-solver iterations per physics step (MuJoCo's opt.iterations); "
+        "0 (default): the MJCF's own value (MuJoCo's default 100 where it sets none). Isaac Gym ignores it.",
+    )
+    ls_iterations: int = _f(
+        0,
+        "MuJoCo engines: most line-search iterations per solver iteration (opt.ls_iterations); "
+        "0 (default): the MJCF's own value (MuJoCo's default 50). Isaac Gym ignores it.",
+    )
     env_spacing: float = _f(5.0, "Distance between neighbouring envs in the viewer/world grid (m).")
     ground_contact_height: float = _f(
         0.3, "Contacts of bodies below this height (m) count as ground contacts."

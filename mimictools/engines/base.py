@@ -47,6 +47,12 @@ class EngineSpec:
     """MuJoCo engines: stable (implicit) PD, the position error taken at the next physics step's angle, which
     adds ``kp / sim_freq`` of damping that ``implicitfast`` integrates implicitly (`mimictools.engines.mjcf_build`).
     False (default): explicit PD."""
+    solver_iterations: int = 0
+    """MuJoCo engines: cap on the constraint solver's iterations per physics step (``opt.iterations``);
+    0 keeps the MJCF's value (MuJoCo's default 100). The Newton solver stops earlier once converged."""
+    ls_iterations: int = 0
+    """MuJoCo engines: cap on line-search iterations per solver iteration (``opt.ls_iterations``); 0 keeps
+    the MJCF's value (MuJoCo's default 50)."""
 
     @property
     def substeps(self) -> int:

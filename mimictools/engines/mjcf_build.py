@@ -34,7 +34,10 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
   the light distal bodies (hands, feet, head: armature 0.01 kg m^2, kd 10-40 N m s/rad) needs
   ``dt < 2 I / kd`` ~ 1 ms, below the 4.2 ms physics step at 240 Hz (measured in
   ``tests/engines/test_engine_mujoco.py::test_euler_blows_up_where_implicitfast_holds``).
-- ``opt.timestep = 1 / sim_freq``; solver, cone and iterations stay MuJoCo's defaults (Newton, pyramidal).
+- ``opt.timestep = 1 / sim_freq``; solver and cone stay the MJCF's (MuJoCo's defaults: Newton, pyramidal), and
+  so do ``opt.iterations`` / ``opt.ls_iterations`` unless ``EngineSpec.solver_iterations`` /
+  ``ls_iterations`` cap them (> 0). Newton stops at its tolerance long before MuJoCo's caps of 100 / 50 on most
+  steps; the cap bounds the worst step, which on the GPU sets the pace of all envs in a batch.
 - **Ground** (``spec.ground``): planes already in the file's ``<worldbody>`` (a Menagerie ``scene.xml``
   floor) are removed, then an infinite plane ``mimic_ground`` at z = 0 with ``condim=3`` and friction
   ``1 0.05 0.05`` (MimicKit's MuJoCo scene), a checker material and a directional light for rendering.
@@ -169,6 +172,15 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
 
     ms.option.timestep = 1.0 / spec.sim_freq
     ms.option.integrator = _INTEGRATORS[integrator]
+    if spec.solver_iterations < 0 or spec.ls_iterations < 0:
+        raise EngineError(
+            f"solver_iterations / ls_iterations must be >= 0 (0 = the MJCF's value), got "
+            f"{spec.solver_iterations} / {spec.ls_iterations}"
+        )
+    if spec.solver_iterations:
+        ms.option.iterations = int(spec.solver_iterations)
+    if spec.ls_iterations:
+        ms.option.ls_iterations = int(spec.ls_iterations)
 
     character = resolve_damping_ratios(character, ms)
     check_gains(character)

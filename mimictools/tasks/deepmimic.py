@@ -729,6 +729,8 @@ def build_env(
         device=str(device),
         num_threads=int(num_threads),
         implicit_pd=bool(engine_cfg.implicit_pd),
+        solver_iterations=int(engine_cfg.solver_iterations),
+        ls_iterations=int(engine_cfg.ls_iterations),
     )
     engine = make_engine(engine_name, char, spec)
     if engine_name == "isaacgym":
