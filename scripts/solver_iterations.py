@@ -1,0 +1,111 @@
+"""Newton iterations per physics step on a clip, and what a cap on them (``engine.solver_iterations``) changes.
+
+    python scripts/solver_iterations.py [--motion CLIP --char XML --freq 240 --cap 10 --starts 64 --control-steps 8]
+
+Defaults: MimicKit's humanoid and spinkick from $MIMIC_SHARED (default ../shared). Starts ``--starts`` envs on
+the reference clip (evenly spaced clip times, the reference's velocities), drives each open loop with the
+reference's poses as PD targets for ``--control-steps`` control steps at 30 Hz (what a perfect tracker would
+command; the character drifts and may fall, which adds hard contacts), and steps MuJoCo (CPU, ``mj_step``) at
+``--freq`` Hz twice: with the MJCF's caps (MuJoCo's 100 iterations) and with ``--cap``. Prints the distribution
+of MuJoCo's ``solver_niter`` per physics step (median, 99th percentile, max, share of steps at the cap) and how
+far apart the two runs end (largest joint-angle and root-position difference over envs). On a GPU all envs of a
+batch wait for the slowest one's solver, so the maximum over envs and steps, not the median, sets the pace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import torch
+
+from mimictools.character.mjcf import load_character
+from mimictools.engines.base import EngineSpec, SimState, set_state
+from mimictools.engines.mujoco import MuJoCoEngine
+from mimictools.motion.library import MotionLib
+
+
+def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps: int):
+    """(solver_niter per physics step: shape (starts, control_steps * substeps), final qpos: (starts, nq))."""
+    spec = EngineSpec(num_envs=starts, sim_freq=freq, num_threads=1, solver_iterations=cap)
+    eng = MuJoCoEngine(char, spec)
+    try:
+        m = eng._model
+        d = mujoco.MjData(m)
+        ids = torch.zeros(starts, dtype=torch.long)
+        length = float(lib.motion_length(ids[:1])[0])
+        t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(min=0.0)
+        f = lib.calc_motion_frame(ids, t0, bodies=False)
+        set_state(eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel))
+        nstate = eng._state.shape[1]
+        niter = np.zeros((starts, control_steps * spec.substeps), dtype=np.int64)
+        qpos = np.zeros((starts, m.nq))
+        for i in range(starts):
+            mujoco.mj_setState(m, d, eng._state[i], eng._state_spec)
+            for c in range(control_steps):
+                tar = lib.calc_motion_frame(ids[:1], t0[i : i + 1] + (c + 1) / 30.0, bodies=False).dof_pos
+                eng.set_targets(tar.expand(starts, -1))
+                d.ctrl[:] = eng._ctrl[0]
+                for s in range(spec.substeps):
+                    mujoco.mj_step(m, d)
+                    niter[i, c * spec.substeps + s] = int(d.solver_niter[0])
+            qpos[i] = d.qpos
+        assert nstate > 0
+        return niter, qpos, int(m.opt.iterations)
+    finally:
+        eng.close()
+
+
+def main() -> None:
+    shared = Path(os.environ.get("MIMIC_SHARED", "../shared")) / "mimickit"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--motion", type=Path, default=shared / "data/motions/humanoid/humanoid_spinkick.pkl")
+    ap.add_argument("--char", type=Path, default=shared / "data/assets/humanoid/humanoid.xml")
+    ap.add_argument("--freq", type=float, default=240.0, help="physics rate (Hz)")
+    ap.add_argument("--cap", type=int, default=10, help="the capped run's engine.solver_iterations")
+    ap.add_argument("--starts", type=int, default=64)
+    ap.add_argument("--control-steps", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    char = load_character(args.char)
+    lib = MotionLib.from_path(args.motion, char=char)
+    out = {}
+    runs = {}
+    for name, cap in (("mjcf", 0), ("capped", args.cap)):
+        niter, qpos, limit = run(char, lib, args.freq, cap, args.starts, args.control_steps)
+        runs[name] = qpos
+        out[name] = {
+            "iterations_cap": limit,
+            "median": float(np.median(niter)),
+            "p99": float(np.percentile(niter, 99)),
+            "max": int(niter.max()),
+            "share_at_cap": float(np.mean(niter >= limit)),
+            "max_over_envs_per_step_mean": float(niter.max(axis=0).mean()),
+        }
+    dq = np.abs(runs["mjcf"][:, 7:] - runs["capped"][:, 7:]).max()
+    dp = np.linalg.norm(runs["mjcf"][:, :3] - runs["capped"][:, :3], axis=1).max()
+    out["end_difference"] = {"max_joint_qpos": float(dq), "max_root_pos_m": float(dp)}
+    out["setup"] = {
+        "motion": str(args.motion), "char": str(args.char), "freq_hz": args.freq, "starts": args.starts,
+        "control_steps": args.control_steps,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return
+    for name in ("mjcf", "capped"):
+        r = out[name]
+        print(
+            f"{name:7s} cap {r['iterations_cap']:3d}: Newton iterations per physics step median {r['median']:.0f}, "
+            f"p99 {r['p99']:.0f}, max {r['max']}, at the cap {100 * r['share_at_cap']:.2f} %, "
+            f"slowest env per step (mean over steps) {r['max_over_envs_per_step_mean']:.1f}"
+        )
+    print(f"end state, capped vs not: joint qpos up to {dq:.2e}, root position up to {dp:.2e} m")
+
+
+if __name__ == "__main__":
+    main()
