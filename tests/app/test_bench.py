@@ -126,11 +126,16 @@ def test_cli_json_train_ratio(humanoid_xml):
     assert row["train_over_raw_control_rate"] == pytest.approx(want)
     assert list(row["step_ms"]) == ["record", "act", "physics", "post", "storage"]  # the rollout step by phase
     assert all(v >= 0 for v in row["step_ms"].values())
+    # the share of the loop that is physics, timed inside the training rollout
+    physics_rate = row["num_envs"] / (row["step_ms"]["physics"] / 1000.0)
+    assert row["train_over_rollout_physics_rate"] == pytest.approx(row["samples_per_s"] / physics_rate)
+    assert 0 < row["train_over_rollout_physics_rate"] < 1  # physics is one phase of the loop, not all of it
     no_train = CliRunner().invoke(
         app, ["bench", "--num-envs", "2", "--seconds", "0.05", "--char", str(humanoid_xml), "--json"]
     )
     assert json.loads(no_train.stdout)["results"][0]["train_over_raw_control_rate"] is None
     assert json.loads(no_train.stdout)["results"][0]["step_ms"] is None
+    assert json.loads(no_train.stdout)["results"][0]["train_over_rollout_physics_rate"] is None
 
 
 @pytest.mark.slow  # starts 2 ranks (processes that import torch) through torch's launcher
