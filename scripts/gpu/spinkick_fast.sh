@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 18's time-to-quality run: spinkick with MimicKit's env config, humanoid and engine config (240 Hz physics)
-# and data/configs/spinkick_lr3x_agent.yaml (MimicKit's agent with both learning rates at 3e-4: Test_Return 238 and
-# 5.1 cm in 10 minutes on one H100, docs/training.md), trained for TOTAL_MIN minutes of training wall-clock in
+# and data/configs/spinkick_agent.yaml (MimicKit's agent with both learning rates at 6e-4: Test_Return 244 and
+# 4.5 cm in 10 minutes on one H100, docs/training.md), trained for TOTAL_MIN minutes of training wall-clock in
 # calls of under 10 minutes, each one `--resume`d on the warm host.
 #
 # One GPU call, from the repo root (the same command every call):
@@ -26,9 +26,11 @@
 #
 # CPU check of the command lines (no GPU; tiny settings, writes runs/spinkick_fast_cpu/ and runs/spinkick_fast_cpu_out/):
 #   CPU_CHECK=1 EVAL_EPISODES=2 bash scripts/gpu/spinkick_fast.sh 4       (twice: the second call resumes)
-# SIM_FREQ (default 240), AGENT (default data/configs/spinkick_lr3x_agent.yaml; e.g. MimicKit's own
+# SIM_FREQ (default 240), AGENT (default data/configs/spinkick_agent.yaml; e.g. MimicKit's own
 # .gpudata/deepmimic_humanoid_ppo_agent.yaml, or data/configs/spinkick_fast_agent.yaml: Adam + adaptive rate) and
-# EXTRA="--set engine.implicit_pd=true" change call 1's train command (a --resume call keeps the run's config). On
+# EXTRA (e.g. "--set engine.solver_iterations=4": 14 % more samples/s on the spinkick, the same learning per
+# iteration over 7.4 minutes, docs/performance.md session 9) change call 1's train command (a --resume call keeps
+# the run's config). On
 # the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare
 # both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
 # MOTION (default humanoid_spinkick.pkl): another of MimicKit's humanoid clips, copied into .gpudata, trains the same
@@ -46,7 +48,7 @@ STARTUP_S=${STARTUP_S:-90}     # mimic train's start-up before --minutes counts 
 CPU_CHECK=${CPU_CHECK:-0}
 EXTRA=${EXTRA:-}
 SIM_FREQ=${SIM_FREQ:-240}
-AGENT=${AGENT:-data/configs/spinkick_lr3x_agent.yaml}
+AGENT=${AGENT:-data/configs/spinkick_agent.yaml}
 MOTION=${MOTION:-humanoid_spinkick.pkl}
 CLIP=$(basename "$MOTION" .pkl)
 RUN_ROOT=${RUN_ROOT:-/tmp/mimic_runs}

@@ -278,12 +278,12 @@ def test_spinkick_fast_agent_is_mimickits_agent_with_adam_and_adaptive_kl(repo_d
     assert agent == want
 
 
-def test_spinkick_lr3x_agent_is_mimickits_agent_with_both_rates_tripled(repo_dir):
-    """data/configs/spinkick_lr3x_agent.yaml (issue 18's 10-minute spinkick) is MimicKit's agent (our defaults) with
-    the actor's and the critic's SGD rates at 3e-4 instead of 1e-4, and nothing else changed."""
+def test_spinkick_agent_is_mimickits_agent_with_both_rates_at_6x(repo_dir):
+    """data/configs/spinkick_agent.yaml (issue 18's 10-minute spinkick) is MimicKit's agent (our defaults) with
+    the actor's and the critic's SGD rates at 6e-4 instead of 1e-4, and nothing else changed."""
     import dataclasses
 
-    agent = load_agent_config(repo_dir / "data" / "configs" / "spinkick_lr3x_agent.yaml")
-    sgd = OptimizerConfig(type="SGD", learning_rate=3e-4)
+    agent = load_agent_config(repo_dir / "data" / "configs" / "spinkick_agent.yaml")
+    sgd = OptimizerConfig(type="SGD", learning_rate=6e-4)
     assert AgentConfig().actor_optimizer.learning_rate == 1e-4
     assert agent == dataclasses.replace(AgentConfig(), actor_optimizer=sgd, critic_optimizer=sgd)
