@@ -38,10 +38,13 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
         d = mujoco.MjData(m)
         ids = torch.zeros(starts, dtype=torch.long)
         length = float(lib.motion_length(ids[:1])[0])
-        t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(min=0.0)
+        t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(
+            min=0.0
+        )
         f = lib.calc_motion_frame(ids, t0, bodies=False)
-        set_state(eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel))
-        nstate = eng._state.shape[1]
+        set_state(
+            eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
+        )
         niter = np.zeros((starts, control_steps * spec.substeps), dtype=np.int64)
         qpos = np.zeros((starts, m.nq))
         for i in range(starts):
@@ -54,7 +57,6 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
                     mujoco.mj_step(m, d)
                     niter[i, c * spec.substeps + s] = int(d.solver_niter[0])
             qpos[i] = d.qpos
-        assert nstate > 0
         return niter, qpos, int(m.opt.iterations)
     finally:
         eng.close()

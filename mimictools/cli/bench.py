@@ -159,11 +159,14 @@ def bench(
         "Summed over envs. raw: physics steps/s of the engine alone (the ceiling); per CPU-s: the same per "
         "second of this process's CPU time (a per-core rate); control: control steps/s with target conversion "
         "and state reads."
-        + (" step ms: one training rollout's mean time per control step by phase (normalizer record + obs copy, "
-           "policy + PD targets, engine physics, task observe/reward/resets, rollout storage writes); train / rollout "
-           "physics: training samples/s over envs / the rollout's physics time per control step (the standing "
-           "character of the raw ceiling needs a cheaper contact solve than the states training visits)."
-           if train else "")
+        + (
+            " step ms: one training rollout's mean time per control step by phase (normalizer record + obs copy, "
+            "policy + PD targets, engine physics, task observe/reward/resets, rollout storage writes); train / rollout "
+            "physics: training samples/s over envs / the rollout's physics time per control step (the standing "
+            "character of the raw ceiling needs a cheaper contact solve than the states training visits)."
+            if train
+            else ""
+        )
     )
     columns = [
         "envs",
@@ -197,7 +200,14 @@ def bench(
             )
 
     rows = run_bench(
-        engine, character, counts, spec, seconds=seconds, train=train, on_result=progress, nproc=nproc,
+        engine,
+        character,
+        counts,
+        spec,
+        seconds=seconds,
+        train=train,
+        on_result=progress,
+        nproc=nproc,
         agent_config=agent_config,
     )
 

@@ -49,7 +49,10 @@ def _held_pose_error(humanoid, **caps) -> float:
 
 def test_a_low_cap_still_holds_a_standing_pose_like_the_default(humanoid):
     """The capped solver is a coarser contact solve, not a different controller: the stand is the same to 1 cm-rad."""
-    assert abs(_held_pose_error(humanoid, solver_iterations=2, ls_iterations=4) - _held_pose_error(humanoid)) < 0.01
+    assert (
+        abs(_held_pose_error(humanoid, solver_iterations=2, ls_iterations=4) - _held_pose_error(humanoid))
+        < 0.01
+    )
 
 
 def test_bench_passes_the_caps_and_reports_them(humanoid_xml, monkeypatch):
