@@ -10,7 +10,8 @@ command; the character drifts and may fall, which adds hard contacts), and steps
 of MuJoCo's ``solver_niter`` per physics step (median, 99th percentile, max), the share of the uncapped run's
 steps that needed more than ``--cap`` (where the cap cuts the solve short), and how
 far apart the two runs end (largest joint-angle and root-position difference over envs). On a GPU all envs of a
-batch wait for the slowest one's solver, so the maximum over envs and steps, not the median, sets the pace.
+batch wait for the slowest one's solver, so the maximum over envs and steps, not the median, sets the pace. Also
+printed: the same counts for one character standing in ``mimic bench``'s rest pose (what its raw ceiling steps).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from mimictools.motion.library import MotionLib
 
 
 def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps: int):
-    """(solver_niter per physics step: shape (starts, control_steps * substeps), final qpos: (starts, nq))."""
+    """(solver_niter and contact count ``ncon`` per physics step: each shape (starts, control_steps * substeps),
+    final qpos: (starts, nq), the model's iteration cap)."""
     spec = EngineSpec(num_envs=starts, sim_freq=freq, num_threads=1, solver_iterations=cap)
     eng = MuJoCoEngine(char, spec)
     try:
@@ -47,6 +49,7 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
             eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
         )
         niter = np.zeros((starts, control_steps * spec.substeps), dtype=np.int64)
+        ncon = np.zeros_like(niter)
         qpos = np.zeros((starts, m.nq))
         for i in range(starts):
             mujoco.mj_setState(m, d, eng._state[i], eng._state_spec)
@@ -57,8 +60,33 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
                 for s in range(spec.substeps):
                     mujoco.mj_step(m, d)
                     niter[i, c * spec.substeps + s] = int(d.solver_niter[0])
+                    ncon[i, c * spec.substeps + s] = int(d.ncon)
             qpos[i] = d.qpos
-        return niter, qpos, int(m.opt.iterations)
+        return niter, ncon, qpos, int(m.opt.iterations)
+    finally:
+        eng.close()
+
+
+def standing(char, freq: float, steps: int = 240):
+    """(solver_niter, ncon) per physics step of one character standing in ``mimic bench``'s rest pose, held by PD
+    targets (the state the bench's raw ceiling steps), ``steps`` physics steps. Shapes (steps,)."""
+    from mimictools.app.bench import standing_state
+
+    eng = MuJoCoEngine(char, EngineSpec(num_envs=1, sim_freq=freq, num_threads=1))
+    try:
+        start = standing_state(char, 1)
+        set_state(eng, None, type(start)(*(t.double() for t in start.fields())))
+        eng.set_targets(start.dof_pos.float())
+        m = eng._model
+        d = mujoco.MjData(m)
+        mujoco.mj_setState(m, d, eng._state[0], eng._state_spec)
+        d.ctrl[:] = eng._ctrl[0]
+        niter = np.zeros(steps, dtype=np.int64)
+        ncon = np.zeros_like(niter)
+        for k in range(steps):
+            mujoco.mj_step(m, d)
+            niter[k], ncon[k] = int(d.solver_niter[0]), int(d.ncon)
+        return niter, ncon
     finally:
         eng.close()
 
@@ -81,7 +109,7 @@ def main() -> None:
     runs = {}
     uncapped_niter = None
     for name, cap in (("mjcf", 0), ("capped", args.cap)):
-        niter, qpos, limit = run(char, lib, args.freq, cap, args.starts, args.control_steps)
+        niter, ncon, qpos, limit = run(char, lib, args.freq, cap, args.starts, args.control_steps)
         runs[name] = qpos
         if cap == 0:
             uncapped_niter = niter
@@ -92,7 +120,16 @@ def main() -> None:
             "max": int(niter.max()),
             "share_reaching_cap": float(np.mean(niter >= limit)),
             "max_over_envs_per_step_mean": float(niter.max(axis=0).mean()),
+            "contacts_median": float(np.median(ncon)),
+            "contacts_max": int(ncon.max()),
+            "mean_iterations_by_contacts": {int(k): float(niter[ncon == k].mean()) for k in np.unique(ncon)},
         }
+    st_iter, st_con = standing(char, args.freq)
+    out["standing"] = {
+        "median": float(np.median(st_iter)),
+        "max": int(st_iter.max()),
+        "contacts_median": float(np.median(st_con)),
+    }
     out["share_of_uncapped_steps_over_cap"] = float(np.mean(uncapped_niter > args.cap))
     dq = np.abs(runs["mjcf"][:, 7:] - runs["capped"][:, 7:]).max()
     dp = np.linalg.norm(runs["mjcf"][:, :3] - runs["capped"][:, :3], axis=1).max()
@@ -109,8 +146,16 @@ def main() -> None:
         print(
             f"{name:7s} cap {r['iterations_cap']:3d}: Newton iterations per physics step median {r['median']:.0f}, "
             f"p99 {r['p99']:.0f}, max {r['max']}, reaching the cap {100 * r['share_reaching_cap']:.2f} %, "
-            f"slowest env per step (mean over steps) {r['max_over_envs_per_step_mean']:.1f}"
+            f"slowest env per step (mean over steps) {r['max_over_envs_per_step_mean']:.1f}; contacts per step "
+            f"median {r['contacts_median']:.0f}, max {r['contacts_max']}"
         )
+    r = out["standing"]
+    print(
+        f"standing (the bench's raw ceiling): Newton iterations median {r['median']:.0f}, max {r['max']}; "
+        f"contacts median {r['contacts_median']:.0f}"
+    )
+    by = out["mjcf"]["mean_iterations_by_contacts"]
+    print("uncapped mean iterations by contact count: " + ", ".join(f"{k}: {v:.1f}" for k, v in by.items()))
     print(
         f"uncapped steps that needed more than {args.cap}: {100 * out['share_of_uncapped_steps_over_cap']:.2f} %"
     )
