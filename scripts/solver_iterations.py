@@ -9,7 +9,9 @@ command; the character drifts and may fall, which adds hard contacts), and steps
 ``--freq`` Hz twice: with the MJCF's caps (MuJoCo's 100 iterations) and with ``--cap``. Prints the distribution
 of MuJoCo's ``solver_niter`` per physics step (median, 99th percentile, max), the share of the uncapped run's
 steps that needed more than ``--cap`` (where the cap cuts the solve short), and how
-far apart the two runs end (largest joint-angle and root-position difference over envs). On a GPU all envs of a
+far apart the two runs end (largest joint-angle and root-position difference over envs; open-loop motion is
+chaotic, so a small early difference grows: this bounds how far the cap moved a trajectory, not a per-step error),
+and contacts per physics step with the mean iterations at each contact count. On a GPU all envs of a
 batch wait for the slowest one's solver, so the maximum over envs and steps, not the median, sets the pace. Also
 printed: the same counts for one character standing in ``mimic bench``'s rest pose (what its raw ceiling steps).
 """
