@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Tuple
 
 import mujoco
 import numpy as np
@@ -33,14 +34,23 @@ from mimictools.engines.mujoco import MuJoCoEngine
 from mimictools.motion.library import MotionLib
 
 
+def _step_counts(m: mujoco.MjModel, d: mujoco.MjData, steps: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``steps`` ``mj_step`` calls on ``d``: (solver_niter, ncon) of each, shapes (steps,)."""
+    niter = np.zeros(steps, dtype=np.int64)
+    ncon = np.zeros_like(niter)
+    for k in range(steps):
+        mujoco.mj_step(m, d)
+        niter[k], ncon[k] = int(d.solver_niter[0]), int(d.ncon)
+    return niter, ncon
+
+
 def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps: int):
     """(solver_niter and contact count ``ncon`` per physics step: each shape (starts, control_steps * substeps),
     final qpos: (starts, nq), the model's iteration cap)."""
     spec = EngineSpec(num_envs=starts, sim_freq=freq, num_threads=1, solver_iterations=cap)
     eng = MuJoCoEngine(char, spec)
     try:
-        m = eng._model
-        d = mujoco.MjData(m)
+        m = eng.mj_model
         ids = torch.zeros(starts, dtype=torch.long)
         length = float(lib.motion_length(ids[:1])[0])
         t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(
@@ -50,21 +60,18 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
         set_state(
             eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
         )
-        niter = np.zeros((starts, control_steps * spec.substeps), dtype=np.int64)
+        niter = np.zeros((starts, control_steps, spec.substeps), dtype=np.int64)
         ncon = np.zeros_like(niter)
         qpos = np.zeros((starts, m.nq))
         for i in range(starts):
-            mujoco.mj_setState(m, d, eng._state[i], eng._state_spec)
+            d = eng.mj_data(i)  # env i's start state
             for c in range(control_steps):
                 tar = lib.calc_motion_frame(ids[:1], t0[i : i + 1] + (c + 1) / 30.0, bodies=False).dof_pos
                 eng.set_targets(tar.expand(starts, -1))
-                d.ctrl[:] = eng._ctrl[0]
-                for s in range(spec.substeps):
-                    mujoco.mj_step(m, d)
-                    niter[i, c * spec.substeps + s] = int(d.solver_niter[0])
-                    ncon[i, c * spec.substeps + s] = int(d.ncon)
+                d.ctrl[:] = eng.mj_data(0).ctrl  # the engine's conversion of the targets to actuator ctrl
+                niter[i, c], ncon[i, c] = _step_counts(m, d, spec.substeps)
             qpos[i] = d.qpos
-        return niter, ncon, qpos, int(m.opt.iterations)
+        return niter.reshape(starts, -1), ncon.reshape(starts, -1), qpos, int(m.opt.iterations)
     finally:
         eng.close()
 
@@ -79,16 +86,7 @@ def standing(char, freq: float, steps: int = 240):
         start = standing_state(char, 1)
         set_state(eng, None, type(start)(*(t.double() for t in start.fields())))
         eng.set_targets(start.dof_pos.float())
-        m = eng._model
-        d = mujoco.MjData(m)
-        mujoco.mj_setState(m, d, eng._state[0], eng._state_spec)
-        d.ctrl[:] = eng._ctrl[0]
-        niter = np.zeros(steps, dtype=np.int64)
-        ncon = np.zeros_like(niter)
-        for k in range(steps):
-            mujoco.mj_step(m, d)
-            niter[k], ncon[k] = int(d.solver_niter[0]), int(d.ncon)
-        return niter, ncon
+        return _step_counts(eng.mj_model, eng.mj_data(0), steps)
     finally:
         eng.close()
 

@@ -90,6 +90,6 @@ def test_the_task_builds_its_engine_with_the_configs_caps():
     )
     try:
         assert env.engine.spec.solver_iterations == 3 and env.engine.spec.ls_iterations == 6
-        assert (env.engine._model.opt.iterations, env.engine._model.opt.ls_iterations) == (3, 6)
+        assert (env.engine.mj_model.opt.iterations, env.engine.mj_model.opt.ls_iterations) == (3, 6)
     finally:
         env.close()
