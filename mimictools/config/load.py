@@ -347,7 +347,7 @@ LIMITS = {
     "critic_eval_batch_size": 1_000_000_000,
     "control_freq": 1000,
     "sim_freq": 10_000,
-    "solver_iterations": 10_000,
+    "solver_caps": 10_000,
     "distance_m": 1e4,
 }  # type: Dict[str, Any]
 
@@ -611,11 +611,11 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
     for name in ("solver_iterations", "ls_iterations"):
         v = getattr(e, name)
         _require(
-            0 <= v <= LIMITS["solver_iterations"],
+            0 <= v <= LIMITS["solver_caps"],
             source,
             name,
             v,
-            f">= 0 (0 = the MJCF's value) and <= {LIMITS['solver_iterations']:,}",
+            f">= 0 (0 = the MJCF's value) and <= {LIMITS['solver_caps']:,}",
         )
 
 

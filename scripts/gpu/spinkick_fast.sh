@@ -30,9 +30,9 @@
 # .gpudata/deepmimic_humanoid_ppo_agent.yaml, or data/configs/spinkick_fast_agent.yaml: Adam + adaptive rate) and
 # EXTRA (e.g. "--set engine.solver_iterations=4": 14 % more samples/s on the spinkick, the same learning per
 # iteration over 7.4 minutes, docs/performance.md session 9) change call 1's train command (a --resume call keeps
-# the run's config). On
-# the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz on MuJoCo"): compare
-# both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no `mimic eval` on the host.
+# the run's config). On the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz
+# on MuJoCo"): compare both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no
+# `mimic eval` on the host.
 # MOTION (default humanoid_spinkick.pkl): another of MimicKit's humanoid clips, copied into .gpudata, trains the same
 # way (issue 18's "two more clips"); the curve adds MimicKit's log only where .gpudata has one for that clip
 # (deepmimic_<clip>_log.txt).
