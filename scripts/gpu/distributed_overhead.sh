@@ -20,9 +20,9 @@ cd "$(dirname "$0")/../.." || exit 2
 export PYTHONUNBUFFERED=1
 out=${OUT:-$PWD/out}
 mkdir -p "$out"
-if [ ! -d /tmp/site/warp ] && [ -f .gpuwheels/small/host.sh ]; then
+if [ ! -d /tmp/site/warp ] && [ -d .gpuwheels/small ]; then
   # shellcheck disable=SC1091
-  source .gpuwheels/small/host.sh finish || echo "wheel install failed (are all warp parts staged?)"
+  source scripts/gpu/wheels.sh finish || echo "wheel install failed (are all warp parts staged?)"
 fi
 if [ -d /tmp/site ]; then export PYTHONPATH=/tmp/site:$PWD; else export PYTHONPATH=$PWD; fi
 export WARP_CACHE_PATH=$PWD/.warpcache MIMIC_SHARED=/nonexistent

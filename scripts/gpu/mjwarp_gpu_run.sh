@@ -4,7 +4,7 @@
 #   bash scripts/gpu/mjwarp_gpu_run.sh [extra args for mjwarp_gpu_run.py]
 #
 # Needs warp-lang, mujoco and mujoco-warp importable: installed into /tmp/site by
-# `source .gpuwheels/small/host.sh finish` (../shared/gpu/stage-wheels.sh), which this script runs when
+# `source scripts/gpu/wheels.sh finish` (../shared/gpu/stage-wheels.sh, then scripts/gpu/wheels.sh pack), which this script runs when
 # /tmp/site/warp is missing and the staged parts are there. Warp kernel cache: .warpcache/ in the repo;
 # a cache brought back by an earlier call (warpcache.tgz or warpcache.tgz.part*, copied into an ignored
 # folder .warpcache_in/ and carried) is unpacked first, which saves ~100 s of kernel compilation.
@@ -15,9 +15,9 @@ export PYTHONUNBUFFERED=1
 out=${OUT:-$PWD/out}
 mkdir -p "$out"
 {
-  if [ ! -d /tmp/site/warp ] && [ -f .gpuwheels/small/host.sh ]; then
+  if [ ! -d /tmp/site/warp ] && [ -d .gpuwheels/small ]; then
     # shellcheck disable=SC1091
-    source .gpuwheels/small/host.sh finish || echo "wheel install failed (are all warp parts staged?)"
+    source scripts/gpu/wheels.sh finish || echo "wheel install failed (are all warp parts staged?)"
   fi
   if [ -d /tmp/site ]; then export PYTHONPATH=/tmp/site:$PWD; else export PYTHONPATH=$PWD; fi
   export WARP_CACHE_PATH=$PWD/.warpcache

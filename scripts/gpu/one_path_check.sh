@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 11's GPU check, one call after the wheels are staged (../shared/gpu/stage-wheels.sh, then one call per
-# .gpuwheels/partN): the gpu-marked tests of the one step path (eager == graph replay, no host syncs, CUDA
+# Issue 11's GPU check, one call after the wheels are staged (../shared/gpu/stage-wheels.sh and scripts/gpu/wheels.sh pack,
+# then one call per .gpuwheels/xN): the gpu-marked tests of the one step path (eager == graph replay, no host syncs, CUDA
 # update graph), `mimic bench --engine mjwarp --train` of this tree and of the code before issue 11 (.basecode/:
 # `git archive 9fcfdeb mimictools data | tar -x -C .basecode`), then a spinkick run with MimicKit's configs
 # for the rest of the call, to compare with docs/results/spinkick_h100_graphs/log.txt (same card type).
@@ -15,7 +15,7 @@
 # 18: the throughput of the configuration that trains), e.g. TRAIN_BENCH="240,120 16384 data/configs/spinkick_16k_agent.yaml".
 set -u
 T0=$(date +%s)
-source .gpuwheels/small/host.sh finish || exit 1
+source scripts/gpu/wheels.sh finish || exit 1
 # the Warp kernel cache in /tmp: the host keeps /tmp between calls on a warm machine, not the repo's ignored folders
 export PYTHONUNBUFFERED=1 WARP_CACHE_PATH=${WARP_CACHE_PATH:-/tmp/mimic_warpcache} MIMIC_SHARED=/nonexistent
 mkdir -p /tmp/r

@@ -67,7 +67,7 @@ if [ "$CPU_CHECK" = 1 ]; then
 else
   if [ ! -d /tmp/site/warp ]; then
     # shellcheck disable=SC1091
-    source .gpuwheels/small/host.sh finish || { echo "wheel install failed (are all warp parts staged?)"; exit 1; }
+    source scripts/gpu/wheels.sh finish || { echo "wheel install failed (are all warp parts staged?)"; exit 1; }
   fi
   export PYTHONPATH=/tmp/site:$PWD
   DEV="--engine mjwarp --device cuda"

@@ -6,7 +6,7 @@
 # policy-only checkpoint, eval metrics and PNGs into $OUT/<clip>.tgz (< 16 MiB each).
 # Inputs come from .gpudata/ (carried; git-ignored): MimicKit's humanoid.xml, clips and configs.
 set -u
-source .gpuwheels/small/host.sh finish || exit 1
+source scripts/gpu/wheels.sh finish || exit 1
 export PYTHONUNBUFFERED=1 WARP_CACHE_PATH=$PWD/.warpcache MIMIC_SHARED=/nonexistent
 MIN=${MIN:-7.5}; NENV=${NENV:-4096}; CLIPS=${CLIPS:-spinkick}; AGENT=${AGENT:-.gpudata/deepmimic_humanoid_ppo_agent.yaml}
 ENGINE_CFG=${ENGINE_CFG:-.gpudata/newton_engine.yaml}; EXTRA=${EXTRA:-}
