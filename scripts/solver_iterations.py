@@ -1,6 +1,7 @@
 """Newton iterations per physics step on a clip, and what a cap on them (``engine.solver_iterations``) changes.
 
     python scripts/solver_iterations.py [--motion CLIP --char XML --freq 240 --cap 10 --starts 64 --control-steps 8]
+                                        [--warp-tolerances 0,1e-5,1e-4]
 
 Defaults: MimicKit's humanoid and spinkick from $MIMIC_SHARED (default ../shared). Starts ``--starts`` envs on
 the reference clip (evenly spaced clip times, the reference's velocities), drives each open loop with the
@@ -14,6 +15,9 @@ chaotic, so a small early difference grows: this bounds how far the cap moved a 
 and contacts per physics step with the mean iterations at each contact count. On a GPU all envs of a
 batch wait for the slowest one's solver, so the maximum over envs and steps, not the median, sets the pace. Also
 printed: the same counts for one character standing in ``mimic bench``'s rest pose (what its raw ceiling steps).
+``--warp-tolerances`` adds MuJoCo Warp's counts (float32, on Warp's CPU device: the kernels a GPU runs) from the
+same starts, all envs in one batch, at each ``engine.solver_tolerance`` given: what the GPU solver does, at what
+tolerance. MuJoCo Warp raises any tolerance below 1e-6 to 1e-6 (float32), so 0 there means 1e-6.
 """
 
 from __future__ import annotations
@@ -76,6 +80,38 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
         eng.close()
 
 
+def run_warp(char, lib: MotionLib, freq: float, tolerance: float, starts: int, control_steps: int) -> np.ndarray:
+    """MuJoCo Warp (float32, Warp's CPU device: the GPU's kernels) from the same starts, all envs in one batch,
+    one physics step per ``step_physics`` (control rate = ``freq``), PD targets the reference's at 30 Hz:
+    ``solver_niter`` per physics step and env, Shape (control_steps * substeps, starts)."""
+    from mimictools.engines.mjwarp import MjWarpEngine
+
+    spec = EngineSpec(
+        num_envs=starts, sim_freq=freq, control_freq=freq, device="cpu", solver_tolerance=tolerance
+    )
+    eng = MjWarpEngine(char, spec)
+    try:
+        ids = torch.zeros(starts, dtype=torch.long)
+        length = float(lib.motion_length(ids[:1])[0])
+        t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(
+            min=0.0
+        )
+        f = lib.calc_motion_frame(ids, t0, bodies=False)
+        set_state(
+            eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
+        )
+        substeps = int(round(freq / 30.0))
+        out = np.zeros((control_steps * substeps, starts), dtype=np.int64)
+        for c in range(control_steps):
+            eng.set_targets(lib.calc_motion_frame(ids, t0 + (c + 1) / 30.0, bodies=False).dof_pos.float())
+            for k in range(substeps):
+                eng.step_physics()
+                out[c * substeps + k] = eng.solver_iterations().numpy()
+        return out
+    finally:
+        eng.close()
+
+
 def standing(char, freq: float, steps: int = 240):
     """(solver_niter, ncon) per physics step of one character standing in ``mimic bench``'s rest pose, held by PD
     targets (the state the bench's raw ceiling steps), ``steps`` physics steps. Shapes (steps,)."""
@@ -100,6 +136,12 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=10, help="the capped run's engine.solver_iterations")
     ap.add_argument("--starts", type=int, default=64)
     ap.add_argument("--control-steps", type=int, default=8)
+    ap.add_argument(
+        "--warp-tolerances",
+        default="",
+        help="also MuJoCo Warp on its CPU device (float32) at these engine.solver_tolerance values, e.g. "
+        "'0,1e-5,1e-4' (0 = the MJCF's 1e-8, which MuJoCo Warp raises to 1e-6); needs the 'gpu' extra",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -134,6 +176,15 @@ def main() -> None:
     dq = np.abs(runs["mjcf"][:, 7:] - runs["capped"][:, 7:]).max()
     dp = np.linalg.norm(runs["mjcf"][:, :3] - runs["capped"][:, :3], axis=1).max()
     out["end_difference"] = {"max_joint_qpos": float(dq), "max_root_pos_m": float(dp)}
+    for tol in [float(t) for t in args.warp_tolerances.split(",") if t.strip()]:
+        w = run_warp(char, lib, args.freq, tol, args.starts, args.control_steps)
+        out[f"warp_tolerance_{tol:g}"] = {
+            "median": float(np.median(w)),
+            "p99": float(np.percentile(w, 99)),
+            "max": int(w.max()),
+            "mean": float(w.mean()),
+            "max_over_envs_per_step_mean": float(w.max(axis=1).mean()),
+        }
     out["setup"] = {
         "motion": str(args.motion), "char": str(args.char), "freq_hz": args.freq, "starts": args.starts,
         "control_steps": args.control_steps,
@@ -160,6 +211,13 @@ def main() -> None:
         f"uncapped steps that needed more than {args.cap}: {100 * out['share_of_uncapped_steps_over_cap']:.2f} %"
     )
     print(f"end state, capped vs not: joint qpos up to {dq:.2e}, root position up to {dp:.2e} m")
+    for key, r in out.items():
+        if key.startswith("warp_tolerance_"):
+            print(
+                f"MuJoCo Warp (float32, CPU device), solver_tolerance {key[15:]}: iterations per physics step "
+                f"mean {r['mean']:.2f}, median {r['median']:.0f}, p99 {r['p99']:.0f}, max {r['max']}, slowest env "
+                f"per step (mean over steps) {r['max_over_envs_per_step_mean']:.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -84,6 +84,9 @@ class BenchResult:
     step_ms: Optional[Dict[str, float]] = None
     """``--train``: mean milliseconds per rollout step of record / act / physics / post / storage (one rollout timed by
     phase after the timed iterations, `mimictools.rl.step_clock`; GPU time between CUDA events on a GPU)."""
+    solver_iters: Optional[Dict[str, float]] = None
+    """``--train`` on an engine that reports its solver iterations (MuJoCo Warp): the training log's
+    ``Solver_Iters_Mean`` / ``Solver_Iters_Slowest`` averaged over the timed iterations (`mimictools.rl.runner`)."""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -246,6 +249,9 @@ class TrainingRate:
     (`mimictools.rl.ppo.PPO` ``capture``), with no capture failure."""
     step_ms: Dict[str, float] = field(default_factory=dict)
     """Mean milliseconds per rollout step by phase (`mimictools.rl.runner.Runner.time_rollout_phases`)."""
+    solver_iters: Dict[str, float] = field(default_factory=dict)
+    """The update statistics' ``Solver_Iters_*`` averaged over the timed iterations; empty when the engine
+    does not report them."""
 
 
 def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
@@ -255,12 +261,14 @@ def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
     samples = sum(s.samples for s in stats)
     t_roll = sum(s.rollout_s for s in stats)
     t_update = sum(s.update_s for s in stats)
+    keys = [k for k in ("Solver_Iters_Mean", "Solver_Iters_Slowest") if all(k in s.update for s in stats)]
     return TrainingRate(
         samples_per_s=samples / max(t_roll + t_update, 1e-12),
         rollout_samples_per_s=samples / max(t_roll, 1e-12),
         update_s_per_iter=t_update / len(stats),
         iterations=len(stats),
         graphed=graphed,
+        solver_iters={k: sum(float(s.update[k]) for s in stats) / len(stats) for k in keys},
     )
 
 
@@ -297,6 +305,7 @@ def measure_training(
             f"engine.sim_freq={int(spec.sim_freq)}",
             f"engine.solver_iterations={int(spec.solver_iterations)}",
             f"engine.ls_iterations={int(spec.ls_iterations)}",
+            f"engine.solver_tolerance={float(spec.solver_tolerance)!r}",
         ],
         num_threads=spec.num_threads,
     )
@@ -394,6 +403,7 @@ def run_bench(
                 rollout_samples_per_s=rate.rollout_samples_per_s,
                 update_s_per_iter=rate.update_s_per_iter,
                 step_ms=rate.step_ms,
+                solver_iters=rate.solver_iters or None,
             )
             if nproc > 1:
                 ranks = measure_training_ranks(

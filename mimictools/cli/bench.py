@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -80,6 +81,14 @@ def bench(
             help="MuJoCo engines: cap on line-search iterations (engine.ls_iterations; 0 = the MJCF's, 50).",
         ),
     ] = 0,
+    solver_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--solver-tolerance",
+            help="MuJoCo engines: the solver's stopping tolerance (engine.solver_tolerance; 0 = the MJCF's, "
+            "MuJoCo's default 1e-8).",
+        ),
+    ] = 0.0,
     device: Annotated[
         Optional[str],
         typer.Option(
@@ -142,6 +151,10 @@ def bench(
             f"--solver-iterations / --ls-iterations must be >= 0 (0 = the MJCF's value), got "
             f"{solver_iterations} / {ls_iterations}"
         )
+    if not (math.isfinite(solver_tolerance) and 0 <= solver_tolerance < 1):
+        raise ConfigError(
+            f"--solver-tolerance must be finite, >= 0 (0 = the MJCF's value) and < 1, got {solver_tolerance}"
+        )
     spec = EngineSpec(
         num_envs=counts[0],
         control_freq=control_freq,
@@ -150,6 +163,7 @@ def bench(
         num_threads=threads,
         solver_iterations=solver_iterations,
         ls_iterations=ls_iterations,
+        solver_tolerance=solver_tolerance,
     )
 
     out = Console(highlight=False)
@@ -219,6 +233,7 @@ def bench(
             "control_freq": control_freq,
             "solver_iterations": solver_iterations,
             "ls_iterations": ls_iterations,
+            "solver_tolerance": solver_tolerance,
             "seconds": seconds,
             "agent_config": None if agent_config is None else str(agent_config),
             "machine": {
@@ -238,6 +253,9 @@ def bench(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
+    show_solver = any(r.solver_iters for r in rows)
+    if show_solver:
+        columns.append("solver iters: mean / slowest env")
     cell_rows: List[List[str]] = []
     for r in rows:
         cells = [
@@ -264,6 +282,11 @@ def bench(
             cells.append("-" if r.scaling_efficiency is None else f"{r.scaling_efficiency:.2f}")
         if show_mem:
             cells.append("-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}")
+        if show_solver:
+            it = r.solver_iters or {}
+            cells.append(
+                f"{it['Solver_Iters_Mean']:.2f} / {it['Solver_Iters_Slowest']:.2f}" if len(it) == 2 else "-"
+            )
         cell_rows.append(cells)
     print_table(out, title, columns, cell_rows, caption)
 

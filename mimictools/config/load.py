@@ -617,6 +617,13 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
             v,
             f">= 0 (0 = the MJCF's value) and <= {LIMITS['solver_caps']:,}",
         )
+    _require(
+        _finite(e.solver_tolerance) and 0 <= e.solver_tolerance < 1,
+        source,
+        "solver_tolerance",
+        e.solver_tolerance,
+        "finite, >= 0 (0 = the MJCF's value, MuJoCo's default 1e-8) and < 1",
+    )
 
 
 # ------------------------------------------------------------------------------- loading

@@ -53,6 +53,9 @@ class EngineSpec:
     ls_iterations: int = 0
     """MuJoCo engines: cap on line-search iterations per solver iteration (``opt.ls_iterations``); 0 keeps
     the MJCF's value (MuJoCo's default 50)."""
+    solver_tolerance: float = 0.0
+    """MuJoCo engines: the Newton solver's stopping tolerance (``opt.tolerance``, on its scaled improvement and
+    gradient); 0 keeps the MJCF's value (MuJoCo's default 1e-8). Larger stops earlier: fewer iterations."""
 
     @property
     def substeps(self) -> int:

@@ -36,8 +36,9 @@ What changes relative to the character's own MJCF (``Character.source``, loaded 
   ``tests/engines/test_engine_mujoco.py::test_euler_blows_up_where_implicitfast_holds``).
 - ``opt.timestep = 1 / sim_freq``; solver and cone stay the MJCF's (MuJoCo's defaults: Newton, pyramidal), and
   so do ``opt.iterations`` / ``opt.ls_iterations`` unless ``EngineSpec.solver_iterations`` /
-  ``ls_iterations`` cap them (> 0). Newton stops at its tolerance long before MuJoCo's caps of 100 / 50 on most
-  steps; the cap bounds the worst step, which on the GPU sets the pace of all envs in a batch.
+  ``ls_iterations`` cap them (> 0), and ``opt.tolerance`` unless ``EngineSpec.solver_tolerance`` sets it (> 0).
+  Newton stops at its tolerance long before MuJoCo's caps of 100 / 50 on most steps; the cap bounds the worst
+  step, which on the GPU sets the pace of all envs in a batch.
 - **Ground** (``spec.ground``): planes already in the file's ``<worldbody>`` (a Menagerie ``scene.xml``
   floor) are removed, then an infinite plane ``mimic_ground`` at z = 0 with ``condim=3`` and friction
   ``1 0.05 0.05`` (MimicKit's MuJoCo scene), a checker material and a directional light for rendering.
@@ -177,10 +178,16 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
             f"solver_iterations / ls_iterations must be >= 0 (0 = the MJCF's value), got "
             f"{spec.solver_iterations} / {spec.ls_iterations}"
         )
+    if not (math.isfinite(spec.solver_tolerance) and 0 <= spec.solver_tolerance < 1):
+        raise EngineError(
+            f"solver_tolerance must be finite, >= 0 (0 = the MJCF's value) and < 1, got {spec.solver_tolerance}"
+        )
     if spec.solver_iterations:
         ms.option.iterations = int(spec.solver_iterations)
     if spec.ls_iterations:
         ms.option.ls_iterations = int(spec.ls_iterations)
+    if spec.solver_tolerance:
+        ms.option.tolerance = float(spec.solver_tolerance)
 
     character = resolve_damping_ratios(character, ms)
     check_gains(character)

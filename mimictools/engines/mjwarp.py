@@ -192,6 +192,7 @@ class MjWarpEngine:
         self._ctrl = to_torch(d.ctrl)  # (n, nu)
         self._qacc_warmstart = to_torch(d.qacc_warmstart)  # (n, nv)
         self._time = to_torch(d.time)  # (n,)
+        self._solver_niter = to_torch(d.solver_niter)  # (n,) int32: the last physics step's solver iterations
         self._contact = to_torch(self._ground_frc)  # (n, num_bodies, 3)
         xpos, xquat = to_torch(d.xpos), to_torch(d.xquat)  # (n, nbody, 3) / (n, nbody, 4) wxyz
         body_ids = self._sim.body_ids
@@ -327,6 +328,13 @@ class MjWarpEngine:
             return None
         rep = self.memory_report()
         return rep["warp_peak"] + rep["torch_peak"]
+
+    def solver_iterations(self) -> Tensor:
+        """Constraint-solver iterations of each env's last physics step (the last substep of the last control
+        step), Shape (num_envs,) int32: a view of the device state, no copy and no sync. The training loop samples
+        it every rollout step (`mimictools.rl.runner`: the log's Solver_Iters columns); on a GPU the solver loop
+        of a physics step runs until the slowest env of the batch has converged."""
+        return self._solver_niter
 
     def overflow_report(self, reset: bool = False) -> Dict[str, Any]:
         """Contact/constraint capacity use since the last reset (reads the device: call it between rollouts,

@@ -59,7 +59,16 @@ class TextLog:
 
 
 _MAIN = ("Test_Return", "Test_Episode_Length", "Test_Success", "Train_Return", "Train_Episode_Length")
-_INFO = ("Iteration", "Wall_Time", "Samples", "Test_Episodes", "Train_Episodes", "Exp_Prob")
+_INFO = (
+    "Iteration",
+    "Wall_Time",
+    "Samples",
+    "Test_Episodes",
+    "Train_Episodes",
+    "Exp_Prob",
+    "Solver_Iters_Mean",
+    "Solver_Iters_Slowest",
+)
 _TEST = ("Test_Return", "Test_Episode_Length", "Test_Episodes", "Test_Success")
 
 

@@ -134,6 +134,13 @@ class Runner:
             cfg.steps_per_iter, env.num_envs, env.obs_dim, env.action_dim, self.device
         )
         self.actions = ActionScale(env.action_low, env.action_high, device=self.device)
+        # engines that expose their solver's iterations per env (MuJoCo Warp): sampled after every rollout step
+        self._solver_iters = getattr(getattr(env, "engine", None), "solver_iterations", None)
+        self._solver_iters_buf: Optional[torch.Tensor] = None
+        if self._solver_iters is not None:
+            self._solver_iters_buf = torch.zeros(
+                cfg.steps_per_iter, env.num_envs, dtype=torch.int32, device=self.device
+            )
         self._train_tracker = EpisodeTracker(env.num_envs, self.device)
         self._test_tracker = EpisodeTracker(env.num_envs, self.device)
         # deterministic -> the step of training (sampled actions) / of test episodes (mean actions)
@@ -182,6 +189,8 @@ class Runner:
         t1 = time.perf_counter()
         update = self._update()  # its statistics come back to the host: a sync too
         self.obs_normalizer.update()
+        if self._solver_iters_buf is not None:
+            update = {**update, **solver_iteration_stats(self._solver_iters_buf)}
         t2 = time.perf_counter()
         self.samples += self.storage.num_samples * self.ranks.world_size
         self.iteration += 1
@@ -211,12 +220,14 @@ class Runner:
         step = self._steps[False]
         step.prepare()
         mark(clock)
-        for _ in range(self.cfg.steps_per_iter):
+        for i in range(self.cfg.steps_per_iter):
             self.obs_normalizer.record(step.obs)
             obs = step.obs.clone()
             mark(clock)
             norm_a, logp, next_obs, reward, done, _info = step.step(clock)  # the tracker is updated inside
             self.storage.add(obs, norm_a, logp, reward, next_obs, done)
+            if self._solver_iters_buf is not None:
+                self._solver_iters_buf[i].copy_(self._solver_iters())  # one device copy, no sync
             mark(clock)
         self.actor.train()
 
@@ -414,3 +425,13 @@ class Runner:
         if save_iter and keep > 0 and self.ranks.is_writer:  # the newest `keep` (names sort by iteration)
             for old in sorted(self.out_dir.glob("iter_[0-9]*.pt"))[:-keep]:
                 old.unlink(missing_ok=True)
+
+
+def solver_iteration_stats(iters: torch.Tensor) -> Dict[str, float]:
+    """The log's solver columns from ``iters`` (steps, num_envs) int: each env's solver iterations at the last
+    physics step of each rollout step (a sample of one substep in ``substeps``). Solver_Iters_Mean: the mean over
+    envs and steps; Solver_Iters_Slowest: the mean over steps of the slowest env's count, which is what a GPU
+    batch waits for (MuJoCo Warp iterates until every env has converged). One host sync."""
+    per_step_max = iters.max(dim=1).values.float()
+    mean, slowest = torch.stack([iters.float().mean(), per_step_max.mean()]).tolist()
+    return {"Solver_Iters_Mean": mean, "Solver_Iters_Slowest": slowest}

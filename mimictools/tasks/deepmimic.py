@@ -731,6 +731,7 @@ def build_env(
         implicit_pd=bool(engine_cfg.implicit_pd),
         solver_iterations=int(engine_cfg.solver_iterations),
         ls_iterations=int(engine_cfg.ls_iterations),
+        solver_tolerance=float(engine_cfg.solver_tolerance),
     )
     engine = make_engine(engine_name, char, spec)
     if engine_name == "isaacgym":

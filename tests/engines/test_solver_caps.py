@@ -1,4 +1,5 @@
-"""Solver iteration caps (``engine.solver_iterations`` / ``engine.ls_iterations``): config -> EngineSpec -> MjModel."""
+"""Solver caps and tolerance (``engine.solver_iterations`` / ``ls_iterations`` / ``solver_tolerance``): config ->
+EngineSpec -> MjModel; the solver iterations MuJoCo Warp reports per env, and the training log's columns of them."""
 
 from __future__ import annotations
 
@@ -91,5 +92,89 @@ def test_the_task_builds_its_engine_with_the_configs_caps():
     try:
         assert env.engine.spec.solver_iterations == 3 and env.engine.spec.ls_iterations == 6
         assert (env.engine.mj_model.opt.iterations, env.engine.mj_model.opt.ls_iterations) == (3, 6)
+    finally:
+        env.close()
+
+
+def test_the_tolerance_replaces_the_mjcf_value_and_bad_ones_are_refused(humanoid):
+    assert build_sim_model(humanoid, EngineSpec(num_envs=1)).model.opt.tolerance == 1e-8  # MuJoCo's default
+    assert (
+        build_sim_model(humanoid, EngineSpec(num_envs=1, solver_tolerance=1e-5)).model.opt.tolerance == 1e-5
+    )
+    for bad in (-1e-6, 1.0, float("nan")):
+        with pytest.raises(EngineError, match="solver_tolerance"):
+            build_sim_model(humanoid, EngineSpec(num_envs=1, solver_tolerance=bad))
+    with pytest.raises(ConfigError, match="solver_tolerance = 2"):
+        config_from_dict(EngineConfig, {"solver_tolerance": 2}, "engine.yaml")
+    assert config_from_dict(EngineConfig, {"solver_tolerance": "1e-5"}, "e.yaml").solver_tolerance == 1e-5
+
+
+def test_bench_passes_the_tolerance_and_refuses_a_bad_one(humanoid_xml, monkeypatch):
+    from mimictools.app import bench as benchlib
+
+    seen = []
+    measure = benchlib.measure_engine
+
+    def spy(name, character, spec, **kw):
+        seen.append(spec.solver_tolerance)
+        return measure(name, character, spec, **kw)
+
+    monkeypatch.setattr(benchlib, "measure_engine", spy)
+    base = ["bench", "--num-envs", "1", "--seconds", "0.05", "--char", str(humanoid_xml), "--json"]
+    res = CliRunner().invoke(app, base + ["--solver-tolerance", "1e-5"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["solver_tolerance"] == 1e-5 and seen == [1e-5]
+    bad = CliRunner().invoke(app, base + ["--solver-tolerance", "-1"])
+    assert bad.exit_code == 2 and "--solver-tolerance" in bad.output
+
+
+def test_solver_iteration_stats_are_the_mean_and_the_mean_slowest_env():
+    import torch
+
+    from mimictools.rl.runner import solver_iteration_stats
+
+    iters = torch.tensor([[1, 2, 3, 6], [2, 2, 2, 2]], dtype=torch.int32)  # (steps, envs)
+    assert solver_iteration_stats(iters) == {"Solver_Iters_Mean": 2.5, "Solver_Iters_Slowest": 4.0}
+
+
+def test_mjwarp_reports_solver_iterations_and_training_logs_them(tmp_path):
+    """MuJoCo Warp (its CPU device here) reports each env's solver iterations of the last physics step; a
+    training iteration on it carries Solver_Iters_Mean / _Slowest, the counts of its rollout steps."""
+    pytest.importorskip("mujoco_warp", reason="mjwarp needs the 'gpu' extra (mujoco-warp, warp-lang)")
+    import torch
+
+    from mimictools.app.run import build_env, resolve_run
+    from mimictools.rl.runner import Runner
+
+    cfg, spec = resolve_run(engine="mjwarp", num_envs=3, device="cpu", num_threads=1)
+    env = build_env(cfg, spec)
+    try:
+        niter = env.engine.solver_iterations()
+        assert niter.shape == (3,) and niter.dtype == torch.int32
+        agent = cfg.agent.__class__(**{**cfg.agent.__dict__, "steps_per_iter": 4})
+        runner = Runner(env, agent, tmp_path, seed=0, tensorboard=False)
+        stats = runner.iterate()
+        mean, slowest = stats.update["Solver_Iters_Mean"], stats.update["Solver_Iters_Slowest"]
+        seen = runner._solver_iters_buf  # (4 steps, 3 envs): what the last rollout sampled
+        # the demo starts standing on the ground: every physics step has contacts to solve
+        assert seen.shape == (4, 3) and int(seen.min()) >= 1
+        assert (mean, slowest) == (seen.float().mean().item(), seen.max(dim=1).values.float().mean().item())
+        assert 1 <= mean <= slowest <= env.engine.sim_model.model.opt.iterations
+        assert torch.equal(seen[-1], env.engine.solver_iterations())  # the last sample is the engine's now
+    finally:
+        env.close()
+
+
+def test_the_cpu_engine_reports_no_solver_columns(tmp_path):
+    """MuJoCo on the CPU steps through ``mujoco.rollout``, which keeps no per-env solver counts: no columns."""
+    from mimictools.app.run import build_env, resolve_run
+    from mimictools.rl.runner import Runner
+
+    cfg, spec = resolve_run(engine="mujoco", num_envs=2, device="cpu", num_threads=1)
+    env = build_env(cfg, spec)
+    try:
+        agent = cfg.agent.__class__(**{**cfg.agent.__dict__, "steps_per_iter": 8})
+        stats = Runner(env, agent, tmp_path, seed=0, tensorboard=False).iterate()
+        assert not any(k.startswith("Solver_Iters") for k in stats.update)
     finally:
         env.close()
