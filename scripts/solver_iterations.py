@@ -48,6 +48,17 @@ def _step_counts(m: mujoco.MjModel, d: mujoco.MjData, steps: int) -> Tuple[np.nd
     return niter, ncon
 
 
+def _set_starts(eng, lib: MotionLib, starts: int, control_steps: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Put ``eng``'s envs on clip 0 at ``starts`` evenly spaced times (the reference's state, velocities included)
+    that leave ``control_steps`` of clip after them; returns (clip ids (starts,), start times (starts,) s)."""
+    ids = torch.zeros(starts, dtype=torch.long)
+    length = float(lib.motion_length(ids[:1])[0])
+    t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(min=0.0)
+    f = lib.calc_motion_frame(ids, t0, bodies=False)
+    set_state(eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel))
+    return ids, t0
+
+
 def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps: int):
     """(solver_niter and contact count ``ncon`` per physics step: each shape (starts, control_steps * substeps),
     final qpos: (starts, nq), the model's iteration cap)."""
@@ -55,15 +66,7 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
     eng = MuJoCoEngine(char, spec)
     try:
         m = eng.mj_model
-        ids = torch.zeros(starts, dtype=torch.long)
-        length = float(lib.motion_length(ids[:1])[0])
-        t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(
-            min=0.0
-        )
-        f = lib.calc_motion_frame(ids, t0, bodies=False)
-        set_state(
-            eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
-        )
+        ids, t0 = _set_starts(eng, lib, starts, control_steps)
         niter = np.zeros((starts, control_steps, spec.substeps), dtype=np.int64)
         ncon = np.zeros_like(niter)
         qpos = np.zeros((starts, m.nq))
@@ -80,7 +83,9 @@ def run(char, lib: MotionLib, freq: float, cap: int, starts: int, control_steps:
         eng.close()
 
 
-def run_warp(char, lib: MotionLib, freq: float, tolerance: float, starts: int, control_steps: int) -> np.ndarray:
+def run_warp(
+    char, lib: MotionLib, freq: float, tolerance: float, starts: int, control_steps: int
+) -> np.ndarray:
     """MuJoCo Warp (float32, Warp's CPU device: the GPU's kernels) from the same starts, all envs in one batch,
     one physics step per ``step_physics`` (control rate = ``freq``), PD targets the reference's at 30 Hz:
     ``solver_niter`` per physics step and env, Shape (control_steps * substeps, starts)."""
@@ -91,15 +96,7 @@ def run_warp(char, lib: MotionLib, freq: float, tolerance: float, starts: int, c
     )
     eng = MjWarpEngine(char, spec)
     try:
-        ids = torch.zeros(starts, dtype=torch.long)
-        length = float(lib.motion_length(ids[:1])[0])
-        t0 = torch.linspace(0.0, length - (control_steps + 1) / 30.0, starts, dtype=torch.float64).clamp(
-            min=0.0
-        )
-        f = lib.calc_motion_frame(ids, t0, bodies=False)
-        set_state(
-            eng, None, SimState(f.root_pos, f.root_rot, f.root_vel, f.root_ang_vel, f.dof_pos, f.dof_vel)
-        )
+        ids, t0 = _set_starts(eng, lib, starts, control_steps)
         substeps = int(round(freq / 30.0))
         out = np.zeros((control_steps * substeps, starts), dtype=np.int64)
         for c in range(control_steps):
