@@ -86,7 +86,7 @@ def bench(
         typer.Option(
             "--solver-tolerance",
             help="MuJoCo engines: the solver's stopping tolerance (engine.solver_tolerance; 0 = the MJCF's, "
-            "MuJoCo's default 1e-8).",
+            "MuJoCo's default 1e-8; MuJoCo Warp uses at least 1e-6).",
         ),
     ] = 0.0,
     device: Annotated[

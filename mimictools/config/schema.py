@@ -260,7 +260,8 @@ class EngineConfig:
     solver_tolerance: float = _f(
         0.0,
         "MuJoCo engines: the constraint solver stops once its scaled improvement or gradient falls below this "
-        "(MuJoCo's opt.tolerance); 0 (default): the MJCF's own value (MuJoCo's default 1e-8). Isaac Gym ignores it.",
+        "(MuJoCo's opt.tolerance); 0 (default): the MJCF's own value (MuJoCo's default 1e-8; MuJoCo Warp uses at "
+        "least 1e-6). Isaac Gym ignores it.",
     )
     env_spacing: float = _f(5.0, "Distance between neighbouring envs in the viewer/world grid (m).")
     ground_contact_height: float = _f(
