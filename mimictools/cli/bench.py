@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 from pathlib import Path
@@ -127,6 +126,7 @@ def bench(
     from mimictools.app.bench import run_bench
     from mimictools.character.mjcf import load_character
     from mimictools.engines.base import EngineSpec
+    from mimictools.engines.registry import SOLVER_TOLERANCE_RULE, solver_tolerance_ok
     from mimictools.errors import ConfigError
     from mimictools.paths import bundled_humanoid_xml
     from mimictools.rl.step_clock import PHASES
@@ -151,10 +151,8 @@ def bench(
             f"--solver-iterations / --ls-iterations must be >= 0 (0 = the MJCF's value), got "
             f"{solver_iterations} / {ls_iterations}"
         )
-    if not (math.isfinite(solver_tolerance) and 0 <= solver_tolerance < 1):
-        raise ConfigError(
-            f"--solver-tolerance must be finite, >= 0 (0 = the MJCF's value) and < 1, got {solver_tolerance}"
-        )
+    if not solver_tolerance_ok(solver_tolerance):
+        raise ConfigError(f"--solver-tolerance must be {SOLVER_TOLERANCE_RULE}, got {solver_tolerance}")
     spec = EngineSpec(
         num_envs=counts[0],
         control_freq=control_freq,

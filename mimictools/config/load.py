@@ -40,7 +40,13 @@ from mimictools.config.schema import (
     RunConfig,
     mlp_hidden_sizes,
 )
-from mimictools.engines.registry import ENGINE_ALIASES, canonical_engine_name, engine_names
+from mimictools.engines.registry import (
+    ENGINE_ALIASES,
+    SOLVER_TOLERANCE_RULE,
+    canonical_engine_name,
+    engine_names,
+    solver_tolerance_ok,
+)
 from mimictools.errors import ConfigError, NotSupportedError
 from mimictools.io_util import atomic_write_text, read_input_text, short_repr
 
@@ -618,11 +624,11 @@ def _validate_engine(e: EngineConfig, source: str) -> None:
             f">= 0 (0 = the MJCF's value) and <= {LIMITS['solver_caps']:,}",
         )
     _require(
-        _finite(e.solver_tolerance) and 0 <= e.solver_tolerance < 1,
+        solver_tolerance_ok(e.solver_tolerance),
         source,
         "solver_tolerance",
         e.solver_tolerance,
-        "finite, >= 0 (0 = the MJCF's value, MuJoCo's default 1e-8) and < 1",
+        SOLVER_TOLERANCE_RULE,
     )
 
 

@@ -65,6 +65,7 @@ import numpy as np
 from mimictools.character.model import Character
 from mimictools.engines.base import EngineSpec
 from mimictools.engines.pd_gains import resolve_damping_ratios
+from mimictools.engines.registry import SOLVER_TOLERANCE_RULE, solver_tolerance_ok
 from mimictools.errors import EngineError
 
 __all__ = [
@@ -178,10 +179,8 @@ def build_sim_spec(character: Character, spec: EngineSpec, integrator: str = "im
             f"solver_iterations / ls_iterations must be >= 0 (0 = the MJCF's value), got "
             f"{spec.solver_iterations} / {spec.ls_iterations}"
         )
-    if not (math.isfinite(spec.solver_tolerance) and 0 <= spec.solver_tolerance < 1):
-        raise EngineError(
-            f"solver_tolerance must be finite, >= 0 (0 = the MJCF's value) and < 1, got {spec.solver_tolerance}"
-        )
+    if not solver_tolerance_ok(spec.solver_tolerance):
+        raise EngineError(f"solver_tolerance must be {SOLVER_TOLERANCE_RULE}, got {spec.solver_tolerance}")
     if spec.solver_iterations:
         ms.option.iterations = int(spec.solver_iterations)
     if spec.ls_iterations:

@@ -8,6 +8,7 @@ Each engine module exposes one class built as ``cls(character, spec)``; adding a
 from __future__ import annotations
 
 import importlib
+import math
 from typing import TYPE_CHECKING, Dict, NamedTuple, Tuple
 
 from mimictools.errors import EngineError, NotSupportedError
@@ -130,3 +131,13 @@ def is_available(name: str) -> bool:
     except (EngineError, NotSupportedError):
         return False
     return True
+
+
+SOLVER_TOLERANCE_RULE = "finite, >= 0 (0 = the MJCF's value, MuJoCo's default 1e-8) and < 1"
+"""What ``EngineSpec.solver_tolerance`` (``engine.solver_tolerance``, ``mimic bench --solver-tolerance``) may be;
+here, beside the engine names, because the config layer checks it too and may import only this module."""
+
+
+def solver_tolerance_ok(value: float) -> bool:
+    """Whether ``value`` satisfies `SOLVER_TOLERANCE_RULE` (one rule for the config, the bench and the build)."""
+    return math.isfinite(value) and 0 <= value < 1
