@@ -32,7 +32,8 @@
 # iteration over 7.4 minutes, docs/performance.md session 9) change call 1's train command (a --resume call keeps
 # the run's config). On the CPU MuJoCo engine 120 Hz trained worse per sample than 240 Hz (docs/training.md, "120 Hz
 # on MuJoCo"): compare both on the GPU (RUN_TAG names a second run folder) before relying on 120. EVAL=0: no
-# `mimic eval` on the host.
+# `mimic eval` on the host. CACHE_OUT=0: bring no Warp kernel cache back (a later call on the same warm host, whose
+# cache an earlier call already brought back).
 # MOTION (default humanoid_spinkick.pkl): another of MimicKit's humanoid clips, copied into .gpudata, trains the same
 # way (issue 18's "two more clips"); the curve adds MimicKit's log only where .gpudata has one for that clip
 # (deepmimic_<clip>_log.txt).
@@ -46,6 +47,7 @@ EVAL_S=${EVAL_S:-$([ "$EVAL" = 1 ] && echo 100 || echo 30)}  # kept free on the 
 PACK_S=${PACK_S:-25}           # kept free on every call for packing
 STARTUP_S=${STARTUP_S:-90}     # mimic train's start-up before --minutes counts (~220 with a cold Warp kernel cache)
 CPU_CHECK=${CPU_CHECK:-0}
+CACHE_OUT=${CACHE_OUT:-1}
 EXTRA=${EXTRA:-}
 SIM_FREQ=${SIM_FREQ:-240}
 AGENT=${AGENT:-data/configs/spinkick_agent.yaml}
@@ -166,7 +168,7 @@ torch.save(s, sys.argv[2])
 PY
   NFILES=6
 fi
-if [ "$CACHE_IN" = 0 ] && [ -d "$WARP_CACHE_PATH" ] && [ "$CPU_CHECK" != 1 ]; then
+if [ "$CACHE_IN" = 0 ] && [ "$CACHE_OUT" = 1 ] && [ -d "$WARP_CACHE_PATH" ] && [ "$CPU_CHECK" != 1 ]; then
   tar czf /tmp/warpcache.tgz --exclude='*.cu' --exclude='*.cpp' -C "$WARP_CACHE_PATH" .
   LIMIT_B=$(( 15 * 1024 * 1024 ))
   SIZE=$(stat -c %s /tmp/warpcache.tgz)
