@@ -24,7 +24,8 @@
 # output), then on the last call eval.tgz (metrics JSON, eval PNGs, curve PNG) and best_policy.pt (actor +
 # normalizer, no optimizer state), and warpcache.tgz (1-2 parts) while files are left and no cache was carried in.
 #
-# CPU check of the command lines (no GPU; tiny settings, writes runs/spinkick_fast_cpu/ and runs/spinkick_fast_cpu_out/):
+# CPU check of the command lines (no GPU; tiny settings, writes runs/spinkick_fast_cpu_CLIP/ and, unless OUT is set,
+# runs/spinkick_fast_cpu_out/):
 #   CPU_CHECK=1 EVAL_EPISODES=2 bash scripts/gpu/spinkick_fast.sh 4       (twice: the second call resumes)
 # SIM_FREQ (default 240), AGENT (default data/configs/spinkick_agent.yaml; e.g. MimicKit's own
 # .gpudata/deepmimic_humanoid_ppo_agent.yaml, or data/configs/spinkick_fast_agent.yaml: Adam + adaptive rate) and
@@ -54,11 +55,10 @@ AGENT=${AGENT:-data/configs/spinkick_agent.yaml}
 MOTION=${MOTION:-humanoid_spinkick.pkl}
 CLIP=$(basename "$MOTION" .pkl)
 RUN_ROOT=${RUN_ROOT:-/tmp/mimic_runs}
-OUT=${OUT:-$PWD/out}
-[ "$CPU_CHECK" = 1 ] && OUT=$PWD/runs/spinkick_fast_cpu_out
+OUT=${OUT:-$PWD/$([ "$CPU_CHECK" = 1 ] && echo runs/spinkick_fast_cpu_out || echo out)}
 mkdir -p "$OUT"
 RUN=$RUN_ROOT/${CLIP}_$NENV${RUN_TAG:+_$RUN_TAG}
-[ "$CPU_CHECK" = 1 ] && RUN=runs/spinkick_fast_cpu
+[ "$CPU_CHECK" = 1 ] && RUN=runs/spinkick_fast_cpu_$CLIP
 LOG=$OUT/call.txt
 main() {
 export PYTHONUNBUFFERED=1 MIMIC_SHARED=/nonexistent WARP_CACHE_PATH=${WARP_CACHE_PATH:-/tmp/mimic_warpcache}
