@@ -15,6 +15,16 @@ What is measured, per engine and env count (never asserted in tests; recorded in
 Every env starts standing in the character's rest pose (root lifted so the lowest geom touches the ground) and
 holds it with PD targets = that pose; all envs are reset to it every ``reset_every`` control steps
 (MimicKit's 10 s episode at 30 Hz), so contacts stay representative of a standing humanoid.
+
+With a clip (``mimic bench --motion``) a second ceiling is measured on the states that clip's training visits,
+whose contact solve costs more than standing (a spinkick's 1.9x on one H100, docs/performance.md session 9):
+
+- **clip control steps/s** (``measure_clip_ceiling``): envs x control steps per second of the engine alone
+  (``set_targets`` + ``step_physics``, no task, no policy) playing the clip open-loop: each env starts where the
+  task's own reset puts it (reference-state initialisation), its PD targets are the clip's pose one control step
+  ahead, and all envs go back to their starts every `CLIP_RESET_EVERY` control steps, so they stay near the
+  reference, as a tracking policy keeps them. The training loop (``--train``) then runs on the same clip and
+  env config.
 """
 
 from __future__ import annotations
@@ -29,9 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from mimictools.engines.base import EngineSpec, SimState
 
 __all__ = [
+    "CLIP_RESET_EVERY",
     "BenchResult",
+    "BenchTask",
     "RanksRate",
     "TrainingRate",
+    "measure_clip_ceiling",
     "measure_engine",
     "measure_training",
     "peak_memory_mb",
@@ -87,6 +100,9 @@ class BenchResult:
     solver_iters: Optional[Dict[str, float]] = None
     """``--train`` on an engine that reports its solver iterations (MuJoCo Warp): the training log's
     ``Solver_Iters_Mean`` / ``Solver_Iters_Slowest`` averaged over the timed iterations (`mimictools.rl.runner`)."""
+    clip_control_steps_per_s: Optional[float] = None
+    """``--motion``: envs x control steps / s of the engine alone playing the clip open-loop from the task's
+    reference-state starts (`measure_clip_ceiling`): the ceiling on the states that clip's training visits."""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -233,6 +249,100 @@ def measure_engine(
 
 
 @dataclass(frozen=True)
+class BenchTask:
+    """What the clip ceiling and the training loop run on (``mimic bench --motion / --env-config /
+    --agent-config``); None = the bundled demo's clip, env config and agent (`measure_training` says which)."""
+
+    motion: Optional[Path] = None
+    """Clip (or dataset) file; the clip ceiling needs one."""
+    env_config: Optional[Path] = None
+    """Env (task) YAML: observations, reward, resets, joint gains."""
+    agent_config: Optional[Path] = None
+    """Agent YAML of the training loop."""
+
+
+CLIP_RESET_EVERY = 10
+"""Control steps of open-loop playback between the clip ceiling's resets (1/3 s at 30 Hz): long enough that
+resets are a small part of the work, short enough that the envs stay near the reference (open-loop PD playback
+drifts from a spinkick within about a second)."""
+
+
+def _resolve(engine_name: str, character: Character, spec: EngineSpec, task: BenchTask) -> tuple:
+    """``(RunConfig, RunSpec)`` of a bench measurement, resolved as ``mimic train`` resolves them: ``task``'s
+    clip, env and agent files (the bundled demo's where None) on ``character``, with the bench's engine settings
+    from ``spec``."""
+    from mimictools.app.run import resolve_run
+    from mimictools.paths import bundled_data_dir
+
+    demo_clip = bundled_data_dir() / "motions" / "demo_squat.pkl"
+    return resolve_run(
+        motion=Path(task.motion) if task.motion is not None else demo_clip,
+        char=Path(character.source),
+        engine=engine_name,
+        num_envs=spec.num_envs,
+        device=spec.device,
+        env_config=task.env_config,
+        agent_config=task.agent_config,
+        overrides=[
+            f"engine.control_freq={int(spec.control_freq)}",
+            f"engine.sim_freq={int(spec.sim_freq)}",
+            f"engine.solver_iterations={int(spec.solver_iterations)}",
+            f"engine.ls_iterations={int(spec.ls_iterations)}",
+            f"engine.solver_tolerance={float(spec.solver_tolerance)!r}",
+        ],
+        num_threads=spec.num_threads,
+    )
+
+
+def measure_clip_ceiling(
+    engine_name: str, character: Character, spec: EngineSpec, task: BenchTask, seconds: float = 5.0,
+    reset_every: int = CLIP_RESET_EVERY,
+) -> float:  # fmt: skip
+    """envs x control steps / s of the engine alone playing ``task.motion`` open-loop (module docstring): the
+    task of ``task.env_config`` (its joint gains, its reset distribution) picks the starts; then only
+    ``set_targets`` and ``step_physics`` are timed, with every env reset to its start each ``reset_every``
+    control steps."""
+    import torch
+
+    from mimictools.app.run import build_env
+
+    if task.motion is None:
+        raise ValueError("the clip ceiling needs a clip: BenchTask(motion=...)")
+    if reset_every < 1:
+        raise ValueError(f"reset_every must be >= 1, got {reset_every}")
+    cfg, run_spec = _resolve(engine_name, character, spec, task)
+    env = build_env(cfg, run_spec)
+    try:
+        engine, lib, n = env.engine, env.motion_lib, env.num_envs
+        env.reset()
+        start = engine.get_state()
+        start = type(start)(*(t.clone() for t in start.fields()))
+        ids, t0 = env.motion_ids.clone(), env.motion_time_s.clone()
+        dt = 1.0 / float(cfg.engine.control_freq)
+        # Shape (reset_every, n, num_dofs): the clip's pose one control step ahead of each step's start
+        targets = torch.stack(
+            [lib.calc_motion_frame(ids, t0 + (k + 1) * dt, bodies=False).dof_pos for k in range(reset_every)]
+        ).to(env.dtype)
+        all_envs = torch.ones(n, dtype=torch.bool, device=env.device)
+
+        def step(i: int) -> None:
+            k = i % reset_every
+            if k == 0:
+                engine.set_state_where(all_envs, start)
+            engine.set_targets(targets[k])
+            engine.step_physics()
+
+        for i in range(reset_every):  # first-call costs (GPU kernel compilation, graph capture)
+            step(i)
+        _sync(engine)
+        iters, wall, _ = _timed(step, seconds, min_iters=reset_every)
+        _sync(engine)
+        return n * iters / max(wall, 1e-9)
+    finally:
+        env.close()
+
+
+@dataclass(frozen=True)
 class TrainingRate:
     """What ``measure_training`` measured (`training_rate` of the timed iterations)."""
 
@@ -274,43 +384,27 @@ def training_rate(stats: Sequence[Any], graphed: bool = False) -> TrainingRate:
 
 def measure_training(
     engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0,
-    agent_config: Optional[Path] = None,
+    task: BenchTask = BenchTask(),
 ) -> TrainingRate:  # fmt: skip
     """Samples / s of the training iteration (`Runner.iterate`: rollout with resets, checks, PPO update), set up
-    exactly as ``mimic train`` does (`mimictools.app.run.make_runner`: one torch thread on the CPU), on the
-    bundled demo clip and env config with the agent of ``agent_config`` (an agent YAML file, ``mimic bench
-    --agent-config``). Default agent: on a GPU, MimicKit's humanoid PPO agent
-    (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the bundled demo agent
-    (``data/configs/demo_agent.yaml``), which is what ``mimic train`` uses there. Warm-up iterations (one;
-    two on a GPU, where the PPO update's graph is captured at the second) are not timed.
+    exactly as ``mimic train`` does (`mimictools.app.run.make_runner`: one torch thread on the CPU), on
+    ``task.motion`` with ``task.env_config`` (defaults: the bundled demo clip and env config) and the agent of
+    ``task.agent_config`` (an agent YAML file, ``mimic bench --agent-config``). Default agent: on a GPU,
+    MimicKit's humanoid PPO agent (``fc_2layers_1024units`` nets, SGD, 32 steps per iteration); on the CPU, the
+    bundled demo agent (``data/configs/demo_agent.yaml``), which is what ``mimic train`` uses there. Warm-up
+    iterations (one; two on a GPU, where the PPO update's graph is captured at the second) are not timed.
     """
     import tempfile
 
     import torch
 
-    from mimictools.app.run import make_runner, resolve_run
+    from mimictools.app.run import make_runner
     from mimictools.config.schema import AgentConfig
-    from mimictools.paths import bundled_data_dir
     from mimictools.rl import distributed
 
-    cfg, run_spec = resolve_run(
-        motion=bundled_data_dir() / "motions" / "demo_squat.pkl",
-        char=Path(character.source),
-        engine=engine_name,
-        num_envs=spec.num_envs,
-        device=spec.device,
-        agent_config=agent_config,
-        overrides=[
-            f"engine.control_freq={int(spec.control_freq)}",
-            f"engine.sim_freq={int(spec.sim_freq)}",
-            f"engine.solver_iterations={int(spec.solver_iterations)}",
-            f"engine.ls_iterations={int(spec.ls_iterations)}",
-            f"engine.solver_tolerance={float(spec.solver_tolerance)!r}",
-        ],
-        num_threads=spec.num_threads,
-    )
+    cfg, run_spec = _resolve(engine_name, character, spec, task)
     cuda = torch.device(spec.device).type == "cuda"
-    if agent_config is None and cuda:
+    if task.agent_config is None and cuda:
         cfg = replace(cfg, agent=AgentConfig())
     with tempfile.TemporaryDirectory() as tmp:
         env, runner = make_runner(cfg, run_spec, Path(tmp), tensorboard=False, save_iter_checkpoints=False)
@@ -348,32 +442,31 @@ class RanksRate:
 
 def _training_rank(
     engine_name: str, char_file: str, spec: EngineSpec, seconds: float, timeout_s: float,
-    agent_config: Optional[Path] = None,
+    task: BenchTask = BenchTask(),
 ) -> float:  # fmt: skip
     """One rank of `measure_training_ranks` (a module-level function: the launcher spawns it)."""
     from mimictools.character.mjcf import load_character
     from mimictools.rl import distributed
 
     distributed.init_from_env(spec.device, timeout_s)
+    rate = None
     try:
-        rate = measure_training(
-            engine_name, load_character(char_file), spec, seconds=seconds, agent_config=agent_config
-        )
-        return rate.samples_per_s
+        rate = measure_training(engine_name, load_character(char_file), spec, seconds=seconds, task=task)
     finally:
-        distributed.teardown()
+        distributed.teardown(barrier=rate is not None)
+    return rate.samples_per_s
 
 
 def measure_training_ranks(
     nproc: int, engine_name: str, character: Character, spec: EngineSpec, seconds: float = 5.0,
-    timeout_s: float = 300.0, agent_config: Optional[Path] = None,
+    timeout_s: float = 300.0, task: BenchTask = BenchTask(),
 ) -> RanksRate:  # fmt: skip
     """`measure_training` on ``nproc`` local ranks at once (torch's launcher, `mimictools.app.launch`), each with
     ``spec.num_envs`` envs on its own device (``cuda`` -> ``cuda:<local rank>``)."""
     from mimictools.app.launch import launch_function
 
     rates = launch_function(
-        nproc, _training_rank, engine_name, str(character.source), spec, seconds, timeout_s, agent_config
+        nproc, _training_rank, engine_name, str(character.source), spec, seconds, timeout_s, task
     )
     return RanksRate([float(rates[r]) for r in sorted(rates)])
 
@@ -387,16 +480,19 @@ def run_bench(
     train: bool = False,
     on_result: Optional[Callable[[BenchResult], None]] = None,
     nproc: int = 1,
-    agent_config: Optional[Path] = None,
+    task: BenchTask = BenchTask(),
 ) -> List[BenchResult]:
-    """``measure_engine`` (and ``measure_training`` when ``train``; then ``measure_training_ranks`` when ``nproc``
-    > 1) for each env count; ``on_result`` sees each row; ``agent_config`` is the training loop's agent file."""
+    """``measure_engine`` (then ``measure_clip_ceiling`` when ``task`` names a clip, ``measure_training`` when
+    ``train``, ``measure_training_ranks`` when ``nproc`` > 1) for each env count; ``on_result`` sees each row."""
     results = []
     for n in env_counts:
         spec = replace(base_spec, num_envs=int(n))
         row = measure_engine(engine_name, character, spec, seconds=seconds)
+        if task.motion is not None:
+            clip = measure_clip_ceiling(engine_name, character, spec, task, seconds=seconds)
+            row = replace(row, clip_control_steps_per_s=clip)
         if train:
-            rate = measure_training(engine_name, character, spec, seconds=seconds, agent_config=agent_config)
+            rate = measure_training(engine_name, character, spec, seconds=seconds, task=task)
             row = replace(
                 row,
                 samples_per_s=rate.samples_per_s,
@@ -407,7 +503,7 @@ def run_bench(
             )
             if nproc > 1:
                 ranks = measure_training_ranks(
-                    nproc, engine_name, character, spec, seconds=seconds, agent_config=agent_config
+                    nproc, engine_name, character, spec, seconds=seconds, task=task
                 )
                 row = replace(
                     row,

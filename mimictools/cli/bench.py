@@ -107,6 +107,22 @@ def bench(
             "GPU, the bundled demo agent on the CPU), e.g. data/configs/spinkick_16k_agent.yaml.",
         ),
     ] = None,
+    motion: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--motion",
+            help="A clip (or dataset) to measure on: adds the ceiling on its states (the engine alone playing it "
+            "open-loop from the task's reference-state starts) and, with --train, runs the training loop on it.",
+        ),
+    ] = None,
+    env_config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--env-config",
+            help="With --motion: the env (task) YAML for it (default: the bundled demo's), e.g. MimicKit's "
+            "deepmimic_humanoid_env.yaml.",
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -120,10 +136,11 @@ def bench(
     """Measure engine throughput: raw physics steps/s (the ceiling) and control steps/s (step + state reads).
 
     Each env count builds a fresh engine, stands the character in its rest pose and holds it with PD targets.
-    Rates are summed over envs. Timings depend on the machine and its load: record them with the machine,
+    With --motion, the engine also plays that clip open-loop from the task's starts (the ceiling on the states
+    its training visits) and --train trains on it. Rates are summed over envs. Timings depend on the machine and its load: record them with the machine,
     date and commit (docs/performance.md).
     """
-    from mimictools.app.bench import run_bench
+    from mimictools.app.bench import CLIP_RESET_EVERY, BenchTask, run_bench
     from mimictools.character.mjcf import load_character
     from mimictools.engines.base import EngineSpec
     from mimictools.engines.registry import SOLVER_TOLERANCE_RULE, solver_tolerance_ok
@@ -139,6 +156,11 @@ def bench(
         raise ConfigError("--agent-config sets the training loop's agent: add --train")
     if agent_config is not None and not Path(agent_config).is_file():
         raise ConfigError(f"--agent-config {agent_config}: no such file")
+    for flag, path in (("--motion", motion), ("--env-config", env_config)):
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"{flag} {path}: no such file")
+    if env_config is not None and motion is None:
+        raise ConfigError("--env-config sets the task of --motion: add --motion")
     if nproc > 1 and not train:
         raise ConfigError("--nproc measures the training loop: add --train")
     if seconds <= 0:
@@ -179,6 +201,13 @@ def bench(
             if train
             else ""
         )
+        + (
+            f" clip control: control steps/s of the engine alone playing {motion.name} open-loop from the task's "
+            f"starts (reset every {CLIP_RESET_EVERY} control steps)"
+            + ("; train / clip ctrl: training samples/s over it." if train else ".")
+            if motion is not None
+            else ""
+        )
     )
     columns = [
         "envs",
@@ -189,6 +218,8 @@ def bench(
         "control/s",
         "physics/s via control",
     ]
+    if motion is not None:
+        columns.append("clip control/s")
     if train:
         columns += [
             "samples/s (rollout)",
@@ -196,6 +227,10 @@ def bench(
             "update s/iter",
             "train / raw ctrl",
             "train / rollout physics",
+        ]
+        if motion is not None:
+            columns.append("train / clip ctrl")
+        columns += [
             "step ms: record / act / physics / post / storage",
         ]
     if nproc > 1:
@@ -220,7 +255,7 @@ def bench(
         train=train,
         on_result=progress,
         nproc=nproc,
-        agent_config=agent_config,
+        task=BenchTask(motion=motion, env_config=env_config, agent_config=agent_config),
     )
 
     if as_json:
@@ -234,6 +269,8 @@ def bench(
             "solver_tolerance": solver_tolerance,
             "seconds": seconds,
             "agent_config": None if agent_config is None else str(agent_config),
+            "motion": None if motion is None else str(motion),
+            "env_config": None if env_config is None else str(env_config),
             "machine": {
                 "processor": platform.processor() or platform.machine(),
                 "cpu_count": os.cpu_count(),
@@ -245,6 +282,7 @@ def bench(
                     r.to_dict(),
                     train_over_raw_control_rate=_train_ratio(r),
                     train_over_rollout_physics_rate=_train_physics_ratio(r),
+                    train_over_clip_control_rate=_train_clip_ratio(r),
                 )
                 for r in rows
             ],
@@ -265,6 +303,8 @@ def bench(
             _rate(r.control_steps_per_s),
             _rate(r.physics_steps_per_s),
         ]
+        if motion is not None:
+            cells.append(_rate(r.clip_control_steps_per_s))
         if train:
             cells.append(_rate(r.rollout_samples_per_s))
             cells.append(_rate(r.samples_per_s))
@@ -273,6 +313,9 @@ def bench(
             cells.append("-" if ratio is None else f"{ratio:.2f}")
             ratio = _train_physics_ratio(r)
             cells.append("-" if ratio is None else f"{ratio:.2f}")
+            if motion is not None:
+                ratio = _train_clip_ratio(r)
+                cells.append("-" if ratio is None else f"{ratio:.2f}")
             cells.append(" / ".join(f"{r.step_ms[k]:.2f}" for k in PHASES) if r.step_ms else "-")
         if nproc > 1:
             cells.append(" / ".join(_rate(x) for x in r.rank_samples_per_s or []))
@@ -311,3 +354,11 @@ def _train_physics_ratio(r: Any) -> Optional[float]:
     if r.samples_per_s is None or not ms or ms <= 0:
         return None
     return float(r.samples_per_s) / (r.num_envs / (float(ms) / 1000.0))
+
+
+def _train_clip_ratio(r: Any) -> Optional[float]:
+    """Training samples/s over the clip ceiling's control steps/s (``--motion``): the share of the engine's
+    ceiling on the clip's own states that the full training loop keeps (issue 18's measure, on the clip)."""
+    if r.samples_per_s is None or not r.clip_control_steps_per_s:
+        return None
+    return float(r.samples_per_s) / float(r.clip_control_steps_per_s)

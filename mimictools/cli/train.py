@@ -139,13 +139,15 @@ def train(
             "--nproc-per-node): drop --nproc under torchrun"
         )
     ranks = distributed.init_from_env(device, dist_timeout)
+    finished = False
     try:
         _train(
             ranks, motion, char, engine, num_envs, device, max_samples, minutes, out_dir, seed, resume,
             env_config, agent_config, engine_config, set_, data_root, threads, torch_threads, no_progress, fps,
         )  # fmt: skip
+        finished = True
     finally:
-        distributed.teardown()
+        distributed.teardown(barrier=finished)
 
 
 def _train(

@@ -165,11 +165,24 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
     return info
 
 
-def teardown() -> None:
-    """Leave the process group (if one runs in this process)."""
+def teardown(barrier: bool = False) -> None:
+    """Leave the process group (if one runs in this process).
+
+    ``barrier``: first wait until every rank has got here, so that no rank closes its connections while a peer
+    still finishes its last collective (PyTorch's own distributed tests do the same against a gloo abort at exit:
+    "terminate called without an active exception", seen once here in a 2-rank test, docs/testing.md). Pass it
+    on a clean exit only: a rank that failed never arrives. A barrier that fails (a peer already gone) is
+    ignored: leaving the group is all that is left to do.
+    """
     dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if barrier and dist.get_world_size() > 1:
+        try:
+            dist.barrier()
+        except (RuntimeError, ValueError):  # gloo: RuntimeError; NCCL: DistBackendError (a RuntimeError)
+            pass
+    dist.destroy_process_group()
 
 
 def rank_device(device: str, info: RankInfo) -> str:

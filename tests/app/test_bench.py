@@ -6,9 +6,17 @@ import json
 import math
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from mimictools.app.bench import BenchResult, measure_training, run_bench, standing_state, training_rate
+from mimictools.app.bench import (
+    BenchResult,
+    BenchTask,
+    measure_training,
+    run_bench,
+    standing_state,
+    training_rate,
+)
 from mimictools.character import kinematics
 from mimictools.cli.app import app
 from mimictools.engines.base import EngineSpec
@@ -64,7 +72,9 @@ def test_training_loop_takes_the_agent_file(humanoid, tmp_path, monkeypatch):
 
     agent = tmp_path / "agent.yaml"
     text = (bundled_data_dir() / "configs" / "demo_agent.yaml").read_text()
-    text = text.replace("steps_per_iter: 32", "steps_per_iter: 3").replace("actor_batch_size: 4", "actor_batch_size: 0.5")
+    text = text.replace("steps_per_iter: 32", "steps_per_iter: 3").replace(
+        "actor_batch_size: 4", "actor_batch_size: 0.5"
+    )
     agent.write_text(text)
     built = []
     make_runner = runlib.make_runner
@@ -74,7 +84,9 @@ def test_training_loop_takes_the_agent_file(humanoid, tmp_path, monkeypatch):
         return make_runner(cfg, *args, **kw)
 
     monkeypatch.setattr(runlib, "make_runner", spy)
-    measure_training("mujoco", humanoid, EngineSpec(num_envs=2), seconds=0.05, agent_config=agent)
+    measure_training(
+        "mujoco", humanoid, EngineSpec(num_envs=2), seconds=0.05, task=BenchTask(agent_config=agent)
+    )
     assert [(a.steps_per_iter, a.actor_batch_size) for a in built] == [(3, 0.5)]
 
 
@@ -124,7 +136,13 @@ def test_cli_json_train_ratio(humanoid_xml):
     (row,) = json.loads(res.stdout)["results"]
     want = row["samples_per_s"] / (row["raw_physics_steps_per_s"] / row["substeps"])
     assert row["train_over_raw_control_rate"] == pytest.approx(want)
-    assert list(row["step_ms"]) == ["record", "act", "physics", "post", "storage"]  # the rollout step by phase
+    assert list(row["step_ms"]) == [
+        "record",
+        "act",
+        "physics",
+        "post",
+        "storage",
+    ]  # the rollout step by phase
     assert all(v >= 0 for v in row["step_ms"].values())
     # the share of the loop that is physics, timed inside the training rollout
     physics_rate = row["num_envs"] / (row["step_ms"]["physics"] / 1000.0)
@@ -177,3 +195,96 @@ def test_cli_agent_config_errors(humanoid_xml, tmp_path):
     assert res.exit_code == 2 and "add --train" in res.output
     res = CliRunner().invoke(app, base + ["--train", "--agent-config", str(tmp_path / "missing.yaml")])
     assert res.exit_code == 2 and "missing.yaml: no such file" in res.output
+
+
+def _bundled():
+    from mimictools.character.mjcf import load_character
+    from mimictools.paths import bundled_data_dir, bundled_humanoid_xml
+
+    return load_character(bundled_humanoid_xml()), bundled_data_dir() / "motions" / "demo_squat.pkl"
+
+
+def test_clip_ceiling_plays_the_clip_open_loop_from_the_tasks_starts(monkeypatch):
+    """The clip ceiling resets every env to where the task's reset put it every `reset_every` control steps and in
+    between sets the clip's pose one control step ahead as PD targets (recorded from the engine's calls)."""
+    from mimictools.app import run as runlib
+    from mimictools.app.bench import measure_clip_ceiling
+
+    char, squat = _bundled()
+    seen = {}
+    build = runlib.build_env
+
+    def spy(cfg, spec, **kw):
+        env = build(cfg, spec, **kw)
+        eng, calls = env.engine, []
+        set_targets, set_state = eng.set_targets, eng.set_state_where
+        eng.set_targets = lambda t: (calls.append(("targets", t.clone())), set_targets(t))[1]
+        eng.set_state_where = lambda m, s: (calls.append(("reset", s.dof_pos.clone())), set_state(m, s))[1]
+        seen.update(env=env, calls=calls, cfg=cfg)
+        return env
+
+    monkeypatch.setattr(runlib, "build_env", spy)
+    k = 4
+    rate = measure_clip_ceiling(
+        "mujoco", char, EngineSpec(num_envs=3), BenchTask(motion=squat), seconds=0.05, reset_every=k
+    )
+    assert math.isfinite(rate) and rate > 0
+    env, calls = seen["env"], seen["calls"]
+    (kind, start), loop = calls[0], calls[1:]  # the task's own reset, then the timed playback
+    assert kind == "reset" and len(loop) >= 2 * (
+        k + 1
+    )  # warm-up and timed windows (the last may be cut short)
+    dt = 1.0 / seen["cfg"].engine.control_freq
+    want = [
+        env.motion_lib.calc_motion_frame(
+            env.motion_ids, env.motion_time_s + (i + 1) * dt, bodies=False
+        ).dof_pos
+        for i in range(k)
+    ]
+    assert not torch.allclose(want[0], want[-1])  # the clip moves within a window
+    for b in range(0, len(loop), k + 1):
+        block = loop[b : b + k + 1]
+        assert block[0][0] == "reset" and torch.equal(block[0][1], start)
+        for i, (kind, targets) in enumerate(block[1:]):
+            assert kind == "targets"
+            torch.testing.assert_close(targets, want[i].to(targets.dtype))
+    with pytest.raises(ValueError, match="needs a clip"):
+        measure_clip_ceiling("mujoco", char, EngineSpec(num_envs=1), BenchTask(), seconds=0.01)
+
+
+def test_cli_motion_adds_the_clip_ceiling_and_trains_on_the_clip(tmp_path, monkeypatch):
+    """--motion / --env-config: each row carries the clip ceiling and train / clip ctrl; the loop is built with
+    the given clip and env file."""
+    from mimictools.app import run as runlib
+    from mimictools.paths import bundled_data_dir, bundled_humanoid_xml
+
+    _, squat = _bundled()
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text((bundled_data_dir() / "configs" / "demo_env.yaml").read_text())
+    built = []
+    make_runner = runlib.make_runner
+
+    def spy(cfg, spec, *args, **kw):
+        built.append((spec.motion_file, spec.num_envs))
+        return make_runner(cfg, spec, *args, **kw)
+
+    monkeypatch.setattr(runlib, "make_runner", spy)
+    args = ["bench", "--num-envs", "2", "--seconds", "0.2", "--char", str(bundled_humanoid_xml())]
+    res = CliRunner().invoke(
+        app, args + ["--motion", str(squat), "--env-config", str(env_file), "--train", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["motion"] == str(squat) and doc["env_config"] == str(env_file)
+    (row,) = doc["results"]
+    assert row["clip_control_steps_per_s"] > 0
+    assert row["train_over_clip_control_rate"] == pytest.approx(
+        row["samples_per_s"] / row["clip_control_steps_per_s"]
+    )
+    assert built == [(str(squat.resolve()), 2)]
+    res = CliRunner().invoke(app, args + ["--motion", str(squat)])  # the table, without --train
+    assert res.exit_code == 0 and "clip control/s" in res.stdout and "samples/s (train)" not in res.stdout
+    res = CliRunner().invoke(app, args + ["--env-config", str(env_file)])
+    assert res.exit_code == 2 and "add --motion" in res.output
+    res = CliRunner().invoke(app, args + ["--motion", str(tmp_path / "missing.pkl")])
+    assert res.exit_code == 2 and "missing.pkl: no such file" in res.output

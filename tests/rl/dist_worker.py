@@ -113,6 +113,7 @@ def main() -> None:
     mode = sys.argv[1]
     ranks = distributed.init_from_env("cpu", timeout_s=float(os.environ.get("TEST_DIST_TIMEOUT", "30")))
     torch.set_num_threads(1)
+    finished = False
     try:
         if mode == "update":
             cfg = update_agent()
@@ -122,8 +123,9 @@ def main() -> None:
             _train(ranks, Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:])
         else:
             raise SystemExit(f"unknown mode {mode}")
+        finished = True
     finally:
-        distributed.teardown()
+        distributed.teardown(barrier=finished)  # as `mimic train` leaves the group
 
 
 def _train(ranks, out_dir: Path, result: str, max_samples: int, flags) -> None:

@@ -162,6 +162,25 @@ def test_normalizer_single_process_update_is_unchanged():
     torch.testing.assert_close(n.std.double(), allx.std(0, unbiased=False), rtol=1e-6, atol=0)
 
 
+def test_teardown_barrier_only_when_asked_and_the_group_is_left_even_if_it_fails(monkeypatch):
+    """``teardown(barrier=True)`` (a clean exit) waits for the peers first; a barrier that fails (a peer already
+    gone) still leaves the group; ``teardown()`` (after an error) never waits. One gloo rank posing as one of two."""
+    dist, calls = torch.distributed, []
+
+    def failing_barrier(*args, **kwargs):
+        calls.append("barrier")
+        raise RuntimeError("Connection closed by peer")
+
+    for barrier, want in ((True, ["barrier"]), (False, [])):
+        calls.clear()
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+        with monkeypatch.context() as m:
+            m.setattr(dist, "get_world_size", lambda *a, **k: 2)
+            m.setattr(dist, "barrier", failing_barrier)
+            distributed.teardown(barrier=barrier)
+        assert calls == want and not dist.is_initialized()
+
+
 def test_deferred_stop_records_then_raises_on_a_second_signal():
     with deferred_stop() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
