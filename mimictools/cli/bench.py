@@ -137,8 +137,8 @@ def bench(
 
     Each env count builds a fresh engine, stands the character in its rest pose and holds it with PD targets.
     With --motion, the engine also plays that clip open-loop from the task's starts (the ceiling on the states
-    its training visits) and --train trains on it. Rates are summed over envs. Timings depend on the machine and its load: record them with the machine,
-    date and commit (docs/performance.md).
+    its training visits) and --train trains on it. Rates are summed over envs. Timings depend on the machine
+    and its load: record them with the machine, date and commit (docs/performance.md).
     """
     from mimictools.app.bench import CLIP_RESET_EVERY, BenchTask, run_bench
     from mimictools.character.mjcf import load_character
