@@ -169,10 +169,10 @@ def teardown(barrier: bool = False) -> None:
     """Leave the process group (if one runs in this process).
 
     ``barrier``: first wait until every rank has got here, so that no rank closes its connections while a peer
-    still finishes its last collective (PyTorch's own distributed tests do the same against a gloo abort at exit:
-    "terminate called without an active exception", seen once here in a 2-rank test, docs/testing.md). Pass it
-    on a clean exit only: a rank that failed never arrives. A barrier that fails (a peer already gone) is
-    ignored: leaving the group is all that is left to do.
+    still finishes its last collective (PyTorch's own distributed tests leave their groups this way). Pass it on a
+    clean exit only: a rank that failed never arrives. A barrier that fails (a peer already gone) is ignored:
+    leaving the group is all that is left to do. It does not cure the rare gloo abort at process exit
+    ("terminate called without an active exception", after this has returned; docs/testing.md).
     """
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()):
