@@ -151,6 +151,7 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
                 "use at most one process per GPU (--nproc-per-node)"
             )
         torch.cuda.set_device(info.local_rank)
+    _import_before_joining()
     try:
         dist.init_process_group(
             backend="nccl" if cuda else "gloo",
@@ -165,14 +166,27 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
     return info
 
 
+def _import_before_joining() -> None:
+    """Import ``torch._dynamo`` before the process group starts. torch.optim imports it when the first optimizer
+    is built, and imported while a group runs (torch 2.13) it keeps that group alive past
+    ``destroy_process_group``. Its gloo threads then run on into interpreter exit, where one that drops its last
+    work (tensors with Python references) needs the GIL and aborts the process: "terminate called without an
+    active exception", about 1 in 500 2-rank runs (docs/testing.md). Imported first, the group and its threads
+    end in `teardown`."""
+    try:
+        import torch._dynamo  # noqa: F401
+    except ImportError:  # a torch build without it: nothing to keep alive
+        pass
+
+
 def teardown(barrier: bool = False) -> None:
     """Leave the process group (if one runs in this process).
 
     ``barrier``: first wait until every rank has got here, so that no rank closes its connections while a peer
     still finishes its last collective (PyTorch's own distributed tests leave their groups this way). Pass it on a
     clean exit only: a rank that failed never arrives. A barrier that fails (a peer already gone) is ignored:
-    leaving the group is all that is left to do. It does not cure the rare gloo abort at process exit
-    ("terminate called without an active exception", after this has returned; docs/testing.md).
+    leaving the group is all that is left to do. (The rare gloo abort at process exit, "terminate called without
+    an active exception", came from a group that outlived this call: `_import_before_joining`.)
     """
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()):

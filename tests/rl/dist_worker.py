@@ -11,6 +11,7 @@ LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the enviro
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import sys
@@ -126,6 +127,22 @@ def main() -> None:
         finished = True
     finally:
         distributed.teardown(barrier=finished)  # as `mimic train` leaves the group
+    print("threads after teardown:", json.dumps(live_threads()), flush=True)
+
+
+def live_threads():
+    """This process's OS thread names (Linux; [] elsewhere). While a gloo group runs they include its
+    'gloo_tcp_loop' and 'pt_gloo_runloop' threads; after `distributed.teardown` they must be gone."""
+    task = Path("/proc/self/task")
+    if not task.is_dir():
+        return []
+    names = []
+    for t in task.iterdir():
+        try:
+            names.append((t / "comm").read_text().strip())
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return names
 
 
 def _train(ranks, out_dir: Path, result: str, max_samples: int, flags) -> None:
