@@ -263,8 +263,8 @@ class BenchTask:
 
 CLIP_RESET_EVERY = 10
 """Control steps of open-loop playback between the clip ceiling's resets (1/3 s at 30 Hz): long enough that
-resets are a small part of the work, short enough that the envs stay near the reference (open-loop PD playback
-drifts from a spinkick within about a second)."""
+resets are a small part of the work, short enough that the envs stay near the reference (with no policy to
+correct it, open-loop PD playback drifts off a dynamic clip)."""
 
 
 def _resolve(engine_name: str, character: Character, spec: EngineSpec, task: BenchTask) -> tuple:
