@@ -27,16 +27,12 @@ export PYTHONUNBUFFERED=1 MIMIC_SHARED=/nonexistent WARP_CACHE_PATH=${WARP_CACHE
 if [ "$CPU_CHECK" = 1 ]; then
   DEV="--engine mujoco --device cpu"; SECONDS_PER=${SECONDS_PER_CPU:-1}
 else
-  if [ ! -d /tmp/site/warp ]; then
-    # shellcheck disable=SC1091
-    source scripts/gpu/wheels.sh finish || { echo "wheel install failed (are all warp parts staged?)"; exit 1; }
-  fi
-  export PYTHONPATH=/tmp/site:$PWD
+  # shellcheck disable=SC1091
+  source scripts/gpu/wheels.sh finish || { echo "wheel install failed (are all warp parts staged?)"; exit 1; }
+  # shellcheck disable=SC1091
+  source scripts/gpu/wheels.sh cache
   DEV="--engine mjwarp --device cuda"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  if [ ! -d "$WARP_CACHE_PATH" ] && ls .warpcache_in/warpcache.tgz* >/dev/null 2>&1; then
-    mkdir -p "$WARP_CACHE_PATH" && cat $(ls .warpcache_in/warpcache.tgz* | sort) | tar xzf - -C "$WARP_CACHE_PATH"
-  fi
 fi
 git log -1 --format='tree of commit %h (%cs)' 2>/dev/null
 B="python3 -m mimictools bench $DEV --seconds $SECONDS_PER --train --json --char .gpudata/mk_humanoid.xml

@@ -76,14 +76,8 @@ else
   STOP_FIRST=""; STOP_NEXT=""
   nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader
 fi
-CACHE_IN=0
-if ls .warpcache_in/warpcache.tgz* >/dev/null 2>&1; then
-  CACHE_IN=1
-  if [ ! -d "$WARP_CACHE_PATH" ]; then
-    mkdir -p "$WARP_CACHE_PATH"
-    cat $(ls .warpcache_in/warpcache.tgz* | sort) | tar xzf - -C "$WARP_CACHE_PATH" && echo "restored Warp kernel cache: $(du -sh "$WARP_CACHE_PATH" | cut -f1)"
-  fi
-fi
+# shellcheck disable=SC1091
+source scripts/gpu/wheels.sh cache   # sets CACHE_IN
 for f in mk_humanoid.xml "$MOTION" deepmimic_humanoid_env.yaml newton_engine.yaml; do
   [ -f ".gpudata/$f" ] || { echo "missing .gpudata/$f (copy it from ../shared/mimickit and carry .gpudata)"; exit 2; }
 done

@@ -8,6 +8,9 @@
 #   bash scripts/gpu/wheels.sh stage .gpuwheels/x0     # on the host, one call per part, carrying only that part
 #   source scripts/gpu/wheels.sh finish                 # on the host, carrying .gpuwheels/small: installs into
 #                                                       # /tmp/site and exports PYTHONPATH (takes either layout)
+#   source scripts/gpu/wheels.sh cache                  # on the host: unpacks the Warp kernel cache an earlier call
+#                                                       # brought back (carried as .warpcache_in/warpcache.tgz*) into
+#                                                       # $WARP_CACHE_PATH unless it is there; CACHE_IN=1 when carried
 case "${1:-}" in
   pack)
     set -euo pipefail
@@ -46,5 +49,17 @@ case "${1:-}" in
     export PYTHONPATH=/tmp/site:$PWD
     python3 -c "import warp, mujoco, mujoco_warp, torch; print('warp', warp.__version__, 'mujoco', mujoco.__version__, 'mujoco_warp', mujoco_warp.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     ;;
-  *) echo "usage: bash scripts/gpu/wheels.sh pack | stage DIR; source scripts/gpu/wheels.sh finish"; return 2 2>/dev/null || exit 2 ;;
+  cache)
+    : "${WARP_CACHE_PATH:?set WARP_CACHE_PATH before: source scripts/gpu/wheels.sh cache}"
+    CACHE_IN=0
+    if ls .warpcache_in/warpcache.tgz* >/dev/null 2>&1; then
+      CACHE_IN=1
+      if [ ! -d "$WARP_CACHE_PATH" ]; then
+        mkdir -p "$WARP_CACHE_PATH"
+        cat $(ls .warpcache_in/warpcache.tgz* | sort) | tar xzf - -C "$WARP_CACHE_PATH" \
+          && echo "restored Warp kernel cache: $(du -sh "$WARP_CACHE_PATH" | cut -f1)"
+      fi
+    fi
+    ;;
+  *) echo "usage: bash scripts/gpu/wheels.sh pack | stage DIR; source scripts/gpu/wheels.sh finish | cache"; return 2 2>/dev/null || exit 2 ;;
 esac
